@@ -1,0 +1,147 @@
+//! The settings every binary shares, as clap argument groups a binary flattens into its own
+//! typed config struct. Each value comes from a flag or its environment variable, is read once
+//! at start-up and passed down; nothing else reads the environment.
+//!
+//! Defaults work with the dev stack (`make up`). This crate must never hold a secret's value
+//! in a `Debug` output or a log line.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use telemetry::TelemetryArgs;
+
+/// Where NATS is.
+#[derive(clap::Args, Clone, Debug)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma separated.
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+}
+
+impl NatsArgs {
+    /// Connects with a client name (shown by `nats server report connections`) and retries
+    /// the first connection for a while, so services can start before the server.
+    pub async fn connect(&self, client_name: &str) -> anyhow::Result<async_nats::Client> {
+        let options = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5));
+        let client = tokio::time::timeout(
+            Duration::from_secs(30),
+            options.connect(self.nats_url.as_str()),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no NATS server at {} after 30 s", self.nats_url))?
+        .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", self.nats_url))?;
+        Ok(client)
+    }
+}
+
+/// Where the service's PostgreSQL database is.
+#[derive(clap::Args, Clone)]
+pub struct PostgresArgs {
+    /// PostgreSQL URL; defaults to the service's database on the dev stack's server.
+    #[arg(long = "database-url", env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Connections in the pool.
+    #[arg(
+        long = "database-max-connections",
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    pub max_connections: u32,
+}
+
+impl PostgresArgs {
+    /// The configured URL, or `postgres://postgres@127.0.0.1:5432/<database>`.
+    pub fn url_or_default(&self, database: &str) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{database}"))
+    }
+}
+
+impl std::fmt::Debug for PostgresArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresArgs")
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Where Redis is.
+#[derive(clap::Args, Clone)]
+pub struct RedisArgs {
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+}
+
+impl std::fmt::Debug for RedisArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisArgs")
+            .field("redis_url", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where MongoDB is, if anywhere; document services fall back to PostgreSQL JSONB without it.
+#[derive(clap::Args, Clone)]
+pub struct MongoArgs {
+    #[arg(long = "mongodb-url", env = "MONGODB_URL")]
+    pub mongodb_url: Option<String>,
+}
+
+impl std::fmt::Debug for MongoArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoArgs")
+            .field(
+                "mongodb_url",
+                &self.mongodb_url.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The admin HTTP port (health and metrics) and the logging set-up.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServiceArgs {
+    /// Address of the admin HTTP server (/health/live, /health/ready, /metrics); each binary
+    /// has its own default port on 127.0.0.1.
+    #[arg(long = "admin-addr", env = "ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// Requests one endpoint handles at once per replica.
+    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Deadline of a request that comes without one, in milliseconds.
+    #[arg(
+        long = "request-timeout-ms",
+        env = "REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub request_timeout_ms: u64,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+impl ServiceArgs {
+    pub fn admin_addr_or(&self, default_port: u16) -> SocketAddr {
+        self.admin_addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}

@@ -1,0 +1,187 @@
+//! The admin HTTP port of a service: liveness, readiness and the Prometheus scrape.
+//!
+//! Orchestrators probe `/health/live` (is the process running) and `/health/ready` (can it
+//! serve: every dependency check passes); Prometheus scrapes `/metrics`. Nothing else belongs
+//! here: requests from clients of the platform go through the gateway.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::future::BoxFuture;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+/// Liveness: answers 200 whenever the process can serve HTTP at all.
+pub const LIVE_PATH: &str = "/health/live";
+/// Readiness: 200 when every check passes, 503 naming the failing checks otherwise.
+pub const READY_PATH: &str = "/health/ready";
+/// The Prometheus text exposition of the process' metrics.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// How long one readiness check may take before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The content type of the Prometheus text format.
+const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// One dependency a service needs to be ready (NATS, PostgreSQL, Redis ...).
+pub trait Check: Send + Sync + 'static {
+    /// A short stable name, the key of this check in the readiness answer.
+    fn name(&self) -> &str;
+    /// `Ok` when the dependency is usable; `Err` says why not (it is shown on the admin port,
+    /// so it must not contain secrets).
+    fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+struct FnCheck<F> {
+    name: String,
+    check: F,
+}
+
+impl<F, Fut> Check for FnCheck<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin((self.check)())
+    }
+}
+
+/// A check from a name and an async closure.
+pub fn check_fn<F, Fut>(name: impl Into<String>, check: F) -> Arc<dyn Check>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(FnCheck {
+        name: name.into(),
+        check,
+    })
+}
+
+/// Ready while the NATS client is connected. The client reconnects by itself; while it is
+/// disconnected the service cannot receive requests, so it should not be sent traffic.
+pub fn nats_check(client: async_nats::Client) -> Arc<dyn Check> {
+    check_fn("nats", move || {
+        let state = client.connection_state();
+        async move {
+            match state {
+                async_nats::connection::State::Connected => Ok(()),
+                other => Err(format!("connection state is {other:?}")),
+            }
+        }
+    })
+}
+
+#[derive(Clone)]
+struct AdminState {
+    checks: Arc<[Arc<dyn Check>]>,
+    metrics: PrometheusHandle,
+}
+
+/// The admin HTTP server, bound but not yet serving.
+pub struct AdminServer {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+}
+
+impl AdminServer {
+    /// Binds `addr` now (port 0 picks a free port, see [`AdminServer::local_addr`]) and
+    /// installs the Prometheus recorder if it is not installed yet.
+    pub async fn bind(addr: SocketAddr, checks: Vec<Arc<dyn Check>>) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the admin port on {addr}"))?;
+        let local_addr = listener
+            .local_addr()
+            .context("reading the admin port's bound address")?;
+        let state = AdminState {
+            checks: checks.into(),
+            metrics: crate::metrics(),
+        };
+        let router = Router::new()
+            .route(LIVE_PATH, get(live))
+            .route(READY_PATH, get(ready))
+            .route(METRICS_PATH, get(render_metrics))
+            .with_state(state);
+        Ok(Self {
+            listener,
+            local_addr,
+            router,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr, "admin server listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving the admin port")
+    }
+}
+
+async fn live() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
+    let results = futures::future::join_all(state.checks.iter().map(|check| async move {
+        let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("timed out after {} s", CHECK_TIMEOUT.as_secs())),
+        };
+        (check.name().to_owned(), outcome)
+    }))
+    .await;
+
+    let mut all_ok = true;
+    let mut checks = BTreeMap::new();
+    for (name, outcome) in results {
+        let shown = match outcome {
+            Ok(()) => "ok".to_owned(),
+            Err(reason) => {
+                all_ok = false;
+                tracing::warn!(check = %name, %reason, "readiness check failed");
+                format!("error: {reason}")
+            }
+        };
+        checks.insert(name, shown);
+    }
+    let (status, label) = if all_ok {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (status, Json(json!({ "status": label, "checks": checks })))
+}
+
+async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,30 @@
+//! Private servers for tests: a nats-server with JetStream, a Redis server and a PostgreSQL
+//! cluster, each on a random port of 127.0.0.1 with its data in a private temporary directory.
+//!
+//! - [`NatsServer::start`] and [`RedisServer::start`] start one server per call; the server is
+//!   killed and its directory removed when the value is dropped.
+//! - [`fresh_database`] returns a new, empty database on a PostgreSQL cluster private to the test
+//!   process. The cluster starts on first use and stops when the process exits.
+//!
+//! Every server runs beside a small shell watchdog that holds the read end of a pipe whose
+//! write end only this process holds. When the process exits for any reason (a panic, a
+//! SIGKILL, the test harness ending) the kernel closes the pipe, the watchdog reads end of file,
+//! stops the server and removes its directory. So a run leaves no processes and no temporary
+//! directories behind, even when Drop never runs.
+//!
+//! Binaries are found through an environment variable (`NATS_SERVER_BIN`, `REDIS_SERVER_BIN`,
+//! `PG_BIN_DIR`), then `<workspace>/.dev/bin/` (filled by `cargo xtask deps`), then `PATH`, and
+//! for PostgreSQL the newest `/usr/lib/postgresql/*/bin`.
+//!
+//! This crate is for tests only: it must never be a dependency of a binary, never use fixed
+//! ports, and never touch data outside the directories it creates.
+
+mod binaries;
+mod nats;
+mod postgres;
+mod process;
+mod redis;
+
+pub use nats::NatsServer;
+pub use postgres::{TestDatabase, fresh_database};
+pub use redis::RedisServer;

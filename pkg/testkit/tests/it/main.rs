@@ -1,0 +1,5 @@
+//! The servers testkit starts are real, reachable and private.
+
+mod nats;
+mod postgres;
+mod redis;
