@@ -1,0 +1,171 @@
+//! The service contracts of the platform, generated from `proto/` at build time.
+//!
+//! Each service's contract is one `.proto` file: its messages, an rpc service, and per method
+//! the platform options (access level, HTTP route, rate class). From that single source this
+//! crate provides the message types with canonical proto3 JSON, each method's NATS subject
+//! ([`rpc::MethodDescriptor`]), a server trait and `endpoints()` binding for the service, a
+//! typed client for its callers, the gateway's route table ([`ROUTES`]) and the OpenAPI
+//! document ([`OPENAPI_JSON`]).
+//!
+//! It must never hold behaviour: no I/O, no business rules, only what the contracts say.
+//! A subject or route string written anywhere else in the platform is a bug.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+include!(concat!(env!("OUT_DIR"), "/api.rs"));
+
+pub use pbjson_types::Timestamp;
+
+/// An HTTP route of a contract method, for the gateway.
+#[derive(Debug)]
+pub struct Route {
+    pub descriptor: &'static rpc::MethodDescriptor,
+    /// "GET", "POST", "PUT", "PATCH" or "DELETE".
+    pub http_method: &'static str,
+    /// In axum's syntax: `/api/v1/products/{id}`.
+    pub path: &'static str,
+    /// Names of the path parameters, each a field of the request message.
+    pub path_params: &'static [&'static str],
+    /// The rate-limit class the gateway applies.
+    pub rate_class: &'static str,
+    /// The top-level fields of the request message, for turning query strings into JSON.
+    pub request_fields: &'static [Field],
+}
+
+impl Route {
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.request_fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// A top-level field of a request message.
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub kind: FieldKind,
+    pub repeated: bool,
+}
+
+/// The protobuf kind of a field, as far as JSON encoding cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    String,
+    Bool,
+    Int32,
+    Int64,
+    Uint32,
+    Uint64,
+    Float,
+    Double,
+    Enum,
+    Bytes,
+    Message,
+}
+
+/// The OpenAPI 3.1 document of every route, generated from the contracts.
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn routes_are_unique_and_their_path_params_are_request_fields() {
+        let mut seen = HashSet::new();
+        for route in ROUTES {
+            assert!(
+                seen.insert((route.http_method, route.path)),
+                "{} {} is routed twice",
+                route.http_method,
+                route.path
+            );
+            for param in route.path_params {
+                assert!(route.field(param).is_some(), "{} {param}", route.path);
+                assert!(route.path.contains(&format!("{{{param}}}")));
+            }
+            assert_ne!(route.descriptor.access, rpc::Access::Internal);
+            assert!(route.path.starts_with("/api/v1/") || route.path.starts_with("/.well-known/"));
+        }
+    }
+
+    #[test]
+    fn subjects_are_the_service_name_then_the_method() {
+        let method = &product::methods::GET_PRODUCT;
+        assert_eq!(method.subject, "product.get_product");
+        assert_eq!(method.service, product::SERVICE_NAME);
+        assert_eq!(
+            product::methods::RESERVE_STOCK.access,
+            rpc::Access::Internal
+        );
+        assert_eq!(product::methods::CREATE_PRODUCT.access, rpc::Access::Admin);
+    }
+
+    #[test]
+    fn json_uses_proto_field_names_and_emits_defaults() {
+        let product = product::Product {
+            id: "p1".into(),
+            price: Some(common::Money {
+                minor_units: 2999,
+                currency: "USD".into(),
+            }),
+            ..Default::default()
+        };
+        let json: serde_json::Value = serde_json::to_value(&product).unwrap();
+        assert_eq!(
+            json["price"]["minor_units"], "2999",
+            "int64 is a JSON string"
+        );
+        assert_eq!(
+            json["image_urls"],
+            serde_json::json!([]),
+            "defaults are emitted"
+        );
+        assert_eq!(json["shop_id"], "");
+        assert!(json.get("shopId").is_none());
+    }
+
+    #[test]
+    fn json_accepts_numbers_for_int64_and_rejects_unknown_fields() {
+        let request: product::SetStockRequest =
+            serde_json::from_str(r#"{"id":"p1","stock":7}"#).unwrap();
+        assert_eq!(request.stock, 7);
+        let request: product::SetStockRequest =
+            serde_json::from_str(r#"{"id":"p1","stock":"8"}"#).unwrap();
+        assert_eq!(request.stock, 8);
+        assert!(serde_json::from_str::<product::SetStockRequest>(r#"{"stok":1}"#).is_err());
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        for route in ROUTES {
+            let operation = &document["paths"][route.path][route.http_method.to_lowercase()];
+            assert!(
+                operation.is_object(),
+                "{} {}",
+                route.http_method,
+                route.path
+            );
+            assert_eq!(operation["x-nats-subject"], route.descriptor.subject);
+        }
+        assert!(document["components"]["schemas"]["product.v1.Product"].is_object());
+    }
+
+    /// docs/api/openapi.json is the committed copy of the generated document, so reviewers
+    /// see API changes in diffs. Regenerate with `UPDATE_GENERATED=1 cargo test -p api`.
+    #[test]
+    fn committed_openapi_document_is_fresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json");
+        if std::env::var_os("UPDATE_GENERATED").is_some() {
+            std::fs::write(path, OPENAPI_JSON).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == OPENAPI_JSON,
+            "docs/api/openapi.json is out of date: run `UPDATE_GENERATED=1 cargo test -p api`"
+        );
+    }
+}
