@@ -1,0 +1,360 @@
+//! The RPC handlers of the product contract.
+//!
+//! Each handler reads the same way: parse the request into domain types (which names every
+//! bad field), decide what the caller may see, then run the store functions, in one
+//! transaction for a write together with the record of the change. Access levels (public,
+//! admin, internal) were already enforced by the runtime from the contract; handlers look at
+//! the caller only where the answer depends on it (inactive products).
+
+use std::collections::HashMap;
+
+use api::product::{
+    Availability, Category, CheckAvailabilityRequest, CheckAvailabilityResponse,
+    CommitReservationRequest, CreateCategoryRequest, CreateProductRequest, GetAvailabilityRequest,
+    GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListProductsRequest,
+    ListProductsResponse, Product, ProductService, ReleaseReservationRequest, Reservation,
+    ReservationItem, ReserveStockRequest, SetStockRequest, UpdateProductRequest,
+};
+use chrono::{DateTime, Utc};
+use rpc::Context;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::domain::{
+    self, CategoryId, NewCategory, NewProduct, NewReservation, Problem, ProductChanges, ProductId,
+    ProductQuery, ProductStatus, ReservationId, StockChange,
+};
+use crate::error::Error;
+use crate::inventory::{self, InventoryRecord, ReservationRecord};
+use crate::store::{self, CategoryRecord, Change, ProductRecord};
+
+// `::store` is the workspace's storage crate; plain `store` is this crate's queries.
+use ::store::cache::Cache;
+
+/// The product service: its database and the product cache.
+pub struct ProductHandlers {
+    pool: PgPool,
+    cache: Cache,
+}
+
+impl ProductHandlers {
+    pub fn new(pool: PgPool, cache: Cache) -> Self {
+        Self { pool, cache }
+    }
+
+    /// A write and the record of the change it makes commit together, or not at all.
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The product through the cache; `None` when it does not exist.
+    async fn cached_product(&self, id: ProductId) -> Result<Option<ProductRecord>, Error> {
+        self.cache
+            .get_or_load(&id.to_string(), || store::get_product(&self.pool, id))
+            .await
+    }
+}
+
+async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), Error> {
+    Ok(tx.commit().await?)
+}
+
+/// Inactive products are visible to admins only; to anyone else they do not exist.
+fn may_see(ctx: &Context, status: ProductStatus) -> bool {
+    status == ProductStatus::Active || ctx.principal().is_some_and(|p| p.is_admin())
+}
+
+/// One request field parsed on its own, or `invalid_argument` naming it.
+fn parse_field<T>(field: &str, parsed: Result<T, Problem>) -> Result<T, rpc::Error> {
+    parsed.map_err(|problem| rpc::Error::invalid_field(field, problem))
+}
+
+impl ProductService for ProductHandlers {
+    async fn list_products(
+        &self,
+        ctx: Context,
+        request: ListProductsRequest,
+    ) -> Result<ListProductsResponse, rpc::Error> {
+        let query = ProductQuery::parse(&request)?;
+        if !may_see(&ctx, query.status) {
+            return Err(rpc::Error::permission_denied(
+                "only admins may list inactive products",
+            ));
+        }
+        let page = store::list_products(&self.pool, &query).await?;
+        Ok(ListProductsResponse {
+            products: page.products.into_iter().map(Product::from).collect(),
+            next_cursor: page
+                .next_cursor
+                .map(|cursor| cursor.encode())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn get_product(
+        &self,
+        ctx: Context,
+        request: GetProductRequest,
+    ) -> Result<Product, rpc::Error> {
+        let id = parse_field("id", ProductId::parse(&request.id))?;
+        let product = self
+            .cached_product(id)
+            .await?
+            .filter(|product| may_see(&ctx, product.status))
+            .ok_or(Error::ProductNotFound(id))?;
+        Ok(product.into())
+    }
+
+    async fn create_product(
+        &self,
+        _ctx: Context,
+        request: CreateProductRequest,
+    ) -> Result<Product, rpc::Error> {
+        let product = NewProduct::parse(&request)?;
+        let id = ProductId::generate();
+        let mut tx = self.begin().await?;
+        let record = store::insert_product(&mut tx, id, &product).await?;
+        inventory::insert_inventory(&mut tx, id, product.initial_stock).await?;
+        store::record_change(&mut tx, Change::ProductCreated(&record)).await?;
+        commit(tx).await?;
+        Ok(record.into())
+    }
+
+    async fn update_product(
+        &self,
+        _ctx: Context,
+        request: UpdateProductRequest,
+    ) -> Result<Product, rpc::Error> {
+        let (id, changes) = ProductChanges::parse(&request)?;
+        if changes.is_empty() {
+            let product = store::get_product(&self.pool, id)
+                .await?
+                .ok_or(Error::ProductNotFound(id))?;
+            return Ok(product.into());
+        }
+        let mut tx = self.begin().await?;
+        let record = store::update_product(&mut tx, id, &changes)
+            .await?
+            .ok_or(Error::ProductNotFound(id))?;
+        store::record_change(&mut tx, Change::ProductUpdated(&record)).await?;
+        commit(tx).await?;
+        // After the commit, so a reader that misses the cache loads the new row. A read that
+        // loaded the old row just before the commit can still store it afterwards; the Redis
+        // TTL bounds how long that copy lives (cache-aside's known race).
+        self.cache.invalidate(&id.to_string()).await;
+        Ok(record.into())
+    }
+
+    async fn list_categories(
+        &self,
+        _ctx: Context,
+        _request: ListCategoriesRequest,
+    ) -> Result<ListCategoriesResponse, rpc::Error> {
+        let categories = store::list_categories(&self.pool).await?;
+        Ok(ListCategoriesResponse {
+            categories: categories.into_iter().map(Category::from).collect(),
+        })
+    }
+
+    async fn create_category(
+        &self,
+        _ctx: Context,
+        request: CreateCategoryRequest,
+    ) -> Result<Category, rpc::Error> {
+        let category = NewCategory::parse(&request)?;
+        let mut tx = self.begin().await?;
+        let record = store::insert_category(&mut tx, CategoryId::generate(), &category).await?;
+        store::record_change(&mut tx, Change::CategoryCreated(&record)).await?;
+        commit(tx).await?;
+        Ok(record.into())
+    }
+
+    async fn get_availability(
+        &self,
+        ctx: Context,
+        request: GetAvailabilityRequest,
+    ) -> Result<Availability, rpc::Error> {
+        let id = parse_field("id", ProductId::parse(&request.id))?;
+        let record = inventory::get_inventory(&self.pool, id)
+            .await?
+            .filter(|record| may_see(&ctx, record.status))
+            .ok_or(Error::ProductNotFound(id))?;
+        Ok(record.into())
+    }
+
+    async fn set_stock(
+        &self,
+        _ctx: Context,
+        request: SetStockRequest,
+    ) -> Result<Availability, rpc::Error> {
+        let change = StockChange::parse(&request)?;
+        let mut tx = self.begin().await?;
+        let level = inventory::set_stock(&mut tx, change).await?;
+        let product_id = change.product_id;
+        store::record_change(&mut tx, Change::StockSet { product_id, level }).await?;
+        commit(tx).await?;
+        Ok(availability(product_id, level))
+    }
+
+    async fn check_availability(
+        &self,
+        _ctx: Context,
+        request: CheckAvailabilityRequest,
+    ) -> Result<CheckAvailabilityResponse, rpc::Error> {
+        let items = domain::parse_availability_check(&request)?;
+        let ids: Vec<ProductId> = items.iter().map(|(id, _)| id).collect();
+        let records: HashMap<Uuid, InventoryRecord> = inventory::get_inventories(&self.pool, &ids)
+            .await?
+            .into_iter()
+            .map(|record| (record.product_id, record))
+            .collect();
+        let mut available = true;
+        let mut levels = Vec::with_capacity(items.len());
+        for (product_id, quantity) in items.iter() {
+            let record = records
+                .get(&product_id.as_uuid())
+                .ok_or(Error::ProductNotFound(product_id))?;
+            available &=
+                record.status == ProductStatus::Active && record.level().can_supply(quantity);
+            levels.push(Availability::from(*record));
+        }
+        Ok(CheckAvailabilityResponse {
+            available,
+            items: levels,
+        })
+    }
+
+    async fn reserve_stock(
+        &self,
+        _ctx: Context,
+        request: ReserveStockRequest,
+    ) -> Result<Reservation, rpc::Error> {
+        let reservation = NewReservation::parse(&request)?;
+        let mut tx = self.begin().await?;
+        let outcome = inventory::reserve(&mut tx, &reservation).await?;
+        if outcome.changed {
+            store::record_change(&mut tx, Change::ReservationHeld(reservation.id)).await?;
+        }
+        commit(tx).await?;
+        Ok(outcome.reservation.into())
+    }
+
+    async fn release_reservation(
+        &self,
+        _ctx: Context,
+        request: ReleaseReservationRequest,
+    ) -> Result<Reservation, rpc::Error> {
+        let id = parse_field(
+            "reservation_id",
+            ReservationId::parse(&request.reservation_id),
+        )?;
+        let mut tx = self.begin().await?;
+        let outcome = inventory::release(&mut tx, id).await?;
+        if outcome.changed {
+            store::record_change(&mut tx, Change::ReservationReleased(id)).await?;
+        }
+        commit(tx).await?;
+        Ok(outcome.reservation.into())
+    }
+
+    async fn commit_reservation(
+        &self,
+        _ctx: Context,
+        request: CommitReservationRequest,
+    ) -> Result<Reservation, rpc::Error> {
+        let id = parse_field(
+            "reservation_id",
+            ReservationId::parse(&request.reservation_id),
+        )?;
+        let mut tx = self.begin().await?;
+        let outcome = inventory::commit(&mut tx, id).await?;
+        if outcome.changed {
+            store::record_change(&mut tx, Change::ReservationCommitted(id)).await?;
+        }
+        commit(tx).await?;
+        Ok(outcome.reservation.into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records to contract messages
+// ---------------------------------------------------------------------------------------------
+
+fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
+    Some(api::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    })
+}
+
+fn optional_id(id: Option<Uuid>) -> String {
+    id.map(|id| id.to_string()).unwrap_or_default()
+}
+
+impl From<ProductRecord> for Product {
+    fn from(record: ProductRecord) -> Self {
+        Product {
+            id: record.id.to_string(),
+            shop_id: record.shop_id.to_string(),
+            name: record.name,
+            description: record.description,
+            price: Some(api::common::Money {
+                minor_units: record.price_minor_units,
+                currency: record.price_currency,
+            }),
+            category_id: optional_id(record.category_id),
+            image_urls: record.image_urls,
+            status: record.status.as_str().to_owned(),
+            created_at: timestamp(record.created_at),
+            updated_at: timestamp(record.updated_at),
+        }
+    }
+}
+
+impl From<CategoryRecord> for Category {
+    fn from(record: CategoryRecord) -> Self {
+        Category {
+            id: record.id.to_string(),
+            parent_id: optional_id(record.parent_id),
+            name: record.name,
+            slug: record.slug,
+            description: record.description,
+            created_at: timestamp(record.created_at),
+        }
+    }
+}
+
+fn availability(product_id: ProductId, level: domain::StockLevel) -> Availability {
+    Availability {
+        product_id: product_id.to_string(),
+        stock: level.stock,
+        reserved: level.reserved,
+        available: level.available(),
+        in_stock: level.in_stock(),
+    }
+}
+
+impl From<InventoryRecord> for Availability {
+    fn from(record: InventoryRecord) -> Self {
+        availability(ProductId::from_uuid(record.product_id), record.level())
+    }
+}
+
+impl From<ReservationRecord> for Reservation {
+    fn from(record: ReservationRecord) -> Self {
+        Reservation {
+            reservation_id: record.id.to_string(),
+            status: record.status.as_str().to_owned(),
+            items: record
+                .items
+                .into_iter()
+                .map(|item| ReservationItem {
+                    product_id: item.product_id.to_string(),
+                    quantity: item.quantity,
+                })
+                .collect(),
+            expires_at: timestamp(record.expires_at),
+            created_at: timestamp(record.created_at),
+        }
+    }
+}

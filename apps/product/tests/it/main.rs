@@ -1,0 +1,11 @@
+//! Integration tests of the product service: each test starts its own nats-server, Redis and
+//! PostgreSQL database, runs the real `Application` on them and calls it over NATS the way
+//! other services and the gateway do.
+
+mod catalog;
+mod categories;
+mod helpers;
+mod inventory;
+mod listing;
+mod seed;
+mod transport;
