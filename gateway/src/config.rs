@@ -1,0 +1,246 @@
+//! The gateway's settings, read once at start from flags or environment variables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use config::{NatsArgs, RedisArgs, TelemetryArgs};
+
+/// Settings of the gateway binary.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "gateway",
+    version,
+    about = "The Emporium HTTP API gateway: HTTP in, NATS request/reply out."
+)]
+pub struct Config {
+    /// The HTTP port (API, health, metrics, OpenAPI and docs); 0 picks a free one.
+    #[arg(long = "port", env = "GATEWAY_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long = "bind", env = "GATEWAY_BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    /// A JWKS document with the public keys access tokens are signed with, read at start.
+    #[arg(
+        long = "jwt-jwks-file",
+        env = "JWT_JWKS_FILE",
+        conflicts_with = "jwt_jwks_url"
+    )]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// The URL of a JWKS document, fetched at start and refreshed periodically.
+    #[arg(long = "jwt-jwks-url", env = "JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// How often the JWKS URL is fetched again, in seconds.
+    #[arg(
+        long = "jwt-jwks-refresh-seconds",
+        env = "JWT_JWKS_REFRESH_SECONDS",
+        default_value_t = 300
+    )]
+    pub jwt_jwks_refresh_seconds: u64,
+    /// The `iss` access tokens must carry.
+    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", default_value = auth::DEFAULT_ISSUER)]
+    pub jwt_issuer: String,
+    /// The `aud` access tokens must carry.
+    #[arg(long = "jwt-audience", env = "JWT_AUDIENCE", default_value = auth::DEFAULT_AUDIENCE)]
+    pub jwt_audience: String,
+    /// Origins browsers may call the API from, comma separated; "*" allows any (development
+    /// only). Empty: no cross-origin access.
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
+    /// The largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long = "body-limit-bytes", env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// The time a request may take end to end, in milliseconds; it is also the deadline the
+    /// services see. Slower requests get 504.
+    #[arg(
+        long = "request-timeout-ms",
+        env = "REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub request_timeout_ms: u64,
+    /// Token buckets per rate class: "class=capacity/refill_seconds,...". A bucket holds
+    /// `capacity` requests and refills completely in `refill_seconds`. Routes of a class not
+    /// listed use "default".
+    #[arg(
+        long = "rate-limits",
+        env = "RATE_LIMITS",
+        default_value = "default=600/60,search=300/60"
+    )]
+    pub rate_limits: RateLimits,
+    /// Take the client address for rate limiting from X-Forwarded-For (the last address in
+    /// it, the one our own proxy saw). Only set this behind a proxy that sets the header.
+    #[arg(long = "trust-forwarded-for", env = "TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+}
+
+impl Config {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// One token bucket: `capacity` requests, refilled completely over `refill`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub capacity: u32,
+    pub refill: Duration,
+}
+
+/// The token bucket of every rate class; always has a "default" class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    classes: BTreeMap<String, RateLimit>,
+}
+
+impl RateLimits {
+    pub const DEFAULT_CLASS: &'static str = "default";
+    const BUILT_IN_DEFAULT: RateLimit = RateLimit {
+        capacity: 600,
+        refill: Duration::from_secs(60),
+    };
+
+    /// The limit of `class`, or the default class's when `class` has none of its own.
+    pub fn limit_for<'a>(&'a self, class: &'a str) -> (&'a str, RateLimit) {
+        match self.classes.get(class) {
+            Some(limit) => (class, *limit),
+            None => (Self::DEFAULT_CLASS, self.classes[Self::DEFAULT_CLASS]),
+        }
+    }
+}
+
+impl FromStr for RateLimits {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut classes = BTreeMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (class, limit) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?}: expected class=capacity/refill_seconds"))?;
+            let (capacity, refill) = limit
+                .split_once('/')
+                .ok_or_else(|| format!("{entry:?}: expected class=capacity/refill_seconds"))?;
+            let class = class.trim();
+            if class.is_empty() {
+                return Err(format!("{entry:?}: the class name is empty"));
+            }
+            let capacity: u32 = capacity
+                .trim()
+                .parse()
+                .ok()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| format!("{entry:?}: capacity must be a positive integer"))?;
+            let refill_seconds: u64 = refill
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| format!("{entry:?}: refill_seconds must be a positive integer"))?;
+            let limit = RateLimit {
+                capacity,
+                refill: Duration::from_secs(refill_seconds),
+            };
+            if classes.insert(class.to_owned(), limit).is_some() {
+                return Err(format!("rate class {class:?} is listed twice"));
+            }
+        }
+        classes
+            .entry(Self::DEFAULT_CLASS.to_owned())
+            .or_insert(Self::BUILT_IN_DEFAULT);
+        Ok(Self { classes })
+    }
+}
+
+impl fmt::Display for RateLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (class, limit) in &self.classes {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{class}={}/{}", limit.capacity, limit.refill.as_secs())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn rate_limits_parse_and_fall_back_to_default() {
+        let limits: RateLimits = "default=600/60, search=300/60,auth=20/60".parse().unwrap();
+        assert_eq!(
+            limits.limit_for("search"),
+            (
+                "search",
+                RateLimit {
+                    capacity: 300,
+                    refill: Duration::from_secs(60)
+                }
+            )
+        );
+        assert_eq!(limits.limit_for("nonesuch").0, "default");
+        assert_eq!(limits.limit_for("nonesuch").1.capacity, 600);
+        assert_eq!(
+            limits.to_string(),
+            "auth=20/60,default=600/60,search=300/60"
+        );
+    }
+
+    #[test]
+    fn a_missing_default_class_gets_the_built_in_one() {
+        let limits: RateLimits = "search=5/1".parse().unwrap();
+        assert_eq!(limits.limit_for("default").1, RateLimits::BUILT_IN_DEFAULT);
+    }
+
+    #[test]
+    fn malformed_rate_limits_are_refused() {
+        for bad in [
+            "default",
+            "default=600",
+            "default=0/60",
+            "default=600/0",
+            "default=-1/60",
+            "=5/5",
+            "a=1/1,a=2/2",
+        ] {
+            assert!(bad.parse::<RateLimits>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = Config::try_parse_from(["gateway"]).unwrap();
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.jwt_issuer, auth::DEFAULT_ISSUER);
+        assert_eq!(config.jwt_audience, auth::DEFAULT_AUDIENCE);
+        assert_eq!(config.body_limit_bytes, 1024 * 1024);
+        assert_eq!(config.rate_limits.limit_for("search").1.capacity, 300);
+        assert!(config.cors_allowed_origins.is_empty());
+
+        let config = Config::try_parse_from([
+            "gateway",
+            "--cors-allowed-origins",
+            "https://shop.example,https://admin.example",
+        ])
+        .unwrap();
+        assert_eq!(config.cors_allowed_origins.len(), 2);
+    }
+}

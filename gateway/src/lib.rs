@@ -1,0 +1,271 @@
+//! The HTTP API gateway: the one door from HTTP into the platform.
+//!
+//! Every route comes from the contracts ([`api::ROUTES`]); a request is checked (access rule,
+//! rate limit), turned into its method's request message and sent as a NATS request to the
+//! method's subject, and the reply's JSON goes back to the client byte for byte. The gateway
+//! also serves its own health, metrics, the OpenAPI document and a page rendering it, on the
+//! same port.
+//!
+//! Decisions worth knowing:
+//! - The access rule is applied before anything reaches NATS. Principal and deadline headers
+//!   on NATS are built by the gateway from the verified token; whatever such headers a client
+//!   sends are never forwarded.
+//! - Error codes become HTTP statuses in exactly one table ([`error::ApiCode::status`]); every
+//!   error body is `{"code", "message", "details"}`. `failed_precondition` is 409; a body over
+//!   the limit is 413 `payload_too_large` (not 400); a body with a Content-Type other than
+//!   JSON is 415, while a body without one is taken as JSON.
+//! - Rate limiting fails open: when Redis is down requests pass (counted in
+//!   `rate_limit_decisions_total{decision="fail_open"}`), and readiness only reports Redis as
+//!   degraded instead of taking the gateway out of service.
+//!
+//! This crate is the only one that knows HTTP statuses and headers. It must never know a
+//! particular service: no subject, route or message type is written here, and it must never
+//! decode a reply.
+
+pub mod admin;
+pub mod authentication;
+pub mod config;
+pub mod error;
+pub mod forward;
+pub mod message;
+pub mod observe;
+pub mod rate_limit;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use crate::config::{Config, RateLimit, RateLimits};
+
+use crate::authentication::{Authenticator, KeySettings};
+use crate::forward::Forwarder;
+use crate::rate_limit::RateLimiter;
+
+/// How long `build` waits for the first NATS connection. Requests are only sent once the
+/// server has told us it supports headers, so a request to a subject nobody serves is
+/// answered "no responders" in milliseconds instead of waiting for the timeout.
+const NATS_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The HTTP timeout is this much longer than the deadline services get, so a slow service is
+/// normally answered with the service call's own `deadline_exceeded`.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(100);
+
+/// A gateway bound to its port, ready to serve.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    local_addr: SocketAddr,
+    nats: async_nats::Client,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Connects to NATS (and lazily to Redis), loads the token keys, builds the routes and
+    /// binds the port (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Installs the metrics recorder before the first request is counted.
+        let _ = telemetry::metrics();
+
+        let nats = config.nats.connect("gateway").await?;
+        wait_until_connected(&nats, &config.nats.nats_url).await?;
+        let redis = redis_connection(&config.redis.redis_url)?;
+        check_redis_at_start(&redis).await;
+
+        let (authenticator, refresh_task) = Authenticator::start(KeySettings {
+            jwks_file: config.jwt_jwks_file.clone(),
+            jwks_url: config.jwt_jwks_url.clone(),
+            refresh_interval: Duration::from_secs(config.jwt_jwks_refresh_seconds.max(1)),
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+        })
+        .await?;
+
+        let request_timeout = config.request_timeout();
+        let forwarder = Forwarder {
+            rpc: rpc::Client::new(nats.clone()).with_default_timeout(request_timeout),
+            authenticator,
+            rate_limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
+            request_timeout,
+            body_limit_bytes: config.body_limit_bytes,
+            trust_forwarded_for: config.trust_forwarded_for,
+        };
+        let router = forward::router(api::ROUTES, forwarder)?
+            .merge(admin::router(nats.clone(), redis))
+            .fallback(error::route_not_found)
+            .method_not_allowed_fallback(error::method_not_allowed);
+        let router = with_middleware(router, &config)?;
+
+        let listener = tokio::net::TcpListener::bind((config.bind, config.port))
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {}:{}: {e}", config.bind, config.port))?;
+        let local_addr = listener.local_addr()?;
+        tracing::info!(%local_addr, routes = api::ROUTES.len(), "gateway ready");
+        Ok(Self {
+            listener,
+            router,
+            local_addr,
+            nats,
+            background: refresh_task.into_iter().collect(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        for task in self.background {
+            task.abort();
+        }
+        if let Err(e) = self.nats.flush().await {
+            tracing::warn!(error = %e, "flushing NATS at shutdown");
+        }
+        served.map_err(|e| anyhow::anyhow!("serving HTTP: {e}"))?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+/// The tower-http stack around every route, outermost first.
+fn with_middleware(router: Router, config: &Config) -> anyhow::Result<Router> {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(
+            x_request_id.clone(),
+            observe::MakeRequestUuidV7,
+        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observe::make_span)
+                .on_response(observe::on_response)
+                // Failures are logged once, with their cause, where they happen.
+                .on_failure(()),
+        )
+        .layer(axum::middleware::from_fn(observe::record_metrics))
+        .layer(cors(&config.cors_allowed_origins)?)
+        .layer(CompressionLayer::new())
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            config.request_timeout() + TIMEOUT_GRACE,
+        ))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
+        // The body limit above is the only one: axum's default 2 MiB must not cap it.
+        .layer(DefaultBodyLimit::disable());
+    Ok(router.layer(middleware))
+}
+
+/// CORS for browsers on the configured origins; "*" allows any origin (no credentials are
+/// involved: tokens travel in the Authorization header, never in cookies).
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let layer = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            rate_limit::X_RATELIMIT_LIMIT.clone(),
+            rate_limit::X_RATELIMIT_REMAINING.clone(),
+            rate_limit::X_RATELIMIT_RESET.clone(),
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600));
+    let origins: Vec<&str> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.contains(&"*") {
+        tracing::warn!("CORS allows every origin: use this for development only");
+        return Ok(layer.allow_origin(Any));
+    }
+    let origins = origins
+        .into_iter()
+        .map(|o| {
+            HeaderValue::from_str(o.trim_end_matches('/'))
+                .map_err(|e| anyhow::anyhow!("CORS origin {o:?}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(layer.allow_origin(AllowOrigin::list(origins)))
+}
+
+/// Waits for the first connection to complete; `connect` returns before it does.
+async fn wait_until_connected(nats: &async_nats::Client, url: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while nats.connection_state() != async_nats::connection::State::Connected {
+        if started.elapsed() > NATS_CONNECT_TIMEOUT {
+            anyhow::bail!(
+                "no connection to NATS at {url} after {} s",
+                NATS_CONNECT_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// A Redis connection made on first use and remade in the background, so the gateway starts
+/// and serves while Redis is down.
+fn redis_connection(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("Redis URL: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| anyhow::anyhow!("Redis connection: {e}"))
+}
+
+async fn check_redis_at_start(redis: &ConnectionManager) {
+    let mut redis = redis.clone();
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("PING").query_async::<String>(&mut redis),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Redis is not answering: rate limiting fails open until it does")
+        }
+        Err(_) => tracing::warn!("Redis is not answering: rate limiting fails open until it does"),
+    }
+}
