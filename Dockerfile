@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+#
+# One image with every Emporium binary: the gateway and each service. docker-compose.yml
+# (and later the Helm chart) picks the binary per container with its command, e.g.
+# `docker run emporium gateway` or `docker run emporium product-service --seed-demo-catalog`.
+
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+COPY . .
+# The caches keep downloaded crates and compiled dependencies between builds; the binaries are
+# copied out in the same step because a cache mount is not part of the image.
+RUN --mount=type=cache,id=emporium-cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=emporium-target,target=/src/target \
+    cargo build --release --locked --workspace --bins --exclude xtask \
+    && mkdir -p /out \
+    && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
+
+FROM debian:bookworm-slim AS runtime
+# ca-certificates for TLS to managed services and trace collectors; curl for health checks.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin emporium
+COPY --from=builder /out/ /usr/local/bin/
+USER 10001:10001
+ENV LOG_FORMAT=json
+# 8080: the gateway's HTTP port; 9101 and up: the services' admin ports (health, metrics).
+EXPOSE 8080 9101
+CMD ["gateway"]

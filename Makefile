@@ -1,0 +1,37 @@
+# Developer entry points. Recipes stay thin: the logic lives in `cargo xtask` (xtask/).
+
+CARGO ?= cargo
+ROLE ?= admin
+
+.DEFAULT_GOAL := help
+.PHONY: help deps up down build test lint fmt dev-token
+
+help: ## List the targets
+	@echo "Emporium: make <target>"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
+
+deps: ## Install nats-server, redis-server and PostgreSQL if missing, link them into .dev/bin
+	$(CARGO) xtask deps
+
+up: ## Build and run the dev stack (NATS, PostgreSQL, Redis, services, gateway) until Ctrl-C
+	$(CARGO) xtask up
+
+down: ## Stop a dev stack left running by an interrupted `make up`
+	$(CARGO) xtask down
+
+build: ## Build every crate and binary
+	$(CARGO) build --workspace --all-targets
+
+test: deps ## Run every test (against private servers on random ports)
+	$(CARGO) xtask test
+
+lint: ## Check formatting and clippy lints (warnings are errors)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+dev-token: ## Print a dev access token: make dev-token ROLE=admin|customer|seller
+	@$(CARGO) xtask dev-token --role $(ROLE)
