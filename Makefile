@@ -4,7 +4,7 @@ CARGO ?= cargo
 ROLE ?= admin
 
 .DEFAULT_GOAL := help
-.PHONY: help deps up down build test lint fmt dev-token
+.PHONY: help deps up down build test lint fmt dev-token new-service
 
 help: ## List the targets
 	@echo "Emporium: make <target>"
@@ -32,6 +32,10 @@ lint: ## Check formatting and clippy lints (warnings are errors)
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+new-service: ## Generate a service: make new-service NAME=gift-card [STORE=postgres|redis|mongo] [DESCRIPTION="..."]
+	@test -n "$(NAME)" || { echo 'usage: make new-service NAME=<name> [STORE=postgres|redis|mongo] [DESCRIPTION="..."]'; exit 2; }
+	$(CARGO) xtask new-service $(NAME) $(if $(STORE),--store $(STORE)) $(if $(DESCRIPTION),--description "$(DESCRIPTION)")
 
 dev-token: ## Print a dev access token: make dev-token ROLE=admin|customer|seller
 	@$(CARGO) xtask dev-token --role $(ROLE)

@@ -6,6 +6,10 @@
 //! - `down` stops a stack left behind by an `up` that was killed.
 //! - `dev-token` prints an access token signed with the dev key.
 //! - `test` runs every test in one cargo invocation and prints the total.
+//! - `events republish` re-publishes a service's kept outbox rows (after a broker lost them).
+//! - `dlq list|redrive` shows the dead letters and puts them back for their consumer.
+//! - `new-service` generates a service from `templates/`; `sync-services` regenerates the places
+//!   made from `apps/services.toml` (docker-compose.yml, the docs' service tables).
 //!
 //! Everything it creates lives under `.dev/` (git-ignored). It is a tool for a developer's
 //! machine: it must never be a dependency of another crate, never run in production, and never
@@ -13,9 +17,13 @@
 
 mod deps;
 mod dev_keys;
+mod dlq;
 mod http;
 mod layout;
+mod new_service;
 mod ports;
+mod republish;
+mod services;
 mod stack;
 mod system;
 mod test_run;
@@ -50,6 +58,19 @@ enum Command {
     /// Print an access token signed with the dev key.
     DevToken(DevTokenArgs),
     /// Run every test of the workspace and print the total; extra arguments go to cargo test.
+    /// Domain events: `events republish --service S --since T`.
+    Events(republish::EventsArgs),
+    /// Dead letters: `dlq list [--consumer C]`, `dlq redrive --consumer C (--all | --seq N)`.
+    Dlq(dlq::DlqArgs),
+    /// Generate a service (apps/<name>, its contract, its entries in apps/services.toml and
+    /// the places made from it) from templates/.
+    NewService(new_service::NewServiceArgs),
+    /// Regenerate docker-compose.yml's services and the docs' service tables from
+    /// apps/services.toml; with --check, only say whether they are in step.
+    SyncServices {
+        #[arg(long)]
+        check: bool,
+    },
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
@@ -88,6 +109,10 @@ fn main() -> ExitCode {
         Command::Down => stack::down(&layout).map(|()| ExitCode::SUCCESS),
         Command::DevToken(args) => dev_token(&layout, &args).map(|()| ExitCode::SUCCESS),
         Command::Test { cargo_args } => test_run::run(&cargo_args),
+        Command::Events(args) => republish::run(args),
+        Command::Dlq(args) => dlq::run(args),
+        Command::NewService(args) => new_service(&layout, &args).map(|()| ExitCode::SUCCESS),
+        Command::SyncServices { check } => sync_services(&layout, check),
     };
     match result {
         Ok(code) => code,
@@ -96,6 +121,45 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn new_service(layout: &Layout, args: &new_service::NewServiceArgs) -> anyhow::Result<()> {
+    let outcome = new_service::run(layout.root(), args)?;
+    for path in &outcome.written {
+        println!("  wrote     {}", path.display());
+    }
+    for path in &outcome.kept {
+        println!("  kept      {} (the service's own)", path.display());
+    }
+    if outcome.written.is_empty() {
+        println!("==> nothing to change");
+        return Ok(());
+    }
+    println!("==> refreshing docs/api (UPDATE_GENERATED=1 cargo test -p api)");
+    new_service::refresh_api_documents(layout.root())?;
+    println!(
+        "==> done: `cargo test -p {0}-service`, then `make up` serves it; see docs/SERVICES.md",
+        args.name
+    );
+    Ok(())
+}
+
+fn sync_services(layout: &Layout, check: bool) -> anyhow::Result<ExitCode> {
+    if check {
+        let problems = services::problems(layout.root())?;
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        return Ok(if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    for path in services::sync(layout.root())? {
+        println!("  wrote     {}", layout.show(&path));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn dev_token(layout: &Layout, args: &DevTokenArgs) -> anyhow::Result<()> {
@@ -159,6 +223,44 @@ mod tests {
         assert!(parse(&["dev-token", "--role", "admin", "--subject", "bob"]).is_err());
         assert!(parse(&["dev-token", "--role", "admin", "--ttl-hours", "0"]).is_err());
         assert!(parse(&["dev-token"]).is_err());
+    }
+
+    #[test]
+    fn events_and_dlq_commands_parse() {
+        let Command::Events(args) = parse(&[
+            "events",
+            "republish",
+            "--service",
+            "product",
+            "--since",
+            "2h",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not events");
+        };
+        let republish::EventsCommand::Republish(args) = args.command;
+        assert_eq!(args.service, "product");
+        assert!(parse(&["events", "republish", "--since", "2h"]).is_err());
+
+        let Command::Dlq(args) = parse(&["dlq", "redrive", "--consumer", "c", "--seq", "7"])
+            .unwrap()
+            .command
+        else {
+            panic!("not dlq");
+        };
+        assert!(matches!(
+            args.command,
+            dlq::DlqCommand::Redrive {
+                seq: Some(7),
+                all: false,
+                ..
+            }
+        ));
+        assert!(parse(&["dlq", "redrive", "--consumer", "c"]).is_err());
+        assert!(parse(&["dlq", "redrive", "--consumer", "c", "--all", "--seq", "1"]).is_err());
+        assert!(parse(&["dlq", "list"]).is_ok());
     }
 
     #[test]

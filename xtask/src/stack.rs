@@ -1,6 +1,6 @@
 //! `cargo xtask up` and `cargo xtask down`: the dev stack on fixed ports of 127.0.0.1.
 //!
-//! `up` starts, in order, nats-server, PostgreSQL, Redis, every service of [`SERVICES`] and
+//! `up` starts, in order, nats-server, PostgreSQL, Redis, every service of `apps/services.toml` and
 //! the gateway, waiting for each to be ready before the next; then it waits for Ctrl-C or
 //! SIGTERM and stops them in reverse order. Each process runs in its own process group, so a
 //! Ctrl-C on the terminal reaches only `up`, which then stops the others in order. Each
@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -22,31 +22,18 @@ use crate::dev_keys::{self, Role};
 use crate::http;
 use crate::layout::Layout;
 use crate::ports;
+use crate::services::{self, ServiceEntry};
 use crate::system::{
     as_postgres, parse_version, process_alive, process_command_line, running_as_root, send_signal,
     user_ids, version_output,
 };
 
-/// A service binary `up` runs.
-#[derive(Debug)]
-pub struct Service {
-    /// The short name, used for its log file (`.dev/logs/<name>.log`).
-    pub name: &'static str,
-    /// The binary cargo builds (`target/debug/<binary>`).
-    pub binary: &'static str,
-    /// Its admin HTTP port (health and metrics) on 127.0.0.1.
-    pub admin_port: u16,
-    /// Extra arguments for the dev stack.
-    pub args: &'static [&'static str],
-}
-
-/// Every service of the dev stack, in start order. Adding a service here is all `up` needs.
-pub const SERVICES: &[Service] = &[Service {
-    name: "product",
-    binary: "product-service",
-    admin_port: 9101,
-    args: &["--seed-demo-catalog"],
-}];
+/// Every service of the dev stack, in start order: `apps/services.toml`, the one list of
+/// services (built in, so `cargo xtask up` always runs the list of the code it builds).
+static SERVICES: LazyLock<Vec<ServiceEntry>> = LazyLock::new(|| {
+    services::parse(include_str!("../../apps/services.toml"))
+        .expect("apps/services.toml is valid (the services_are_in_step test checks it)")
+});
 
 const NATS_PORT: u16 = 4222;
 const NATS_MONITOR_PORT: u16 = 8222;
@@ -147,7 +134,7 @@ fn start(
     wanted.extend(
         SERVICES
             .iter()
-            .map(|service| (service.name, service.admin_port)),
+            .map(|service| (service.name.as_str(), service.admin_port)),
     );
     wanted.push(("gateway", gateway_port));
     ports::ensure_free(&wanted)?;
@@ -176,7 +163,7 @@ fn start(
     start_nats(stack, layout, &servers)?;
     start_postgres(stack, layout, &servers)?;
     start_redis(stack, layout, &servers)?;
-    for service in SERVICES {
+    for service in SERVICES.iter() {
         start_service(stack, layout, service)?;
     }
     start_gateway(stack, layout, gateway_port, gateway_bind)?;
@@ -376,27 +363,26 @@ fn server_environment(command: &mut Command) {
         .env("REDIS_URL", format!("redis://127.0.0.1:{REDIS_PORT}"));
 }
 
-fn start_service(stack: &mut Stack, layout: &Layout, service: &Service) -> anyhow::Result<()> {
-    let binary = layout.debug_binary(service.binary);
+fn start_service(stack: &mut Stack, layout: &Layout, service: &ServiceEntry) -> anyhow::Result<()> {
+    let package = service.package();
+    let binary = layout.debug_binary(&package);
     anyhow::ensure!(
         binary.exists(),
-        "{} was not built: is `{}` a binary of the workspace?",
+        "{} was not built: is `{package}` a binary of the workspace?",
         binary.display(),
-        service.binary
     );
     println!(
-        "==> starting {} (admin 127.0.0.1:{}, log {})",
-        service.binary,
+        "==> starting {package} (admin 127.0.0.1:{}, log {})",
         service.admin_port,
-        layout.show(&layout.log(service.name))
+        layout.show(&layout.log(&service.name))
     );
     let mut command = Command::new(&binary);
     command
-        .args(service.args)
+        .args(&service.dev_args)
         .env("ADMIN_ADDR", format!("127.0.0.1:{}", service.admin_port));
     server_environment(&mut command);
-    stack.start(service.name, command, StopBy::Terminate)?;
-    stack.wait_until(service.name, SERVICE_READY_TIMEOUT, || {
+    stack.start(&service.name, command, StopBy::Terminate)?;
+    stack.wait_until(&service.name, SERVICE_READY_TIMEOUT, || {
         http::is_ok(service.admin_port, "/health/ready")
     })
 }
@@ -650,9 +636,9 @@ impl Record {
         process_alive(self.pid)
             && process_command_line(self.pid).is_some_and(|line| {
                 line.contains(expected)
-                    || SERVICES
-                        .iter()
-                        .any(|service| service.name == self.name && line.contains(service.binary))
+                    || SERVICES.iter().any(|service| {
+                        service.name == self.name && line.contains(&service.package())
+                    })
             })
     }
 }
@@ -780,7 +766,7 @@ fn print_summary(layout: &Layout, key: &auth::SigningKey, gateway_port: u16) {
     println!("  API docs     {base}/docs");
     println!("  OpenAPI      {base}/openapi.json");
     println!("  metrics      {base}/metrics");
-    for service in SERVICES {
+    for service in SERVICES.iter() {
         println!(
             "               http://127.0.0.1:{}/metrics ({})",
             service.admin_port, service.name
@@ -911,7 +897,10 @@ mod tests {
         ports.sort();
         ports.dedup();
         assert_eq!(ports.len(), count);
-        let mut names: Vec<&str> = SERVICES.iter().map(|service| service.name).collect();
+        let mut names: Vec<&str> = SERVICES
+            .iter()
+            .map(|service| service.name.as_str())
+            .collect();
         names.dedup();
         assert_eq!(names.len(), SERVICES.len());
     }

@@ -45,7 +45,7 @@ impl Totals {
 pub fn run(extra_args: &[String]) -> anyhow::Result<ExitCode> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut child = Command::new(cargo)
-        .args(["test", "--workspace", "--all-features"])
+        .args(["test", "--workspace", "--all-features", "--no-fail-fast"])
         .args(extra_args)
         .stdout(Stdio::piped())
         .spawn()

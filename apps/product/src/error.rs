@@ -59,6 +59,9 @@ pub enum Error {
 
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+
+    #[error(transparent)]
+    Outbox(#[from] events::OutboxError),
 }
 
 impl From<Error> for rpc::Error {
@@ -79,6 +82,7 @@ impl From<Error> for rpc::Error {
             | Error::ReservationExpired(_) => rpc::Error::failed_precondition(message),
             // The cause goes to the logs through the runtime; the caller sees "internal error".
             Error::Database(cause) => rpc::Error::internal(cause),
+            Error::Outbox(cause) => rpc::Error::internal(cause),
         }
     }
 }

@@ -107,7 +107,7 @@ impl ProductService for ProductHandlers {
 
     async fn create_product(
         &self,
-        _ctx: Context,
+        ctx: Context,
         request: CreateProductRequest,
     ) -> Result<Product, rpc::Error> {
         let product = NewProduct::parse(&request)?;
@@ -115,14 +115,18 @@ impl ProductService for ProductHandlers {
         let mut tx = self.begin().await?;
         let record = store::insert_product(&mut tx, id, &product).await?;
         inventory::insert_inventory(&mut tx, id, product.initial_stock).await?;
-        store::record_change(&mut tx, Change::ProductCreated(&record)).await?;
+        let change = Change::ProductCreated {
+            product: &record,
+            initial_stock: product.initial_stock.get(),
+        };
+        store::record_change(&mut tx, &ctx, change).await?;
         commit(tx).await?;
         Ok(record.into())
     }
 
     async fn update_product(
         &self,
-        _ctx: Context,
+        ctx: Context,
         request: UpdateProductRequest,
     ) -> Result<Product, rpc::Error> {
         let (id, changes) = ProductChanges::parse(&request)?;
@@ -136,7 +140,7 @@ impl ProductService for ProductHandlers {
         let record = store::update_product(&mut tx, id, &changes)
             .await?
             .ok_or(Error::ProductNotFound(id))?;
-        store::record_change(&mut tx, Change::ProductUpdated(&record)).await?;
+        store::record_change(&mut tx, &ctx, Change::ProductUpdated(&record)).await?;
         commit(tx).await?;
         // After the commit, so a reader that misses the cache loads the new row. A read that
         // loaded the old row just before the commit can still store it afterwards; the Redis
@@ -158,13 +162,13 @@ impl ProductService for ProductHandlers {
 
     async fn create_category(
         &self,
-        _ctx: Context,
+        ctx: Context,
         request: CreateCategoryRequest,
     ) -> Result<Category, rpc::Error> {
         let category = NewCategory::parse(&request)?;
         let mut tx = self.begin().await?;
         let record = store::insert_category(&mut tx, CategoryId::generate(), &category).await?;
-        store::record_change(&mut tx, Change::CategoryCreated(&record)).await?;
+        store::record_change(&mut tx, &ctx, Change::CategoryCreated(&record)).await?;
         commit(tx).await?;
         Ok(record.into())
     }
@@ -184,14 +188,14 @@ impl ProductService for ProductHandlers {
 
     async fn set_stock(
         &self,
-        _ctx: Context,
+        ctx: Context,
         request: SetStockRequest,
     ) -> Result<Availability, rpc::Error> {
         let change = StockChange::parse(&request)?;
         let mut tx = self.begin().await?;
         let level = inventory::set_stock(&mut tx, change).await?;
         let product_id = change.product_id;
-        store::record_change(&mut tx, Change::StockSet { product_id, level }).await?;
+        store::record_change(&mut tx, &ctx, Change::StockSet { product_id, level }).await?;
         commit(tx).await?;
         Ok(availability(product_id, level))
     }
@@ -226,14 +230,15 @@ impl ProductService for ProductHandlers {
 
     async fn reserve_stock(
         &self,
-        _ctx: Context,
+        ctx: Context,
         request: ReserveStockRequest,
     ) -> Result<Reservation, rpc::Error> {
         let reservation = NewReservation::parse(&request)?;
         let mut tx = self.begin().await?;
         let outcome = inventory::reserve(&mut tx, &reservation).await?;
         if outcome.changed {
-            store::record_change(&mut tx, Change::ReservationHeld(reservation.id)).await?;
+            let change = Change::ReservationHeld(&outcome.reservation);
+            store::record_change(&mut tx, &ctx, change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())
@@ -241,7 +246,7 @@ impl ProductService for ProductHandlers {
 
     async fn release_reservation(
         &self,
-        _ctx: Context,
+        ctx: Context,
         request: ReleaseReservationRequest,
     ) -> Result<Reservation, rpc::Error> {
         let id = parse_field(
@@ -251,7 +256,8 @@ impl ProductService for ProductHandlers {
         let mut tx = self.begin().await?;
         let outcome = inventory::release(&mut tx, id).await?;
         if outcome.changed {
-            store::record_change(&mut tx, Change::ReservationReleased(id)).await?;
+            let change = Change::ReservationReleased(&outcome.reservation);
+            store::record_change(&mut tx, &ctx, change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())
@@ -259,7 +265,7 @@ impl ProductService for ProductHandlers {
 
     async fn commit_reservation(
         &self,
-        _ctx: Context,
+        ctx: Context,
         request: CommitReservationRequest,
     ) -> Result<Reservation, rpc::Error> {
         let id = parse_field(
@@ -269,7 +275,8 @@ impl ProductService for ProductHandlers {
         let mut tx = self.begin().await?;
         let outcome = inventory::commit(&mut tx, id).await?;
         if outcome.changed {
-            store::record_change(&mut tx, Change::ReservationCommitted(id)).await?;
+            let change = Change::ReservationCommitted(&outcome.reservation);
+            store::record_change(&mut tx, &ctx, change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())

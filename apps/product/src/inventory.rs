@@ -460,9 +460,11 @@ async fn expire_batch(pool: &PgPool) -> Result<u64, Error> {
         .execute(&mut *tx)
         .await?;
     }
+    // No request started the sweep: its events start a trace of their own.
+    let ctx = rpc::Context::background();
     for id in &expired {
         let id = ReservationId::from_uuid(*id);
-        store::record_change(&mut tx, Change::ReservationExpired(id)).await?;
+        store::record_change(&mut tx, &ctx, Change::ReservationExpired(id)).await?;
     }
     tx.commit().await?;
     metrics::counter!("product_reservations_expired_total").increment(expired.len() as u64);

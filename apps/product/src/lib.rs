@@ -4,7 +4,9 @@
 //! It serves the `product` contract (`pkg/api/proto/emporium/product/v1/product.proto`) over
 //! NATS and keeps its state in its own PostgreSQL database, with `GetProduct` cached in Redis.
 //! A request flows handler (parse, decide what the caller may see) -> domain (pure rules) ->
-//! store (SQL); writes run in one transaction together with the record of the change they make.
+//! store (SQL); writes run in one transaction together with the record of the change they make,
+//! an event in the transactional outbox (`pkg/events`), which the relay then publishes to the
+//! EVENTS_PRODUCT and EVENTS_INVENTORY streams.
 //!
 //! It must never speak HTTP, read another service's database, or write a NATS subject by hand:
 //! other services are reached only through their contracts.
@@ -22,9 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
 pub use handlers::ProductHandlers;
@@ -61,6 +60,14 @@ pub struct Config {
     /// off. Other replicas' updates can take this long to show here.
     #[arg(long, env = "PRODUCT_CACHE_LOCAL_TTL_MS", default_value_t = 1_000)]
     pub product_cache_local_ttl_ms: u64,
+    /// How long published events stay in the outbox (for `cargo xtask events republish`),
+    /// in seconds.
+    #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 86_400)]
+    pub outbox_retention_secs: u64,
+    /// How often the outbox relay looks for events when no notification woke it, in
+    /// milliseconds.
+    #[arg(long, env = "OUTBOX_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub outbox_poll_interval_ms: u64,
 }
 
 impl Config {
@@ -73,6 +80,14 @@ impl Config {
         }
     }
 
+    fn relay_config(&self) -> events::RelayConfig {
+        events::RelayConfig {
+            retention: Duration::from_secs(self.outbox_retention_secs),
+            poll_interval: Duration::from_millis(self.outbox_poll_interval_ms.max(10)),
+            ..events::RelayConfig::new(api::product::SERVICE_NAME)
+        }
+    }
+
     fn limits(&self) -> rpc::Limits {
         rpc::Limits {
             max_in_flight_per_endpoint: self.service.max_in_flight,
@@ -82,15 +97,9 @@ impl Config {
     }
 }
 
-/// The running service: registered on NATS, admin port bound, sweeper running.
+/// The running service: registered on NATS, admin port bound, sweeper and outbox relay running.
 pub struct Application {
-    service: rpc::RunningService,
-    nats: async_nats::Client,
-    pool: PgPool,
-    admin_addr: SocketAddr,
-    admin: JoinHandle<anyhow::Result<()>>,
-    sweeper: JoinHandle<()>,
-    stop: CancellationToken,
+    running: host::Running,
 }
 
 impl Application {
@@ -98,10 +107,9 @@ impl Application {
     /// the demo catalog if asked, binds the admin port and registers the service. Requests are
     /// served once this returns.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        // Installs the Prometheus recorder before the first metric is recorded.
-        telemetry::metrics();
-
         let nats = config.nats.connect("product-service").await?;
+        // Installs the Prometheus recorder before the first metric is recorded.
+        let host = host::Host::new(api::product::SERVICE_NAME, nats.clone());
         let pool = ::store::postgres::connect(
             &config.postgres.url_or_default(DEFAULT_DATABASE),
             config.postgres.max_connections,
@@ -109,6 +117,17 @@ impl Application {
         )
         .await
         .context("connecting to PostgreSQL")?;
+        events::migrate(&pool)
+            .await
+            .context("creating the events outbox tables")?;
+        let jetstream = async_nats::jetstream::new(nats.clone());
+        events::streams::ensure_for_producer(
+            &jetstream,
+            api::product::SERVICE_NAME,
+            &events::StreamSettings::default(),
+        )
+        .await
+        .context("declaring the event streams")?;
         let redis = ::store::redis::connect(&config.redis.redis_url)
             .await
             .context("connecting to Redis")?;
@@ -119,73 +138,46 @@ impl Application {
                 .context("seeding the demo catalog")?;
         }
 
-        let admin = telemetry::admin::AdminServer::bind(
-            config.service.admin_addr_or(DEFAULT_ADMIN_PORT),
-            vec![
-                telemetry::admin::nats_check(nats.clone()),
-                ::store::postgres::check(pool.clone()),
-                ::store::redis::check(redis.clone()),
-            ],
-        )
-        .await?;
-        let admin_addr = admin.local_addr();
-
-        let cache = ::store::cache::Cache::new(redis, config.cache_config());
+        let cache = ::store::cache::Cache::new(redis.clone(), config.cache_config());
         let handlers = Arc::new(ProductHandlers::new(pool.clone(), cache));
         let service = rpc::Service::new(api::product::SERVICE_NAME, api::product::SERVICE_VERSION)
             .description(api::product::SERVICE_DESCRIPTION)
             .endpoints(api::product::endpoints(handlers))
-            .limits(config.limits())
-            .start(nats.clone())
-            .await?;
+            .limits(config.limits());
 
-        let stop = CancellationToken::new();
-        let admin = tokio::spawn(admin.run_until(stop.clone().cancelled_owned()));
-        let sweeper = inventory::spawn_sweeper(
-            pool.clone(),
-            Duration::from_millis(config.reservation_sweep_interval_ms.max(1)),
-            stop.child_token(),
-        );
-        Ok(Self {
-            service,
-            nats,
-            pool,
-            admin_addr,
-            admin,
-            sweeper,
-            stop,
-        })
+        let sweep_interval = Duration::from_millis(config.reservation_sweep_interval_ms.max(1));
+        let sweeper_pool = pool.clone();
+        let relay_pool = pool.clone();
+        let relay_config = config.relay_config();
+        let closing_pool = pool.clone();
+        let running = host
+            .check(::store::postgres::check(pool.clone()))
+            .check(::store::redis::check(redis))
+            .background("reservation sweeper", move |cancel| {
+                inventory::spawn_sweeper(sweeper_pool, sweep_interval, cancel)
+            })
+            // Events still in the outbox at shutdown are published by the next relay to run.
+            .background("outbox relay", move |cancel| {
+                events::Relay::spawn(relay_pool, jetstream, relay_config, cancel)
+            })
+            .on_shutdown(async move { closing_pool.close().await })
+            .start(service, config.service.admin_addr_or(DEFAULT_ADMIN_PORT))
+            .await?;
+        Ok(Self { running })
     }
 
     /// Where the admin server (health and metrics) listens.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
+        self.running.admin_addr()
     }
 
     /// Serves until `shutdown` completes, then stops taking requests, answers those in flight,
-    /// and stops the sweeper and the admin server before closing the database pool.
+    /// and stops the sweeper, the outbox relay and the admin server before closing the
+    /// database pool (the order `host` gives every service).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let served = self.service.run_until(shutdown).await;
-        self.stop.cancel();
-        if let Err(error) = self.sweeper.await {
-            tracing::warn!(%error, "the reservation sweeper ended abnormally");
-        }
-        let admin = self
-            .admin
-            .await
-            .context("the admin server ended abnormally")
-            .and_then(|result| result);
-        // The last replies may still sit in the client's write buffer.
-        if let Err(error) = self.nats.flush().await {
-            tracing::warn!(%error, "flushing NATS at shutdown");
-        }
-        self.pool.close().await;
-        served?;
-        admin?;
-        tracing::info!("product service stopped");
-        Ok(())
+        self.running.run_until(shutdown).await
     }
 }

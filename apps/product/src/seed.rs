@@ -90,7 +90,11 @@ pub async fn seed_demo_catalog(pool: &PgPool) -> Result<u64, Error> {
         .execute(&mut *tx)
         .await?;
         if let Some(record) = inserted {
-            store::record_change(&mut tx, Change::ProductCreated(&record)).await?;
+            let change = Change::ProductCreated {
+                product: &record,
+                initial_stock: product.stock,
+            };
+            store::record_change(&mut tx, &rpc::Context::background(), change).await?;
             added += 1;
         }
     }

@@ -1,4 +1,4 @@
-//! PostgreSQL access for the catalog: products, categories and the change-recording seam.
+//! PostgreSQL access for the catalog: products, categories, and the outbox record of each change.
 //!
 //! One small function per query. Reads take the pool; writes take a connection that the
 //! caller has opened a transaction on (`&mut *tx`), so that several writes and the record of
@@ -19,6 +19,8 @@ use crate::domain::{
     ProductStatus, ReservationId, StockLevel,
 };
 use crate::error::Error;
+use crate::inventory::ReservationRecord;
+use events::Outbox;
 
 /// The schema, embedded from `migrations/` and applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -67,32 +69,86 @@ pub struct ProductPage {
     pub next_cursor: Option<Cursor>,
 }
 
-/// A change to the catalog or the inventory, as the event it will be published as.
+/// A change to the catalog or the inventory, as the event it is published as.
 #[derive(Debug)]
 pub enum Change<'a> {
-    ProductCreated(&'a ProductRecord),
+    ProductCreated {
+        product: &'a ProductRecord,
+        initial_stock: i64,
+    },
     ProductUpdated(&'a ProductRecord),
     CategoryCreated(&'a CategoryRecord),
     StockSet {
         product_id: ProductId,
         level: StockLevel,
     },
-    ReservationHeld(ReservationId),
-    ReservationReleased(ReservationId),
-    ReservationCommitted(ReservationId),
+    ReservationHeld(&'a ReservationRecord),
+    ReservationReleased(&'a ReservationRecord),
+    ReservationCommitted(&'a ReservationRecord),
     ReservationExpired(ReservationId),
 }
 
-/// Records `change` in the transaction that made it.
+/// Records `change` in the transaction that made it: the transactional outbox.
 ///
-/// This is where the transactional outbox goes: the event row will be inserted here, through
-/// `conn`, so that an event is published if and only if the change it describes committed.
-/// Every write path already calls this inside its transaction; until the outbox exists it
-/// only traces.
+/// The event row is inserted through `conn`, so an event is published (by the relay) if and
+/// only if the change it describes committed. Call it after the write that locks the changed
+/// row, so that two changes of one aggregate append their events in commit order. Changes no
+/// other service needs to hear about (categories, stock levels) are not published yet.
 #[tracing::instrument(skip_all)]
-pub async fn record_change(conn: &mut PgConnection, change: Change<'_>) -> Result<(), Error> {
-    let _ = conn;
-    tracing::trace!(?change, "change recorded");
+pub async fn record_change(
+    conn: &mut PgConnection,
+    ctx: &rpc::Context,
+    change: Change<'_>,
+) -> Result<(), Error> {
+    use api::product::{
+        InventoryCommitted, InventoryExpired, InventoryReleased, InventoryReserved, ProductCreated,
+        ProductUpdated,
+    };
+    match change {
+        Change::ProductCreated {
+            product,
+            initial_stock,
+        } => {
+            let event = ProductCreated {
+                product: Some(product.clone().into()),
+                initial_stock,
+            };
+            Outbox::append(conn, ctx, &product.id.to_string(), &event).await?;
+        }
+        Change::ProductUpdated(product) => {
+            let event = ProductUpdated {
+                product: Some(product.clone().into()),
+            };
+            Outbox::append(conn, ctx, &product.id.to_string(), &event).await?;
+        }
+        Change::ReservationHeld(reservation) => {
+            let event = InventoryReserved {
+                reservation: Some(reservation.clone().into()),
+            };
+            Outbox::append(conn, ctx, &reservation.id.to_string(), &event).await?;
+        }
+        Change::ReservationReleased(reservation) => {
+            let event = InventoryReleased {
+                reservation: Some(reservation.clone().into()),
+            };
+            Outbox::append(conn, ctx, &reservation.id.to_string(), &event).await?;
+        }
+        Change::ReservationCommitted(reservation) => {
+            let event = InventoryCommitted {
+                reservation: Some(reservation.clone().into()),
+            };
+            Outbox::append(conn, ctx, &reservation.id.to_string(), &event).await?;
+        }
+        Change::ReservationExpired(id) => {
+            let event = InventoryExpired {
+                reservation_id: id.to_string(),
+            };
+            Outbox::append(conn, ctx, &id.to_string(), &event).await?;
+        }
+        Change::CategoryCreated(_) | Change::StockSet { .. } => {
+            tracing::trace!(?change, "change not published");
+        }
+    }
     Ok(())
 }
 

@@ -7,6 +7,12 @@
 //! typed client for its callers, the gateway's route table ([`ROUTES`]) and the OpenAPI
 //! document ([`OPENAPI_JSON`]).
 //!
+//! Domain events are declared beside the contracts: a message with the
+//! `(emporium.options.event)` option is an event payload. Each gets an [`EventDescriptor`]
+//! (`api::product::events::PRODUCT_CREATED`), an [`Event`] impl tying the payload type to it,
+//! a place in [`EVENTS`], and a channel in the AsyncAPI catalogue ([`ASYNCAPI_JSON`]). Stream
+//! names and subjects are derived from the descriptors by `pkg/events`, nowhere else.
+//!
 //! It must never hold behaviour: no I/O, no business rules, only what the contracts say.
 //! A subject or route string written anywhere else in the platform is a bug.
 
@@ -64,6 +70,39 @@ pub enum FieldKind {
 
 /// The OpenAPI 3.1 document of every route, generated from the contracts.
 pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// The AsyncAPI 3.0 catalogue of every domain event, generated from the event declarations.
+pub const ASYNCAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/asyncapi.json"));
+
+/// A domain event as its contract declares it. Data only: `pkg/events` turns it into stream
+/// names and subjects.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventDescriptor {
+    /// "product.created": the domain, a dot, the event.
+    pub name: &'static str,
+    /// "product": names the stream the event is stored in.
+    pub domain: &'static str,
+    /// "created": the last token of the event's subject.
+    pub event: &'static str,
+    /// The payload's version, from 1.
+    pub version: u32,
+    /// The full protobuf name of the payload message: "emporium.product.v1.ProductCreated".
+    pub payload_type: &'static str,
+    /// The service that publishes it: the one whose contract package declares it.
+    pub producer: &'static str,
+    /// The services that consume it, as the declaration lists them (for the catalogue).
+    pub consumers: &'static [&'static str],
+}
+
+/// A contract message that is the payload of a domain event.
+pub trait Event: rpc::Message {
+    const DESCRIPTOR: &'static EventDescriptor;
+}
+
+/// The descriptor of the event named `name` ("product.created"), if a contract declares it.
+pub fn event_by_name(name: &str) -> Option<&'static EventDescriptor> {
+    EVENTS.iter().copied().find(|e| e.name == name)
+}
 
 #[cfg(test)]
 mod tests {
@@ -152,6 +191,65 @@ mod tests {
             assert_eq!(operation["x-nats-subject"], route.descriptor.subject);
         }
         assert!(document["components"]["schemas"]["product.v1.Product"].is_object());
+    }
+
+    #[test]
+    fn events_are_declared_once_with_their_producer() {
+        use crate::Event as _;
+        let mut names = HashSet::new();
+        for event in EVENTS {
+            assert!(names.insert(event.name), "{} declared twice", event.name);
+            assert_eq!(event.name, format!("{}.{}", event.domain, event.event));
+            assert!(event.version >= 1);
+        }
+        let created = product::ProductCreated::DESCRIPTOR;
+        assert_eq!(created, &product::events::PRODUCT_CREATED);
+        assert_eq!(created.name, "product.created");
+        assert_eq!(created.domain, "product");
+        assert_eq!(created.producer, product::SERVICE_NAME);
+        assert_eq!(created.payload_type, "emporium.product.v1.ProductCreated");
+        assert_eq!(
+            event_by_name("inventory.reserved"),
+            Some(&product::events::INVENTORY_RESERVED)
+        );
+        assert!(event_by_name("product.deleted").is_none());
+    }
+
+    #[test]
+    fn asyncapi_has_a_channel_and_a_producer_operation_per_event() {
+        let document: serde_json::Value = serde_json::from_str(ASYNCAPI_JSON).unwrap();
+        assert_eq!(document["asyncapi"], "3.0.0");
+        for event in EVENTS {
+            let channel = &document["channels"][event.name];
+            assert!(channel.is_object(), "{}", event.name);
+            assert!(channel["parameters"]["aggregate_id"].is_object());
+            let message = &document["components"]["messages"][event.name];
+            assert_eq!(message["x-producer"], event.producer);
+            assert_eq!(message["x-event-version"], event.version);
+            let payload = message["payload"]["$ref"].as_str().unwrap();
+            let schema = payload.rsplit('/').next().unwrap();
+            assert!(
+                document["components"]["schemas"][schema].is_object(),
+                "{schema}"
+            );
+            let send = &document["operations"][format!("{}.{}.send", event.producer, event.name)];
+            assert_eq!(send["action"], "send");
+        }
+    }
+
+    /// docs/api/asyncapi.json is the committed event catalogue. Regenerate with
+    /// `UPDATE_GENERATED=1 cargo test -p api`.
+    #[test]
+    fn committed_asyncapi_document_is_fresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/asyncapi.json");
+        if std::env::var_os("UPDATE_GENERATED").is_some() {
+            std::fs::write(path, ASYNCAPI_JSON).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == ASYNCAPI_JSON,
+            "docs/api/asyncapi.json is out of date: run `UPDATE_GENERATED=1 cargo test -p api`"
+        );
     }
 
     /// docs/api/openapi.json is the committed copy of the generated document, so reviewers

@@ -191,6 +191,54 @@ impl TestApp {
             .await
     }
 
+    /// The messages of `event`'s type in its stream, oldest first, once `count` of them have
+    /// arrived (the relay publishes shortly after the commit); fails after a few seconds.
+    pub async fn published(
+        &self,
+        event: &api::EventDescriptor,
+        count: usize,
+    ) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        let started = std::time::Instant::now();
+        loop {
+            let messages = self.events_of(event).await;
+            if messages.len() >= count {
+                return messages;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{} of {count} {} events published",
+                messages.len(),
+                event.name
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every message of `event`'s type in its stream now.
+    pub async fn events_of(
+        &self,
+        event: &api::EventDescriptor,
+    ) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        let jetstream = async_nats::jetstream::new(self.nats.clone());
+        let stream = jetstream
+            .get_stream(events::names::stream_of(event))
+            .await
+            .expect("the event stream exists");
+        let last = stream.get_info().await.unwrap().state.last_sequence;
+        let mut messages = Vec::new();
+        for sequence in 1..=last {
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            let event_type = message
+                .headers
+                .get(events::headers::EVENT_TYPE)
+                .map(|v| v.as_str().to_owned());
+            if event_type.as_deref() == Some(event.name) {
+                messages.push(message);
+            }
+        }
+        messages
+    }
+
     /// `(stock, reserved)` as stored.
     pub async fn stored_stock(&self, product_id: &str) -> (i64, i64) {
         sqlx::query_as("SELECT stock, reserved FROM inventory WHERE product_id = $1::uuid")

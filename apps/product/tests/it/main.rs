@@ -4,6 +4,7 @@
 
 mod catalog;
 mod categories;
+mod events;
 mod helpers;
 mod inventory;
 mod listing;

@@ -1,0 +1,511 @@
+//! Consumers: durable pull consumers with explicit acks, one per (service, event type).
+//!
+//! A handler receives the typed event ([`Delivery`]) and an [`AckGuard`], and must decide:
+//! `ack()` on success, `nak(..)` on a retryable failure, `term(reason)` on a permanent one.
+//! A guard dropped undecided (an early return, a `?`, a panic) naks with the backoff delay, so
+//! no message is ever left to its ack timeout silently: wadm's `ScopedMessage` is the model.
+//!
+//! Redelivery follows the consumer's backoff schedule (also its per-delivery ack wait) up to
+//! `max_deliver` attempts. While a handler runs, the runtime tells JetStream it is still
+//! working (`+WPI`) every half ack wait, so a slow handler is not redelivered under its feet.
+//! After the last attempt, or on `term`, JetStream publishes an advisory; the runtime listens
+//! for its own consumer's advisories and moves the message to the dead-letter stream
+//! (see [`crate::dead_letter`]).
+//!
+//! Metrics: `events_consumer_lag{consumer}` (messages not yet delivered, sampled from consumer
+//! info), `events_consumer_ack_pending{consumer}`, `events_redeliveries_total{consumer}`,
+//! `events_consumed_total{consumer, outcome}` and `events_dead_letters_total{consumer, reason}`.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer::pull};
+use async_nats::{HeaderMap, Subject};
+use futures::StreamExt as _;
+use telemetry::propagation::TraceHeaders;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::{dead_letter, headers, names, streams};
+
+/// How a consumer runs.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// The consuming service: "notification". With the event type it names the durable.
+    pub consumer: String,
+    /// Deliveries before a message goes to the dead letters.
+    pub max_deliver: i64,
+    /// The delay before each redelivery (the last one repeats); also the ack wait of each
+    /// delivery. Must be shorter than `max_deliver`.
+    pub backoff: Vec<Duration>,
+    /// Handlers running at once.
+    pub max_in_flight: usize,
+    /// How often lag is sampled for the metrics.
+    pub lag_sample_interval: Duration,
+}
+
+impl ConsumerConfig {
+    pub fn new(consumer: impl Into<String>) -> Self {
+        Self {
+            consumer: consumer.into(),
+            max_deliver: 5,
+            backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            max_in_flight: 16,
+            lag_sample_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// The delay after the `delivered`-th delivery fails (1-based); none after the last one,
+    /// so the message reaches the dead letters without waiting.
+    pub fn retry_delay(&self, delivered: i64) -> Duration {
+        if delivered >= self.max_deliver {
+            return Duration::ZERO;
+        }
+        self.ack_wait(delivered)
+    }
+
+    /// The ack wait of the `delivered`-th delivery: the backoff schedule's entry.
+    fn ack_wait(&self, delivered: i64) -> Duration {
+        let index = usize::try_from(delivered.max(1) - 1).unwrap_or(0);
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(30))
+    }
+}
+
+/// One event as a handler sees it.
+#[derive(Debug)]
+pub struct Delivery<E> {
+    /// The event id (the outbox row id); the key of [`crate::inbox::record`].
+    pub event_id: Uuid,
+    pub aggregate_id: String,
+    pub payload: E,
+    pub subject: String,
+    pub headers: HeaderMap,
+    /// The message's sequence in its stream.
+    pub stream_sequence: u64,
+    /// 1 on the first delivery.
+    pub delivered: i64,
+    /// The durable consumer name, also the inbox's consumer key.
+    pub consumer: String,
+}
+
+impl<E> Delivery<E> {
+    /// The trace context of the change that produced the event.
+    pub fn trace(&self) -> TraceHeaders {
+        TraceHeaders::from_nats(Some(&self.headers))
+    }
+
+    /// A context for calls made while handling the event, in the producer's trace.
+    pub fn context(&self) -> rpc::Context {
+        rpc::Context::background().with_trace(self.trace())
+    }
+}
+
+/// Why an acknowledgement could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("acknowledging a message: {0}")]
+pub struct AckError(String);
+
+/// The decision about one message. Exactly one of `ack`, `nak`, `term`; dropping it undecided
+/// naks with the backoff delay.
+#[must_use = "a dropped guard naks the message"]
+pub struct AckGuard {
+    client: async_nats::Client,
+    reply: Option<Subject>,
+    decided: Arc<AtomicBool>,
+    retry_delay: Duration,
+    consumer: String,
+}
+
+impl std::fmt::Debug for AckGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckGuard")
+            .field("consumer", &self.consumer)
+            .field("decided", &self.decided.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+impl AckGuard {
+    /// Acknowledges the message and waits until JetStream confirms it, so a handler that
+    /// returns after `ack` knows the message will not come back.
+    pub async fn ack(self) -> Result<(), AckError> {
+        self.outcome("ack");
+        let Some(reply) = self.take_reply() else {
+            return Ok(());
+        };
+        self.client
+            .request(reply, bytes::Bytes::from_static(b"+ACK"))
+            .await
+            .map(|_| ())
+            .map_err(|e| AckError(e.to_string()))
+    }
+
+    /// Asks for a redelivery after `retry_after`, or after the backoff schedule's delay.
+    pub async fn nak(self, retry_after: Option<Duration>) -> Result<(), AckError> {
+        self.outcome("nak");
+        let delay = retry_after.unwrap_or(self.retry_delay);
+        let Some(reply) = self.take_reply() else {
+            return Ok(());
+        };
+        self.client
+            .publish(reply, nak_body(delay))
+            .await
+            .map_err(|e| AckError(e.to_string()))
+    }
+
+    /// Gives up on the message: no redelivery, and it goes to the dead letters with `reason`.
+    pub async fn term(self, reason: &str) -> Result<(), AckError> {
+        self.outcome("term");
+        let Some(reply) = self.take_reply() else {
+            return Ok(());
+        };
+        self.client
+            .publish(reply, term_body(reason))
+            .await
+            .map_err(|e| AckError(e.to_string()))
+    }
+
+    fn outcome(&self, outcome: &'static str) {
+        metrics::counter!("events_consumed_total", "consumer" => self.consumer.clone(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    fn take_reply(&self) -> Option<Subject> {
+        if self.decided.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        self.reply.clone()
+    }
+}
+
+impl Drop for AckGuard {
+    fn drop(&mut self) {
+        let Some(reply) = self.take_reply() else {
+            return;
+        };
+        self.outcome("dropped");
+        tracing::warn!(consumer = %self.consumer, "a handler dropped its ack guard undecided; nak");
+        let client = self.client.clone();
+        let body = nak_body(self.retry_delay);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.publish(reply, body).await;
+            });
+        }
+    }
+}
+
+fn nak_body(delay: Duration) -> bytes::Bytes {
+    if delay.is_zero() {
+        bytes::Bytes::from_static(b"-NAK")
+    } else {
+        format!("-NAK {{\"delay\":{}}}", delay.as_nanos()).into()
+    }
+}
+
+/// `+TERM <reason>`: JetStream (2.11+) puts the reason into the terminated advisory.
+fn term_body(reason: &str) -> bytes::Bytes {
+    let reason: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(256)
+        .collect();
+    let reason = reason.trim();
+    if reason.is_empty() {
+        bytes::Bytes::from_static(b"+TERM")
+    } else {
+        format!("+TERM {reason}").into()
+    }
+}
+
+/// Runs the handler of one event type for one consuming service.
+pub struct Consumer<E>(PhantomData<E>);
+
+impl<E: api::Event> Consumer<E> {
+    /// Creates (or updates) the durable consumer and starts handling messages until `cancel`
+    /// fires. The durable exists and the dead-letter watch is subscribed when this returns.
+    pub async fn spawn<F, Fut>(
+        jetstream: jetstream::Context,
+        config: ConsumerConfig,
+        cancel: CancellationToken,
+        handler: F,
+    ) -> anyhow::Result<JoinHandle<()>>
+    where
+        F: Fn(Delivery<E>, AckGuard) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let descriptor = E::DESCRIPTOR;
+        let durable = names::durable_name(&config.consumer, descriptor)?;
+        anyhow::ensure!(
+            config.max_deliver > config.backoff.len() as i64,
+            "consumer {durable}: max_deliver must be more than the backoff steps"
+        );
+        let stream_name = names::stream_of(descriptor);
+        streams::ensure_exists(&jetstream, descriptor.domain).await?;
+        streams::ensure_dead_letters(&jetstream, &streams::StreamSettings::dead_letters()).await?;
+        let stream = jetstream
+            .get_stream(&stream_name)
+            .await
+            .with_context(|| format!("opening stream {stream_name}"))?;
+        let max_in_flight = config.max_in_flight.max(1);
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(durable.clone()),
+                description: Some(format!("{} consumes {}", config.consumer, descriptor.name)),
+                filter_subject: names::filter_subject(descriptor),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                ack_wait: config.ack_wait(1),
+                max_deliver: config.max_deliver,
+                backoff: config.backoff.clone(),
+                max_ack_pending: (max_in_flight * 2) as i64,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating consumer {durable} on {stream_name}"))?;
+
+        let client = jetstream.client();
+        let watch = dead_letter::Watch::subscribe(&client, &stream_name, &durable).await?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(max_in_flight)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+            .with_context(|| format!("pulling from consumer {durable}"))?;
+
+        let runtime = Arc::new(Runtime {
+            config,
+            durable: durable.clone(),
+            client,
+            handler,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            _event: PhantomData,
+        });
+        let lag = spawn_lag_sampler(
+            consumer,
+            durable.clone(),
+            runtime.config.lag_sample_interval,
+            cancel.clone(),
+        );
+        let dead_letters = watch.spawn(jetstream.clone(), cancel.clone());
+        Ok(tokio::spawn(async move {
+            runtime.run(messages, cancel).await;
+            let _ = lag.await;
+            let _ = dead_letters.await;
+            tracing::debug!(consumer = %durable, "consumer stopped");
+        }))
+    }
+}
+
+struct Runtime<E, F> {
+    config: ConsumerConfig,
+    durable: String,
+    client: async_nats::Client,
+    handler: F,
+    in_flight: Arc<Semaphore>,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<E, F, Fut> Runtime<E, F>
+where
+    E: api::Event,
+    F: Fn(Delivery<E>, AckGuard) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    async fn run(self: Arc<Self>, mut messages: pull::Stream, cancel: CancellationToken) {
+        let mut handlers = JoinSet::new();
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => break,
+                next = messages.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    let runtime = self.clone();
+                    handlers.spawn(async move { runtime.handle(message).await });
+                }
+                Some(Err(error)) => {
+                    // Missed heartbeats and the like: the stream recovers by itself.
+                    tracing::warn!(consumer = %self.durable, %error, "pulling messages");
+                }
+                None => {
+                    tracing::warn!(consumer = %self.durable, "the message stream ended");
+                    break;
+                }
+            }
+            // Reap finished handlers so the set does not grow.
+            while handlers.try_join_next().is_some() {}
+        }
+        // Let the handlers in flight decide; undecided ones nak on drop.
+        while handlers.join_next().await.is_some() {}
+    }
+
+    async fn handle(self: Arc<Self>, message: jetstream::Message) {
+        let (stream_sequence, delivered) = match message.info() {
+            Ok(info) => (info.stream_sequence, info.delivered),
+            Err(error) => {
+                tracing::warn!(consumer = %self.durable, %error, "a message without JetStream metadata");
+                return;
+            }
+        };
+        if delivered > 1 {
+            metrics::counter!("events_redeliveries_total", "consumer" => self.durable.clone())
+                .increment(1);
+        }
+        let decided = Arc::new(AtomicBool::new(false));
+        let guard = AckGuard {
+            client: self.client.clone(),
+            reply: message.message.reply.clone(),
+            decided: decided.clone(),
+            retry_delay: self.config.retry_delay(delivered),
+            consumer: self.durable.clone(),
+        };
+        let message = message.message;
+        let delivery = match decode::<E>(&message, &self.durable, stream_sequence, delivered) {
+            Ok(delivery) => delivery,
+            Err(problem) => {
+                // Retrying cannot fix a message this service cannot read.
+                tracing::warn!(consumer = %self.durable, stream_sequence, %problem, "undecodable event");
+                let _ = guard.term(&format!("undecodable: {problem}")).await;
+                return;
+            }
+        };
+        // The handler's span continues the trace of the change that produced the event.
+        let span = tracing::info_span!(
+            "event",
+            consumer = %self.durable,
+            event_type = E::DESCRIPTOR.name,
+            event_id = %delivery.event_id,
+            delivered,
+        );
+        telemetry::propagation::set_parent(&span, &delivery.trace());
+        let runtime = self.clone();
+        let work = async move {
+            let _permit = runtime.in_flight.clone().acquire_owned().await;
+            (runtime.handler)(delivery, guard).await;
+        }
+        .instrument(span);
+        let reply = message.reply.clone();
+        let period = (self.config.ack_wait(delivered) / 2).max(Duration::from_millis(50));
+        keep_alive(work, &self.client, reply, &decided, period).await;
+    }
+}
+
+/// Runs `work`, telling JetStream every `period` that the message is still being worked on
+/// until the guard decides.
+async fn keep_alive(
+    work: impl Future<Output = ()>,
+    client: &async_nats::Client,
+    reply: Option<Subject>,
+    decided: &AtomicBool,
+    period: Duration,
+) {
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            _ = &mut work => return,
+            _ = ticker.tick() => {
+                if let Some(reply) = &reply
+                    && !decided.load(Ordering::SeqCst)
+                {
+                    let _ = client.publish(reply.clone(), bytes::Bytes::from_static(b"+WPI")).await;
+                }
+            }
+        }
+    }
+}
+
+fn decode<E: api::Event>(
+    message: &async_nats::Message,
+    durable: &str,
+    stream_sequence: u64,
+    delivered: i64,
+) -> Result<Delivery<E>, String> {
+    let headers = message.headers.clone().unwrap_or_default();
+    let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    let event_id = get(headers::EVENT_ID)
+        .or_else(|| get(headers::MSG_ID))
+        .ok_or_else(|| format!("no {} header", headers::EVENT_ID))?;
+    let event_id = Uuid::parse_str(&event_id).map_err(|e| format!("event id {event_id:?}: {e}"))?;
+    let payload: E = serde_json::from_slice(&message.payload)
+        .map_err(|e| format!("payload of {}: {e}", E::DESCRIPTOR.name))?;
+    Ok(Delivery {
+        event_id,
+        aggregate_id: get(headers::AGGREGATE_ID).unwrap_or_default(),
+        payload,
+        subject: message.subject.to_string(),
+        headers,
+        stream_sequence,
+        delivered,
+        consumer: durable.to_owned(),
+    })
+}
+
+fn spawn_lag_sampler(
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    durable: String,
+    interval: Duration,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            match consumer.get_info().await {
+                Ok(info) => {
+                    metrics::gauge!("events_consumer_lag", "consumer" => durable.clone())
+                        .set(info.num_pending as f64);
+                    metrics::gauge!("events_consumer_ack_pending", "consumer" => durable.clone())
+                        .set(info.num_ack_pending as f64);
+                }
+                Err(error) => tracing::debug!(consumer = %durable, %error, "sampling consumer lag"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_follow_the_backoff_schedule_and_the_last_attempt_does_not_wait() {
+        let config = ConsumerConfig::new("test");
+        assert_eq!(config.retry_delay(1), Duration::from_secs(1));
+        assert_eq!(config.retry_delay(2), Duration::from_secs(5));
+        assert_eq!(config.retry_delay(3), Duration::from_secs(30));
+        assert_eq!(config.retry_delay(4), Duration::from_secs(30));
+        assert_eq!(config.retry_delay(5), Duration::ZERO);
+    }
+
+    #[test]
+    fn acknowledgement_bodies_are_what_jetstream_expects() {
+        assert_eq!(nak_body(Duration::ZERO), "-NAK");
+        assert_eq!(
+            nak_body(Duration::from_millis(1500)),
+            "-NAK {\"delay\":1500000000}"
+        );
+        assert_eq!(term_body(""), "+TERM");
+        assert_eq!(term_body("bad\npayload"), "+TERM bad payload");
+    }
+}

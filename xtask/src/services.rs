@@ -1,0 +1,388 @@
+//! The one list of services, `apps/services.toml`, and the places generated from it.
+//!
+//! `cargo xtask up` reads the list (see `stack.rs`). docker-compose.yml's service section and
+//! the service tables in README.md and docs/ARCHITECTURE.md are rendered from it between
+//! marker comments by [`sync`] (`cargo xtask sync-services`). [`problems`] says where the
+//! workspace disagrees with the list; the `services_are_in_step` test runs it on every
+//! `make test`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+/// Where the list lives, relative to the workspace root.
+pub const LIST: &str = "apps/services.toml";
+/// The admin port of the first service; the next new service gets the highest one plus one.
+pub const FIRST_ADMIN_PORT: u16 = 9101;
+
+/// How a service keeps its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Its own PostgreSQL database, with sqlx migrations.
+    Postgres,
+    /// JSON values in Redis.
+    Redis,
+    /// JSON documents (PostgreSQL JSONB until a MongoDB deployment exists).
+    Mongo,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Redis => "redis",
+            Self::Mongo => "mongo",
+        }
+    }
+
+    /// Whether the service has a PostgreSQL database (the `mongo` kind stores its documents
+    /// there too).
+    pub fn uses_postgres(self) -> bool {
+        self != Self::Redis
+    }
+}
+
+/// One entry of the list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEntry {
+    pub name: String,
+    pub store: StoreKind,
+    pub admin_port: u16,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dev_args: Vec<String>,
+}
+
+impl ServiceEntry {
+    /// The cargo package and binary: `gift-card-service`.
+    pub fn package(&self) -> String {
+        format!("{}-service", self.name)
+    }
+
+    /// The name in Rust, protobuf and NATS: `gift_card`.
+    pub fn snake(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
+    /// This entry as a `[[service]]` table, to append to the list.
+    pub fn to_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct One<'a> {
+            service: [&'a ServiceEntry; 1],
+        }
+        toml::to_string(&One { service: [self] }).expect("a service entry serializes")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListFile {
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
+}
+
+/// Parses the list and checks what every entry must satisfy.
+pub fn parse(text: &str) -> anyhow::Result<Vec<ServiceEntry>> {
+    let file: ListFile = toml::from_str(text).context("parsing apps/services.toml")?;
+    let mut names = BTreeSet::new();
+    let mut ports = BTreeSet::new();
+    for entry in &file.service {
+        crate::new_service::check_name(&entry.name)
+            .with_context(|| format!("apps/services.toml: service {:?}", entry.name))?;
+        crate::new_service::check_description(&entry.description)
+            .with_context(|| format!("apps/services.toml: service {:?}", entry.name))?;
+        if !names.insert(entry.name.as_str()) {
+            bail!("apps/services.toml lists {:?} twice", entry.name);
+        }
+        if !ports.insert(entry.admin_port) {
+            bail!(
+                "apps/services.toml: admin port {} is used twice",
+                entry.admin_port
+            );
+        }
+    }
+    Ok(file.service)
+}
+
+/// Reads the list of the workspace at `root`.
+pub fn load(root: &Path) -> anyhow::Result<Vec<ServiceEntry>> {
+    let path = root.join(LIST);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text)
+}
+
+/// The admin port for a service added after `services`.
+pub fn next_admin_port(services: &[ServiceEntry]) -> u16 {
+    services
+        .iter()
+        .map(|service| service.admin_port + 1)
+        .max()
+        .unwrap_or(FIRST_ADMIN_PORT)
+}
+
+/// A section of a file that is generated between two marker lines.
+struct Section {
+    file: &'static str,
+    begin: &'static str,
+    end: &'static str,
+    template: &'static str,
+}
+
+const SECTIONS: &[Section] = &[
+    Section {
+        file: "docker-compose.yml",
+        begin: "  # BEGIN generated services",
+        end: "  # END generated services",
+        template: "places/compose.yml.tera",
+    },
+    Section {
+        file: "README.md",
+        begin: "<!-- BEGIN generated services",
+        end: "<!-- END generated services -->",
+        template: "places/services-table.md.tera",
+    },
+    Section {
+        file: "docs/ARCHITECTURE.md",
+        begin: "<!-- BEGIN generated services",
+        end: "<!-- END generated services -->",
+        template: "places/services-table.md.tera",
+    },
+];
+
+#[derive(Serialize)]
+struct PlaceService {
+    name: String,
+    package: String,
+    snake: String,
+    store: &'static str,
+    admin_port: u16,
+    description: String,
+    /// The compose `command`, as a JSON array (valid YAML).
+    command: String,
+}
+
+/// The files of the workspace at `root` with their generated sections rendered from
+/// `services`: (path, current text, wanted text).
+pub fn render_places(
+    root: &Path,
+    services: &[ServiceEntry],
+) -> anyhow::Result<Vec<(PathBuf, String, String)>> {
+    let places: Vec<PlaceService> = services
+        .iter()
+        .map(|service| {
+            let mut command = vec![service.package()];
+            command.extend(service.dev_args.iter().cloned());
+            PlaceService {
+                name: service.name.clone(),
+                package: service.package(),
+                snake: service.snake(),
+                store: service.store.as_str(),
+                admin_port: service.admin_port,
+                description: service.description.clone(),
+                command: format!(
+                    "[{}]",
+                    command
+                        .iter()
+                        .map(|part| serde_json::Value::from(part.as_str()).to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        })
+        .collect();
+    let mut context = tera::Context::new();
+    context.insert("services", &places);
+
+    let mut out = Vec::new();
+    for section in SECTIONS {
+        let path = root.join(section.file);
+        let current = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let block = crate::new_service::render_template(root, section.template, &context)?;
+        let wanted = replace_section(&current, section)
+            .map(|(before, after)| format!("{before}{}{after}", block.trim_end_matches('\n')))
+            .with_context(|| {
+                format!(
+                    "{}: the generated section's marker lines ({:?} ... {:?}) are missing",
+                    section.file,
+                    section.begin.trim(),
+                    section.end.trim()
+                )
+            })?;
+        out.push((path, current, wanted));
+    }
+    Ok(out)
+}
+
+/// The text before the begin marker line and from the end of the end marker line.
+fn replace_section<'a>(text: &'a str, section: &Section) -> Option<(&'a str, &'a str)> {
+    let begin = text.find(&format!("\n{}", section.begin))? + 1;
+    let end_marker = text[begin..].find(section.end)? + begin;
+    let end = text[end_marker..]
+        .find('\n')
+        .map_or(text.len(), |n| end_marker + n);
+    Some((&text[..begin], &text[end..]))
+}
+
+/// Rewrites the generated sections of the workspace at `root` from its list; returns the
+/// files that changed.
+pub fn sync(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let services = load(root)?;
+    let mut changed = Vec::new();
+    for (path, current, wanted) in render_places(root, &services)? {
+        if current != wanted {
+            std::fs::write(&path, wanted).with_context(|| format!("writing {}", path.display()))?;
+            changed.push(path);
+        }
+    }
+    Ok(changed)
+}
+
+/// Everything in the workspace at `root` that disagrees with its list; empty when in step.
+pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
+    let services = load(root)?;
+    let mut problems = Vec::new();
+    let listed: BTreeSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
+
+    let apps = root.join("apps");
+    for entry in std::fs::read_dir(&apps).with_context(|| format!("reading {}", apps.display()))? {
+        let entry = entry?;
+        if entry.path().join("Cargo.toml").exists() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !listed.contains(name.as_str()) {
+                problems.push(format!(
+                    "apps/{name} is not in {LIST}: add it there (or generate services with `cargo xtask new-service`)"
+                ));
+            }
+        }
+    }
+
+    let workspace =
+        std::fs::read_to_string(root.join("Cargo.toml")).context("reading Cargo.toml")?;
+    let workspace: toml::Table = toml::from_str(&workspace).context("parsing Cargo.toml")?;
+    let members: Vec<&str> = workspace
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .map(|m| m.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+
+    for service in &services {
+        let dir = format!("apps/{}", service.name);
+        let manifest = root.join(&dir).join("Cargo.toml");
+        match std::fs::read_to_string(&manifest) {
+            Err(_) => problems.push(format!(
+                "{LIST} lists {:?} but {dir}/ has no Cargo.toml",
+                service.name
+            )),
+            Ok(text) => {
+                let package = toml::from_str::<toml::Table>(&text)
+                    .ok()
+                    .and_then(|t| t.get("package")?.get("name")?.as_str().map(str::to_owned));
+                if package.as_deref() != Some(service.package().as_str()) {
+                    problems.push(format!(
+                        "{dir}/Cargo.toml: the package must be named {:?}",
+                        service.package()
+                    ));
+                }
+            }
+        }
+        if !members.iter().any(|m| *m == dir || *m == "apps/*") {
+            problems.push(format!("Cargo.toml: {dir} is not a workspace member"));
+        }
+        let proto = format!("pkg/api/proto/emporium/{}/v1", service.snake());
+        if !root.join(&proto).is_dir() {
+            problems.push(format!(
+                "{LIST} lists {:?} but {proto}/ does not exist",
+                service.name
+            ));
+        }
+    }
+
+    for (path, current, wanted) in render_places(root, &services)? {
+        if current != wanted {
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let mut problem = format!("{shown}: its generated services section is out of date");
+            let _ = write!(problem, "; run `cargo xtask sync-services`");
+            problems.push(problem);
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    /// The one list and everything made from it agree: run `cargo xtask sync-services` when
+    /// this fails on a generated section.
+    #[test]
+    fn services_are_in_step() {
+        let problems = problems(&workspace_root()).unwrap();
+        assert!(
+            problems.is_empty(),
+            "out of step:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+
+    #[test]
+    fn the_list_names_product() {
+        let services = load(&workspace_root()).unwrap();
+        let product = services.iter().find(|s| s.name == "product").unwrap();
+        assert_eq!(product.package(), "product-service");
+        assert_eq!(product.store, StoreKind::Postgres);
+        assert_eq!(product.admin_port, FIRST_ADMIN_PORT);
+    }
+
+    #[test]
+    fn bad_lists_are_rejected_with_the_reason() {
+        let entry = |name: &str, port: u16| {
+            format!(
+                "[[service]]\nname = \"{name}\"\nstore = \"redis\"\nadmin_port = {port}\ndescription = \"x\"\n"
+            )
+        };
+        let twice = format!("{}{}", entry("a", 1), entry("a", 2));
+        assert!(format!("{:#}", parse(&twice).unwrap_err()).contains("twice"));
+        let same_port = format!("{}{}", entry("a", 1), entry("b", 1));
+        assert!(format!("{:#}", parse(&same_port).unwrap_err()).contains("port"));
+        assert!(parse(&entry("Bad", 1)).is_err());
+        assert!(parse(&entry("a", 1).replace("redis", "sqlite")).is_err());
+        assert!(parse("[[service]]\nname = \"a\"\n").is_err());
+    }
+
+    #[test]
+    fn an_entry_round_trips_through_toml() {
+        let entry = ServiceEntry {
+            name: "gift-card".into(),
+            store: StoreKind::Mongo,
+            admin_port: 9107,
+            description: "Gift cards: balances and redemptions.".into(),
+            dev_args: Vec::new(),
+        };
+        assert_eq!(
+            parse(&entry.to_toml()).unwrap(),
+            std::slice::from_ref(&entry)
+        );
+        assert_eq!(entry.snake(), "gift_card");
+        assert_eq!(next_admin_port(&[entry]), 9108);
+        assert_eq!(next_admin_port(&[]), FIRST_ADMIN_PORT);
+    }
+}
