@@ -4,7 +4,7 @@ CARGO ?= cargo
 ROLE ?= admin
 
 .DEFAULT_GOAL := help
-.PHONY: help deps up down build test lint fmt dev-token new-service
+.PHONY: help deps up down build test lint fmt dev-token bench new-service
 
 help: ## List the targets
 	@echo "Emporium: make <target>"
@@ -25,6 +25,9 @@ build: ## Build every crate and binary
 
 test: deps ## Run every test (against private servers on random ports)
 	$(CARGO) xtask test
+
+bench: deps ## Build in release mode and measure the platform (docs/PERFORMANCE.md); not part of test
+	$(CARGO) xtask bench
 
 lint: ## Check formatting and clippy lints (warnings are errors)
 	$(CARGO) fmt --all -- --check

@@ -10,11 +10,13 @@
 //! - `dlq list|redrive` shows the dead letters and puts them back for their consumer.
 //! - `new-service` generates a service from `templates/`; `sync-services` regenerates the places
 //!   made from `apps/services.toml` (docker-compose.yml, the docs' service tables).
+//! - `bench` builds the benchmark harness (bench/) in release mode and runs it.
 //!
 //! Everything it creates lives under `.dev/` (git-ignored). It is a tool for a developer's
 //! machine: it must never be a dependency of another crate, never run in production, and never
 //! touch data outside the workspace except through the package managers in `deps`.
 
+mod bench;
 mod deps;
 mod dev_keys;
 mod dlq;
@@ -75,6 +77,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
+    /// Build in release mode and run the benchmarks (docs/PERFORMANCE.md); extra arguments go
+    /// to the harness.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        bench_args: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +121,7 @@ fn main() -> ExitCode {
         Command::Dlq(args) => dlq::run(args),
         Command::NewService(args) => new_service(&layout, &args).map(|()| ExitCode::SUCCESS),
         Command::SyncServices { check } => sync_services(&layout, check),
+        Command::Bench { bench_args } => bench::run(&layout, &bench_args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,204 @@
+//! The benchmark harness behind `make bench`: it measures what the platform costs against
+//! physical baselines measured in the same run on the same machine, and checks the targets
+//! of issue 5.
+//!
+//! Scenarios (docs/PERFORMANCE.md explains the method and the latest figures):
+//! 1. gateway overhead: GET a product through gateway → NATS → product service against the
+//!    same handler and cache behind a bare axum server;
+//! 2. runtime overhead: an echo endpoint on pkg/rpc against a raw `async_nats::service` one;
+//! 3. capacity of cached and uncached GETs and of a search through the gateway at a p99 limit;
+//! 4. concurrent inventory reservations over NATS, with the stock invariant checked after;
+//! 5. resident memory of the release binaries, idle and with many idle HTTP connections.
+//!
+//! The load generator ([`load`], [`http`]) runs in this process, on the same cores as the
+//! servers, which is why figures are ratios against baselines that pay the same cost.
+//!
+//! This is a measuring tool: it starts private servers (pkg/testkit) on random ports of
+//! 127.0.0.1 and must never be a dependency of a service, never use fixed ports, and never
+//! touch the dev stack's data.
+
+pub mod http;
+pub mod load;
+pub mod memory;
+pub mod platform;
+pub mod report;
+pub mod scenarios;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+
+use crate::platform::{CacheMode, Platform, Servers};
+use crate::report::Report;
+
+/// How long and how hard each scenario runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub mode: String,
+    /// Load before each measured window, not counted.
+    pub warmup: Duration,
+    /// Each measured window (saturation and fixed-rate runs).
+    pub duration: Duration,
+    /// Saturation runs per side of scenarios 1 and 2 (the median counts).
+    pub repeats: usize,
+    /// Each fixed-rate step of the capacity search.
+    pub step_duration: Duration,
+    /// Fractions of the saturation throughput the capacity search tries, highest first.
+    pub capacity_fractions: Vec<f64>,
+    /// HTTP connections of a closed-loop (saturation) run.
+    pub connections: usize,
+    /// HTTP connections an open-loop run spreads its requests over.
+    pub open_loop_connections: usize,
+    /// The moderate rate of scenario 1's latency comparison.
+    pub fixed_rate: f64,
+    /// Products created for the read scenarios.
+    pub catalog_size: usize,
+    /// Distinct products the cached GETs cycle through.
+    pub hot_products: usize,
+    pub concurrent_requesters: usize,
+    pub inventory_workers: usize,
+    pub inventory_products: usize,
+    pub inventory_stock_per_product: i64,
+    pub idle_connections: usize,
+    /// Pause before reading memory.
+    pub settle: Duration,
+    pub product_service_bin: PathBuf,
+    pub gateway_bin: PathBuf,
+}
+
+impl Options {
+    /// `make bench`: a few minutes in all.
+    pub fn full(binaries: PathBuf) -> Self {
+        Self {
+            mode: "full".into(),
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(4),
+            repeats: 3,
+            step_duration: Duration::from_secs(4),
+            capacity_fractions: vec![1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+            connections: 64,
+            open_loop_connections: 128,
+            fixed_rate: 2_000.0,
+            catalog_size: 2_000,
+            hot_products: 100,
+            concurrent_requesters: 32,
+            inventory_workers: 32,
+            inventory_products: 8,
+            inventory_stock_per_product: 20,
+            idle_connections: 10_000,
+            settle: Duration::from_secs(2),
+            product_service_bin: binaries.join("product-service"),
+            gateway_bin: binaries.join("gateway"),
+        }
+    }
+
+    /// The smoke test: every scenario, tiny, so the harness cannot rot.
+    pub fn smoke(binaries: PathBuf) -> Self {
+        Self {
+            mode: "smoke".into(),
+            warmup: Duration::from_millis(50),
+            duration: Duration::from_millis(250),
+            repeats: 1,
+            step_duration: Duration::from_millis(250),
+            capacity_fractions: vec![0.5, 0.1],
+            connections: 4,
+            open_loop_connections: 8,
+            fixed_rate: 100.0,
+            catalog_size: 20,
+            hot_products: 5,
+            concurrent_requesters: 4,
+            inventory_workers: 4,
+            inventory_products: 3,
+            inventory_stock_per_product: 4,
+            idle_connections: 100,
+            settle: Duration::from_millis(200),
+            ..Self::full(binaries)
+        }
+    }
+}
+
+/// Runs every scenario and checks the targets.
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let started_at_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for binary in [&options.product_service_bin, &options.gateway_bin] {
+        anyhow::ensure!(
+            binary.is_file(),
+            "{} is missing: build it first (cargo build -p product-service -p gateway)",
+            binary.display()
+        );
+    }
+
+    eprintln!("bench: runtime overhead (pkg/rpc against raw async_nats::service)");
+    let runtime_overhead = scenarios::runtime_overhead(options).await?;
+
+    eprintln!(
+        "bench: starting the platform and creating {} products",
+        options.catalog_size
+    );
+    let servers = Servers::start().await?;
+    let mut platform = Platform::start(servers, options.catalog_size).await?;
+
+    eprintln!("bench: gateway overhead (gateway against bare axum)");
+    let gateway_overhead = scenarios::gateway_overhead(&platform, options).await?;
+
+    eprintln!("bench: capacity of cached GETs and searches");
+    let hot = &platform.catalog[..options.hot_products.min(platform.catalog.len())];
+    let cached = scenarios::capacity(
+        report::CACHED_GET,
+        platform.gateway_addr,
+        &http::RequestSet::new(hot.iter().map(|id| platform::product_path(id))),
+        5.0,
+        options,
+    )
+    .await?;
+    let search = scenarios::capacity(
+        report::SEARCH,
+        platform.gateway_addr,
+        &http::RequestSet::new([platform::search_path(platform::SEARCH_WORD)]),
+        10.0,
+        options,
+    )
+    .await?;
+
+    eprintln!("bench: inventory reservations");
+    let inventory = scenarios::inventory(&platform, options).await?;
+
+    eprintln!("bench: capacity of uncached GETs");
+    platform
+        .restart_product(CacheMode::Uncached)
+        .await
+        .context("restarting the product service without its cache")?;
+    let uncached = scenarios::capacity(
+        report::UNCACHED_GET,
+        platform.gateway_addr,
+        &http::RequestSet::new(platform.catalog.iter().map(|id| platform::product_path(id))),
+        10.0,
+        options,
+    )
+    .await?;
+    let servers = platform.stop().await?;
+
+    eprintln!(
+        "bench: memory of the binaries, idle and with {} connections",
+        options.idle_connections
+    );
+    let memory = memory::memory(&servers, options).await?;
+    drop(servers);
+
+    let mut report = Report {
+        mode: options.mode.clone(),
+        started_at_unix,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        gateway_overhead,
+        runtime_overhead,
+        capacity: vec![cached, uncached, search],
+        inventory,
+        memory,
+        targets: Vec::new(),
+    };
+    report.check_targets();
+    Ok(report)
+}

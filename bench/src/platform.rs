@@ -1,0 +1,330 @@
+//! The platform under test, in this process: private servers (pkg/testkit), the product
+//! service, the gateway in front of it, and the bare axum baseline that serves the same
+//! handler and cache without the gateway, NATS or the runtime in between.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use api::product::{
+    CreateProductRequest, GetProductRequest, ProductClient, ProductService as _, methods,
+};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clap::Parser as _;
+use product_service::ProductHandlers;
+use sqlx::PgPool;
+use testkit::{NatsServer, RedisServer, TestDatabase};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The gateway's token buckets, so large that no benchmark request is refused: the Redis
+/// round trip of every rate-limit check is still paid, as in production.
+const UNLIMITED_RATES: &str = "default=1000000000/1,search=1000000000/1";
+
+/// Words product names and descriptions are made of, so that a search matches a known share.
+const NOUNS: [&str; 4] = ["widget", "gadget", "gizmo", "doohickey"];
+const ADJECTIVES: [&str; 5] = ["red", "sturdy", "compact", "deluxe", "quiet"];
+
+/// The word the search scenario looks for: in a quarter of the products.
+pub const SEARCH_WORD: &str = "widget";
+
+/// How the product service caches `GetProduct`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheMode {
+    /// The production defaults: Redis (60 s) with the in-process tier (1 s) in front.
+    Cached,
+    /// No in-process tier and a 1 ms Redis TTL: every read misses the cache and goes to
+    /// PostgreSQL (and pays the Redis GET and SET of the miss).
+    Uncached,
+}
+
+/// nats-server, Redis and PostgreSQL, private to this run.
+pub struct Servers {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub database: TestDatabase,
+}
+
+impl Servers {
+    pub async fn start() -> anyhow::Result<Self> {
+        Ok(Self {
+            nats: NatsServer::start().await.context("starting nats-server")?,
+            redis: RedisServer::start().await.context("starting redis")?,
+            database: testkit::fresh_database()
+                .await
+                .context("creating a database")?,
+        })
+    }
+}
+
+/// A task serving until told to stop.
+struct Running {
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("stopping within 30 s")?
+            .context("the task panicked")?
+    }
+}
+
+/// The product service configuration the benchmark runs with.
+pub fn product_config(
+    servers: &Servers,
+    mode: CacheMode,
+) -> anyhow::Result<product_service::Config> {
+    let mut config = product_service::Config::try_parse_from(["product-service"])?;
+    config.nats.nats_url = servers.nats.url().to_owned();
+    config.redis.redis_url = servers.redis.url().to_owned();
+    config.postgres.database_url = Some(servers.database.url().to_owned());
+    config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.seed_demo_catalog = false;
+    if mode == CacheMode::Uncached {
+        config.product_cache_ttl_ms = 1;
+        config.product_cache_local_ttl_ms = 0;
+    }
+    Ok(config)
+}
+
+fn cache_config(config: &product_service::Config) -> store::cache::CacheConfig {
+    store::cache::CacheConfig {
+        namespace: product_service::CACHE_NAMESPACE.to_owned(),
+        redis_ttl: Duration::from_millis(config.product_cache_ttl_ms),
+        local_ttl: (config.product_cache_local_ttl_ms > 0)
+            .then(|| Duration::from_millis(config.product_cache_local_ttl_ms)),
+    }
+}
+
+async fn start_product(config: product_service::Config) -> anyhow::Result<Running> {
+    let application = product_service::Application::build(config)
+        .await
+        .context("starting the product service")?;
+    let (shutdown, stop) = oneshot::channel();
+    let task = tokio::spawn(application.run_until(async {
+        let _ = stop.await;
+    }));
+    Ok(Running { shutdown, task })
+}
+
+/// Writes a JWKS for a fresh key where a gateway can read it.
+pub fn write_jwks() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("emporium-bench-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("jwks.json");
+    std::fs::write(
+        &file,
+        auth::SigningKey::generate("bench-1").jwks().to_json(),
+    )?;
+    Ok((dir, file))
+}
+
+/// Everything the HTTP and inventory scenarios talk to.
+pub struct Platform {
+    pub servers: Servers,
+    /// The product service's own database.
+    pub pool: PgPool,
+    pub product_client: ProductClient,
+    pub gateway_addr: SocketAddr,
+    pub bare_addr: SocketAddr,
+    /// Ids of the products created for the read scenarios.
+    pub catalog: Vec<String>,
+    product: Option<Running>,
+    gateway: Option<Running>,
+    bare: Option<Running>,
+    handlers: Arc<ProductHandlers>,
+    jwks_dir: PathBuf,
+}
+
+impl Platform {
+    /// Starts the product service (cached), creates `catalog_size` products, and starts the
+    /// gateway and the bare axum server.
+    pub async fn start(servers: Servers, catalog_size: usize) -> anyhow::Result<Self> {
+        let config = product_config(&servers, CacheMode::Cached)?;
+        let product = start_product(config.clone()).await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(config.postgres.max_connections)
+            .connect(servers.database.url())
+            .await
+            .context("connecting to the product database")?;
+        let redis = store::redis::connect(servers.redis.url()).await?;
+        let handlers = Arc::new(ProductHandlers::new(
+            pool.clone(),
+            store::cache::Cache::new(redis, cache_config(&config)),
+        ));
+        let catalog = create_catalog(&handlers, catalog_size).await?;
+
+        let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let bare_addr = bare_listener.local_addr()?;
+        let bare = serve_bare(bare_listener, handlers.clone());
+
+        let (jwks_dir, jwks_file) = write_jwks()?;
+        let gateway_config = gateway::Config::try_parse_from([
+            "gateway",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--nats-url",
+            servers.nats.url(),
+            "--redis-url",
+            servers.redis.url(),
+            "--jwt-jwks-file",
+            jwks_file.to_str().context("a UTF-8 temporary path")?,
+            "--rate-limits",
+            UNLIMITED_RATES,
+        ])?;
+        let application = gateway::Application::build(gateway_config)
+            .await
+            .context("starting the gateway")?;
+        let gateway_addr = application.local_addr();
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(application.run_until(async {
+            let _ = stop.await;
+        }));
+
+        let nats = servers.nats.connect().await;
+        Ok(Self {
+            product_client: ProductClient::new(rpc::Client::new(nats)),
+            servers,
+            pool,
+            gateway_addr,
+            bare_addr,
+            catalog,
+            product: Some(product),
+            gateway: Some(Running { shutdown, task }),
+            bare: Some(bare),
+            handlers,
+            jwks_dir,
+        })
+    }
+
+    /// Replaces the running product service with one caching as `mode` says.
+    pub async fn restart_product(&mut self, mode: CacheMode) -> anyhow::Result<()> {
+        if let Some(product) = self.product.take() {
+            product.stop().await?;
+        }
+        self.product = Some(start_product(product_config(&self.servers, mode)?).await?);
+        Ok(())
+    }
+
+    /// Creates products directly through the handlers (no NATS), each with `stock` units.
+    pub async fn create_products(&self, count: usize, stock: i64) -> anyhow::Result<Vec<String>> {
+        create_products(&self.handlers, count, stock).await
+    }
+
+    /// Stops everything; the servers go when `self.servers` is dropped.
+    pub async fn stop(mut self) -> anyhow::Result<Servers> {
+        for running in [self.gateway.take(), self.bare.take(), self.product.take()]
+            .into_iter()
+            .flatten()
+        {
+            running.stop().await?;
+        }
+        self.pool.close().await;
+        let _ = std::fs::remove_dir_all(&self.jwks_dir);
+        Ok(self.servers)
+    }
+}
+
+async fn create_catalog(handlers: &ProductHandlers, count: usize) -> anyhow::Result<Vec<String>> {
+    create_products(handlers, count, 1_000).await
+}
+
+async fn create_products(
+    handlers: &ProductHandlers,
+    count: usize,
+    stock: i64,
+) -> anyhow::Result<Vec<String>> {
+    let shop_id = uuid::Uuid::now_v7().to_string();
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let noun = NOUNS[i % NOUNS.len()];
+        let adjective = ADJECTIVES[(i / NOUNS.len()) % ADJECTIVES.len()];
+        let request = CreateProductRequest {
+            shop_id: shop_id.clone(),
+            name: format!("{adjective} {noun} {i}"),
+            description: format!(
+                "A {adjective} {noun} for everyday use, number {i} of the benchmark catalog."
+            ),
+            price: Some(api::common::Money {
+                minor_units: 500 + (i as i64 % 100) * 25,
+                currency: "USD".into(),
+            }),
+            initial_stock: stock,
+            ..Default::default()
+        };
+        let product = handlers
+            .create_product(rpc::Context::background(), request)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating a benchmark product: {e}"))?;
+        ids.push(product.id);
+    }
+    Ok(ids)
+}
+
+fn route_path(method: &'static rpc::MethodDescriptor) -> &'static str {
+    api::ROUTES
+        .iter()
+        .find(|route| std::ptr::eq(route.descriptor, method))
+        .map(|route| route.path)
+        .unwrap_or_else(|| panic!("{} has no HTTP route", method.subject))
+}
+
+/// The HTTP path of `GetProduct` for `id`, from the contracts' route table.
+pub fn product_path(id: &str) -> String {
+    route_path(&methods::GET_PRODUCT).replace("{id}", id)
+}
+
+/// The HTTP path of a `ListProducts` search for `word`.
+pub fn search_path(word: &str) -> String {
+    format!("{}?q={word}", route_path(&methods::LIST_PRODUCTS))
+}
+
+/// The baseline: `GET /api/v1/products/{id}` served by the product service's own handler
+/// and cache, straight from axum.
+fn serve_bare(listener: tokio::net::TcpListener, handlers: Arc<ProductHandlers>) -> Running {
+    let router = axum::Router::new()
+        .route(
+            route_path(&methods::GET_PRODUCT),
+            axum::routing::get(bare_get_product),
+        )
+        .with_state(handlers);
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stop.await;
+            })
+            .await
+            .context("serving the bare axum baseline")
+    });
+    Running { shutdown, task }
+}
+
+async fn bare_get_product(
+    State(handlers): State<Arc<ProductHandlers>>,
+    Path(id): Path<String>,
+) -> Response {
+    match handlers
+        .get_product(rpc::Context::background(), GetProductRequest { id })
+        .await
+    {
+        Ok(product) => match serde_json::to_vec(&product) {
+            Ok(body) => ([(header::CONTENT_TYPE, rpc::headers::JSON)], body).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
+        Err(error) if error.code() == rpc::ErrorCode::NotFound => {
+            StatusCode::NOT_FOUND.into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

@@ -1,0 +1,252 @@
+//! The results of a run: the JSON document written under bench/results/, the targets of
+//! issue 5 checked against it, and the table printed at the end.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::memory::Memory;
+use crate::scenarios::{Capacity, GatewayOverhead, Inventory, RuntimeOverhead};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// "full" (`make bench`) or "smoke" (the test).
+    pub mode: String,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_at_unix: u64,
+    pub cpus: usize,
+    pub gateway_overhead: GatewayOverhead,
+    pub runtime_overhead: RuntimeOverhead,
+    pub capacity: Vec<Capacity>,
+    pub inventory: Inventory,
+    pub memory: Memory,
+    pub targets: Vec<TargetCheck>,
+}
+
+/// One target of the issue, as measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetCheck {
+    pub name: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+fn check(name: &str, target: &str, measured: String, met: bool) -> TargetCheck {
+    TargetCheck {
+        name: name.to_owned(),
+        target: target.to_owned(),
+        measured,
+        met,
+    }
+}
+
+/// The capacity result called `name`.
+fn capacity<'a>(capacity: &'a [Capacity], name: &str) -> Option<&'a Capacity> {
+    capacity.iter().find(|c| c.name == name)
+}
+
+pub const CACHED_GET: &str = "cached GET by id";
+pub const UNCACHED_GET: &str = "uncached GET by id";
+pub const SEARCH: &str = "search";
+
+impl Report {
+    /// The issue's targets against this run's figures.
+    pub fn check_targets(&mut self) {
+        let g = &self.gateway_overhead;
+        let mut targets = vec![
+            check(
+                "gateway throughput / bare axum",
+                ">= 0.50x",
+                format!("{:.2}x", g.throughput_ratio),
+                g.throughput_ratio >= 0.5,
+            ),
+            check(
+                "gateway added p50 latency",
+                "<= 0.30 ms",
+                format!("{:.3} ms", g.added_p50_ms),
+                g.added_p50_ms <= 0.3,
+            ),
+        ];
+        for pair in &self.runtime_overhead.pairs {
+            targets.push(check(
+                &format!(
+                    "runtime / raw async_nats::service, {} requester(s)",
+                    pair.requesters
+                ),
+                ">= 0.90x",
+                format!("{:.2}x", pair.ratio),
+                pair.ratio >= 0.9,
+            ));
+        }
+        for (name, rate, p99) in [(CACHED_GET, 15_000.0, 5.0), (UNCACHED_GET, 5_000.0, 10.0)] {
+            if let Some(c) = capacity(&self.capacity, name) {
+                targets.push(check(
+                    &format!("{name} through the gateway"),
+                    &format!(">= {rate:.0} req/s at p99 <= {p99:.0} ms"),
+                    format!("{:.0} req/s", c.rate()),
+                    c.rate() >= rate,
+                ));
+            }
+        }
+        targets.push(check(
+            "inventory invariant",
+            "holds",
+            if self.inventory.invariant_holds {
+                "holds".to_owned()
+            } else {
+                "BROKEN".to_owned()
+            },
+            self.inventory.invariant_holds,
+        ));
+        let m = &self.memory;
+        targets.push(check(
+            "product service idle RSS",
+            "<= 20 MiB",
+            format!("{:.1} MiB", m.product_service_idle_mib),
+            m.product_service_idle_mib <= 20.0,
+        ));
+        targets.push(check(
+            "gateway idle RSS",
+            "<= 32 MiB",
+            format!("{:.1} MiB", m.gateway_idle_mib),
+            m.gateway_idle_mib <= 32.0,
+        ));
+        self.targets = targets;
+    }
+
+    /// The table printed at the end of a run (and pasted into docs/PERFORMANCE.md).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mut row = |cells: [String; 5]| {
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        };
+        row([
+            "Scenario".into(),
+            "Platform".into(),
+            "Baseline".into(),
+            "Ratio / delta".into(),
+            "Target".into(),
+        ]);
+        row([
+            "---".into(),
+            "---".into(),
+            "---".into(),
+            "---".into(),
+            "---".into(),
+        ]);
+
+        let g = &self.gateway_overhead;
+        row([
+            format!(
+                "1. GET product, saturation (req/s, median of {})",
+                g.gateway_runs_per_second.len()
+            ),
+            format!("gateway {:.0}", g.gateway_saturation.throughput_per_second),
+            format!("bare axum {:.0}", g.bare_saturation.throughput_per_second),
+            format!("{:.2}x", g.throughput_ratio),
+            ">= 0.50x".into(),
+        ]);
+        row([
+            format!(
+                "1. GET product at {:.0} req/s, p50 / p99 (ms)",
+                g.fixed_rate_per_second
+            ),
+            format!(
+                "gateway {:.3} / {:.3}",
+                g.gateway_fixed_rate.latency.p50_ms, g.gateway_fixed_rate.latency.p99_ms
+            ),
+            format!(
+                "bare axum {:.3} / {:.3}",
+                g.bare_fixed_rate.latency.p50_ms, g.bare_fixed_rate.latency.p99_ms
+            ),
+            format!("+{:.3} / +{:.3} ms", g.added_p50_ms, g.added_p99_ms),
+            "p50 <= +0.30 ms".into(),
+        ]);
+        for pair in &self.runtime_overhead.pairs {
+            row([
+                format!("2. NATS echo, {} requester(s) (req/s)", pair.requesters),
+                format!("runtime {:.0}", pair.runtime.throughput_per_second),
+                format!("raw service {:.0}", pair.raw.throughput_per_second),
+                format!("{:.2}x", pair.ratio),
+                ">= 0.90x".into(),
+            ]);
+        }
+        for c in &self.capacity {
+            let target = match c.name.as_str() {
+                CACHED_GET => ">= 15000 req/s".to_owned(),
+                UNCACHED_GET => ">= 5000 req/s".to_owned(),
+                _ => "-".to_owned(),
+            };
+            let best = match &c.best {
+                Some(best) => format!(
+                    "{:.0} req/s (p50 {:.2}, p99 {:.2} ms)",
+                    best.throughput_per_second, best.latency.p50_ms, best.latency.p99_ms
+                ),
+                None => format!("none within p99 <= {:.0} ms", c.p99_limit_ms),
+            };
+            row([
+                format!("3. {} via gateway, p99 <= {:.0} ms", c.name, c.p99_limit_ms),
+                best,
+                format!("saturation {:.0} req/s", c.saturation.throughput_per_second),
+                "-".into(),
+                target,
+            ]);
+        }
+        let i = &self.inventory;
+        row([
+            format!(
+                "4. reserve+release, {} workers, {} products (ops/s)",
+                i.workers, i.products
+            ),
+            format!(
+                "{:.0} ({} held, {} refused)",
+                i.result.throughput_per_second,
+                i.reservations_held_and_released,
+                i.refused_out_of_stock
+            ),
+            "-".into(),
+            format!(
+                "invariant {}",
+                if i.invariant_holds { "holds" } else { "BROKEN" }
+            ),
+            "invariant holds".into(),
+        ]);
+        let m = &self.memory;
+        row([
+            "5. idle RSS, product service / gateway (MiB)".into(),
+            format!(
+                "{:.1} / {:.1}",
+                m.product_service_idle_mib, m.gateway_idle_mib
+            ),
+            "-".into(),
+            "-".into(),
+            "<= 20 / <= 32 MiB".into(),
+        ]);
+        row([
+            format!(
+                "5. gateway RSS with {} idle keep-alive connections (MiB)",
+                m.idle_connections
+            ),
+            format!("{:.1}", m.gateway_with_connections_mib),
+            format!("idle {:.1}", m.gateway_idle_mib),
+            format!("{:.1} KiB/connection", m.gateway_kib_per_connection),
+            "-".into(),
+        ]);
+
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| Target | Wanted | Measured | Met |");
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
+        for t in &self.targets {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                t.name,
+                t.target,
+                t.measured,
+                if t.met { "yes" } else { "**no**" }
+            );
+        }
+        out
+    }
+}
