@@ -95,14 +95,18 @@ impl Forwarder {
             Err(error) => return error.into_response(),
         };
 
+        let client_ip = self.client_ip(&parts);
         let client = match &principal {
             Some(principal) => format!("user:{}", principal.user_id),
-            None => format!("ip:{}", self.client_ip(&parts)),
+            None => format!("ip:{client_ip}"),
         };
         let decision = self.rate_limiter.check(route.rate_class, &client).await;
         let mut response = match decision.to_error() {
             Some(denied) => denied.into_response(),
-            None => match self.call(route, &mut parts, body, principal, started).await {
+            None => match self
+                .call(route, &mut parts, body, principal, client_ip, started)
+                .await
+            {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             },
@@ -117,6 +121,7 @@ impl Forwarder {
         parts: &mut Parts,
         body: Body,
         principal: Option<Principal>,
+        client_ip: IpAddr,
         started: Instant,
     ) -> Result<Response, ApiError> {
         let path_params = if route.path_params.is_empty() {
@@ -155,6 +160,7 @@ impl Forwarder {
             .with_request_id(request_id)
             // The deadline counts from the request's arrival, not from this call.
             .with_timeout(self.request_timeout.saturating_sub(started.elapsed()))
+            .with_client_ip(client_ip.to_string())
             .with_trace(trace);
         if let Some(principal) = principal {
             context = context.with_principal(principal);

@@ -41,6 +41,7 @@ pub struct Context {
     request_id: String,
     deadline: Option<Instant>,
     principal: Option<Principal>,
+    client_ip: Option<String>,
     trace: TraceHeaders,
 }
 
@@ -51,6 +52,7 @@ impl Context {
             request_id: uuid::Uuid::now_v7().to_string(),
             deadline: None,
             principal: None,
+            client_ip: None,
             trace: TraceHeaders::default(),
         }
     }
@@ -86,6 +88,7 @@ impl Context {
             request_id,
             deadline,
             principal,
+            client_ip: get(headers::CLIENT_IP).map(str::to_owned),
             trace: TraceHeaders::from_nats(headers),
         }
     }
@@ -105,6 +108,9 @@ impl Context {
             out.insert(headers::PRINCIPAL_ID, principal.user_id.as_str());
             out.insert(headers::PRINCIPAL_ROLES, principal.roles.join(",").as_str());
         }
+        if let Some(client_ip) = &self.client_ip {
+            out.insert(headers::CLIENT_IP, client_ip.as_str());
+        }
         telemetry::propagation::inject_current(out, &self.trace);
         timeout
     }
@@ -119,6 +125,12 @@ impl Context {
         self
     }
 
+    /// The HTTP client's address, as the gateway saw it.
+    pub fn with_client_ip(mut self, client_ip: impl Into<String>) -> Self {
+        self.client_ip = Some(client_ip.into());
+        self
+    }
+
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.deadline = Some(Instant::now() + timeout);
         self
@@ -127,6 +139,12 @@ impl Context {
     pub fn with_trace(mut self, trace: TraceHeaders) -> Self {
         self.trace = trace;
         self
+    }
+
+    /// The address of the HTTP client the request came from, when it came through the
+    /// gateway. Good for counting attempts per client; never proof of anything.
+    pub fn client_ip(&self) -> Option<&str> {
+        self.client_ip.as_deref()
     }
 
     pub fn request_id(&self) -> &str {

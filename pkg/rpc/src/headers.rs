@@ -10,6 +10,9 @@ pub const TIMEOUT_MS: &str = "X-Timeout-Ms";
 pub const PRINCIPAL_ID: &str = "X-Principal-Id";
 /// The authenticated user's roles, comma separated.
 pub const PRINCIPAL_ROLES: &str = "X-Principal-Roles";
+/// The address of the HTTP client a request came from, set only by the gateway: for services
+/// that count or log per client (login attempts), never for access decisions.
+pub const CLIENT_IP: &str = "X-Client-Ip";
 /// `application/json` (the default) or `application/protobuf`.
 pub const CONTENT_TYPE: &str = "Content-Type";
 
