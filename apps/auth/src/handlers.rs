@@ -1,125 +1,318 @@
-//! The RPC handlers of the auth contract: parse the request into domain types (which
-//! names every bad field), run the store, turn records into contract messages. Access levels
-//! were already enforced by the runtime from the contract.
+//! The RPC handlers of the auth contract.
 //!
-//! Written once by `cargo xtask new-service auth`; from now on it belongs to the service.
+//! Each handler parses the request into domain types (which names every bad field), then runs
+//! the store, the session store and the password hasher. Access levels (public for the
+//! credential flows, admin for accounts and roles) were already enforced by the runtime from
+//! the contract.
+//!
+//! What a caller can learn is deliberately little: registering answers the same whether or
+//! not the address was taken (and costs a hash either way), a failed login says "invalid email
+//! or password" whatever failed (unknown addresses verify a dummy hash), every refused refresh
+//! token gets one message, and logging out with an unknown token succeeds. Passwords, tokens
+//! and hashes are never logged.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use api::auth::{
-    Auth, AuthService, CreateAuthRequest, DeleteAuthRequest, DeleteAuthResponse, GetAuthRequest,
-    ListAuthsRequest, ListAuthsResponse, UpdateAuthRequest,
+    Account, AuthService, GetAccountRequest, GetJwksRequest, GrantRoleRequest, JsonWebKeySet,
+    LoginRequest, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse,
+    RevokeRoleRequest, TokenPair,
 };
-use chrono::{DateTime, Utc};
 use rpc::Context;
+use sqlx::PgPool;
+use uuid::Uuid;
 
-use crate::domain::{AuthChanges, AuthId, NewAuth, Page};
-use crate::store::{AuthRecord, AuthStore, StoreError};
+use crate::domain::{self, Credentials, Email, Registration, RoleChange, UserId};
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::login_limits::{Decision, LoginLimits};
+use crate::passwords::PasswordHasher;
+use crate::sessions::{RefreshToken, Rotation, Sessions};
+use crate::store::{self, AccountRecord};
 
-/// The auth service: its store.
+/// The answer to every registration, new address or taken.
+pub const REGISTERED_MESSAGE: &str =
+    "Thanks. If this address can be registered, its account is ready: log in with it.";
+
+/// What access tokens say and how long they last.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub access_token_ttl: Duration,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// The auth service: accounts in PostgreSQL, sessions and attempt counters in Redis, the
+/// password hasher and the signing keys.
 pub struct AuthHandlers {
-    store: AuthStore,
+    pool: PgPool,
+    sessions: Sessions,
+    login_limits: LoginLimits,
+    hasher: PasswordHasher,
+    keys: Arc<Keys>,
+    tokens: TokenSettings,
+    /// Addresses that get the admin role when they register (bootstrapping the first admin).
+    admin_emails: Vec<Email>,
 }
 
 impl AuthHandlers {
-    pub fn new(store: AuthStore) -> Self {
-        Self { store }
+    pub fn new(
+        pool: PgPool,
+        sessions: Sessions,
+        login_limits: LoginLimits,
+        hasher: PasswordHasher,
+        keys: Arc<Keys>,
+        tokens: TokenSettings,
+        admin_emails: Vec<Email>,
+    ) -> Self {
+        Self {
+            pool,
+            sessions,
+            login_limits,
+            hasher,
+            keys,
+            tokens,
+            admin_emails,
+        }
+    }
+
+    /// An access token for `user_id` with `roles`, and the pair around it.
+    fn token_pair(&self, user_id: &str, roles: Vec<String>, refresh: RefreshToken) -> TokenPair {
+        let role_names: Vec<&str> = roles.iter().map(String::as_str).collect();
+        let access_token = self.keys.signing_key().mint(
+            user_id,
+            &role_names,
+            self.tokens.access_token_ttl,
+            &self.tokens.issuer,
+            &self.tokens.audience,
+        );
+        TokenPair {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: seconds(self.tokens.access_token_ttl),
+            refresh_token: refresh.into_string(),
+            refresh_expires_in: seconds(self.sessions.ttl()),
+            user_id: user_id.to_owned(),
+            roles,
+        }
+    }
+
+    async fn register_account(
+        &self,
+        ctx: &Context,
+        registration: Registration,
+    ) -> Result<(), Error> {
+        // Hash before looking at the address: a taken address costs the same as a new one.
+        let password_hash = self
+            .hasher
+            .hash(registration.password.password(), ctx.remaining())
+            .await?;
+        let id = UserId::generate();
+        let roles = domain::initial_roles(&registration.email, &self.admin_emails);
+        let mut tx = self.pool.begin().await?;
+        match store::insert_account(&mut tx, id, &registration.email, &password_hash, &roles)
+            .await?
+        {
+            Some(account) => {
+                store::record_registered(&mut tx, ctx, &account).await?;
+                tx.commit().await?;
+                tracing::info!(user_id = %id, "account registered");
+            }
+            None => {
+                tx.rollback().await?;
+                tracing::info!("registration for an address that is taken");
+            }
+        }
+        Ok(())
+    }
+
+    async fn log_in(&self, ctx: &Context, credentials: Credentials) -> Result<TokenPair, Error> {
+        if self
+            .login_limits
+            .attempt(&credentials.email, ctx.client_ip())
+            .await?
+            == Decision::Limited
+        {
+            tracing::info!(email = ?credentials.email, "login attempt over the limit");
+            return Err(Error::LoginLimited);
+        }
+        let stored = store::find_credentials(&self.pool, &credentials.email).await?;
+        let matches = self
+            .hasher
+            .verify(
+                &credentials.password,
+                stored.as_ref().map(|s| s.password_hash.as_str()),
+                ctx.remaining(),
+            )
+            .await?;
+        let Some(account) = stored.filter(|_| matches) else {
+            tracing::info!(email = ?credentials.email, "login refused");
+            return Err(Error::InvalidCredentials);
+        };
+        self.login_limits.succeeded(&credentials.email).await?;
+        let user_id = UserId::from_uuid(account.id);
+        let refresh = self.sessions.start(user_id).await?;
+        tracing::info!(%user_id, "logged in");
+        Ok(self.token_pair(&user_id.to_string(), account.roles, refresh))
+    }
+
+    async fn refresh_session(&self, presented: &str) -> Result<TokenPair, Error> {
+        // The account is checked before the token is used up, so a database hiccup does not
+        // leave the client holding a used token it would then be punished for presenting.
+        let Some(owner) = self.sessions.owner(presented).await? else {
+            return Err(Error::InvalidRefreshToken);
+        };
+        let account = match Uuid::try_parse(&owner) {
+            Ok(id) => store::get_account(&self.pool, UserId::from_uuid(id)).await?,
+            Err(_) => None,
+        };
+        let Some(account) = account else {
+            self.sessions.revoke(presented).await?;
+            tracing::info!(user_id = %owner, "refresh for an account that is gone");
+            return Err(Error::InvalidRefreshToken);
+        };
+        match self.sessions.rotate(presented).await? {
+            Rotation::Rotated { user_id, token } => {
+                Ok(self.token_pair(&user_id, account.roles, token))
+            }
+            Rotation::Reused { user_id, family } => {
+                metrics::counter!("auth_refresh_token_reuse_total").increment(1);
+                tracing::warn!(
+                    %user_id,
+                    session = %family,
+                    "a used refresh token was presented again: session revoked"
+                );
+                Err(Error::InvalidRefreshToken)
+            }
+            Rotation::Revoked | Rotation::Unknown => Err(Error::InvalidRefreshToken),
+        }
     }
 }
 
 impl AuthService for AuthHandlers {
-    async fn list_auths(
+    async fn register(
         &self,
-        _ctx: Context,
-        request: ListAuthsRequest,
-    ) -> Result<ListAuthsResponse, rpc::Error> {
-        let page = Page::parse(&request)?;
-        // One more than the page holds says whether there is a next page.
-        let mut records = self
-            .store
-            .list(page, page.size + 1)
-            .await
-            .map_err(internal)?;
-        let next_cursor = if records.len() > page.size {
-            records.truncate(page.size);
-            records.last().map(|r| r.id.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(ListAuthsResponse {
-            auths: records.into_iter().map(message).collect(),
-            next_cursor,
+        ctx: Context,
+        request: RegisterRequest,
+    ) -> Result<RegisterResponse, rpc::Error> {
+        let registration = Registration::parse(&request)?;
+        let outcome = self.register_account(&ctx, registration).await;
+        count("auth_registrations_total", &outcome);
+        outcome?;
+        Ok(RegisterResponse {
+            message: REGISTERED_MESSAGE.to_owned(),
         })
     }
 
-    async fn get_auth(&self, _ctx: Context, request: GetAuthRequest) -> Result<Auth, rpc::Error> {
-        let id = AuthId::parse("id", &request.id)?;
-        match self.store.get(id).await.map_err(internal)? {
-            Some(record) => Ok(message(record)),
-            None => Err(not_found(id)),
-        }
+    async fn login(&self, ctx: Context, request: LoginRequest) -> Result<TokenPair, rpc::Error> {
+        let credentials = Credentials::parse(&request)?;
+        let outcome = self.log_in(&ctx, credentials).await;
+        count("auth_logins_total", &outcome);
+        Ok(outcome?)
     }
 
-    async fn create_auth(
+    async fn refresh(
         &self,
         _ctx: Context,
-        request: CreateAuthRequest,
-    ) -> Result<Auth, rpc::Error> {
-        let new = NewAuth::parse(&request)?;
-        let record = self
-            .store
-            .insert(AuthId::new(), &new)
-            .await
-            .map_err(internal)?;
-        Ok(message(record))
+        request: RefreshRequest,
+    ) -> Result<TokenPair, rpc::Error> {
+        let presented = domain::parse_refresh_token(&request.refresh_token)?;
+        let outcome = self.refresh_session(presented).await;
+        count("auth_refreshes_total", &outcome);
+        Ok(outcome?)
     }
 
-    async fn update_auth(
+    /// Ends the token's session. An unknown, expired or already revoked token is a success
+    /// too: logging out twice is not an error, and the answer reveals nothing about a token.
+    async fn logout(
         &self,
         _ctx: Context,
-        request: UpdateAuthRequest,
-    ) -> Result<Auth, rpc::Error> {
-        let changes = AuthChanges::parse(&request)?;
-        match self.store.update(&changes).await.map_err(internal)? {
-            Some(record) => Ok(message(record)),
-            None => Err(not_found(changes.id)),
+        request: LogoutRequest,
+    ) -> Result<LogoutResponse, rpc::Error> {
+        let presented = domain::parse_refresh_token(&request.refresh_token)?;
+        if self.sessions.revoke(presented).await.map_err(Error::from)? {
+            tracing::info!("logged out");
         }
+        Ok(LogoutResponse {})
     }
 
-    async fn delete_auth(
+    async fn get_jwks(
         &self,
         _ctx: Context,
-        request: DeleteAuthRequest,
-    ) -> Result<DeleteAuthResponse, rpc::Error> {
-        let id = AuthId::parse("id", &request.id)?;
-        if self.store.delete(id).await.map_err(internal)? {
-            Ok(DeleteAuthResponse {})
-        } else {
-            Err(not_found(id))
-        }
+        _request: GetJwksRequest,
+    ) -> Result<JsonWebKeySet, rpc::Error> {
+        Ok(self.keys.key_set().await.map_err(Error::from)?)
+    }
+
+    async fn get_account(
+        &self,
+        _ctx: Context,
+        request: GetAccountRequest,
+    ) -> Result<Account, rpc::Error> {
+        let id = UserId::parse("user_id", &request.user_id)?;
+        let account = store::get_account(&self.pool, id)
+            .await?
+            .ok_or(Error::AccountNotFound(id))?;
+        Ok(message(account))
+    }
+
+    async fn grant_role(
+        &self,
+        ctx: Context,
+        request: GrantRoleRequest,
+    ) -> Result<Account, rpc::Error> {
+        let change = RoleChange::parse(&request.user_id, &request.role)?;
+        let account = store::grant_role(&self.pool, change.user_id, change.role).await?;
+        tracing::info!(
+            user_id = %change.user_id,
+            role = %change.role,
+            by = ctx.principal().map(|p| p.user_id.as_str()).unwrap_or_default(),
+            "role granted"
+        );
+        Ok(message(account))
+    }
+
+    async fn revoke_role(
+        &self,
+        ctx: Context,
+        request: RevokeRoleRequest,
+    ) -> Result<Account, rpc::Error> {
+        let change = RoleChange::parse(&request.user_id, &request.role)?;
+        let account = store::revoke_role(&self.pool, change.user_id, change.role).await?;
+        tracing::info!(
+            user_id = %change.user_id,
+            role = %change.role,
+            by = ctx.principal().map(|p| p.user_id.as_str()).unwrap_or_default(),
+            "role revoked"
+        );
+        Ok(message(account))
     }
 }
 
-fn not_found(id: AuthId) -> rpc::Error {
-    rpc::Error::not_found(format!("auth {id} not found"))
-}
-
-/// The cause goes to the logs through the runtime; the caller sees "internal error".
-fn internal(error: StoreError) -> rpc::Error {
-    rpc::Error::internal(error)
-}
-
-fn message(record: AuthRecord) -> Auth {
-    Auth {
-        id: record.id.to_string(),
-        name: record.name,
-        description: record.description,
-        created_at: timestamp(record.created_at),
-        updated_at: timestamp(record.updated_at),
+fn message(account: AccountRecord) -> Account {
+    Account {
+        user_id: account.id.to_string(),
+        email: account.email,
+        roles: account.roles,
+        created_at: store::timestamp(account.created_at),
+        updated_at: store::timestamp(account.updated_at),
     }
 }
 
-fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
-    Some(api::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    })
+/// Counts an outcome of a credential flow by kind (never by account): the numbers an operator
+/// watches for credential stuffing, token theft and an overloaded hasher.
+fn count<T>(metric: &'static str, outcome: &Result<T, Error>) {
+    let label = match outcome {
+        Ok(_) => "ok",
+        Err(Error::InvalidCredentials | Error::InvalidRefreshToken) => "refused",
+        Err(Error::LoginLimited) => "limited",
+        Err(Error::Busy) => "busy",
+        Err(_) => "error",
+    };
+    metrics::counter!(metric, "outcome" => label).increment(1);
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }

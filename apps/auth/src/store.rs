@@ -1,104 +1,183 @@
-//! PostgreSQL access for auths: one small function per query, checked at run time
-//! (`query_as` with `FromRow` rows), so no database is needed to build the crate and the
-//! integration tests run every query against a real server.
+//! PostgreSQL access for accounts: one small function per query, and the outbox record of a
+//! registration.
 //!
-//! Written once by `cargo xtask new-service auth`; from now on it belongs to the service.
+//! Reads take the pool; writes that must commit together with their event take a connection
+//! the caller opened a transaction on. Queries are checked at run time (`query_as` with
+//! `FromRow` rows), so no database is needed to build the crate and the integration tests run
+//! every query against a real server. Constraint violations become domain outcomes by
+//! constraint name (spelled out in `migrations/0001_auth.sql`).
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{AuthChanges, AuthId, NewAuth, Page};
+use crate::domain::{Email, Role, UserId};
+use crate::error::Error;
 
 /// The schema, embedded from `migrations/` and applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// Why the store could not answer; the caller sees an internal error, the logs see the cause.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
+/// The unique constraint on `accounts.email`.
+const EMAIL_TAKEN: &str = "accounts_email_key";
+/// The check that an account keeps at least one role.
+const ROLES_NOT_EMPTY: &str = "accounts_roles_not_empty";
 
-/// A stored auth.
+const ACCOUNT_COLUMNS: &str = "id, email, roles, created_at, updated_at";
+
+/// A stored account, without its password hash.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
-pub struct AuthRecord {
+pub struct AccountRecord {
     pub id: Uuid,
-    pub name: String,
-    pub description: String,
+    pub email: String,
+    pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// The auths of this service, in its own database.
-#[derive(Clone, Debug)]
-pub struct AuthStore {
-    pool: PgPool,
+/// What a login needs of an account. `Debug` leaves the hash out.
+#[derive(Clone, FromRow)]
+pub struct StoredCredentials {
+    pub id: Uuid,
+    pub password_hash: String,
+    pub roles: Vec<String>,
 }
 
-impl AuthStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+impl std::fmt::Debug for StoredCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCredentials")
+            .field("id", &self.id)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
     }
+}
 
-    #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn insert(&self, id: AuthId, new: &NewAuth) -> Result<AuthRecord, StoreError> {
-        Ok(sqlx::query_as(
-            "INSERT INTO auths (id, name, description) VALUES ($1, $2, $3) \
-             RETURNING id, name, description, created_at, updated_at",
-        )
-        .bind(id.0)
-        .bind(&new.name)
-        .bind(&new.description)
-        .fetch_one(&self.pool)
-        .await?)
+/// Inserts an account; `None` when the address is taken (nothing is written then, and the
+/// transaction is aborted: the caller rolls it back).
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn insert_account(
+    conn: &mut PgConnection,
+    id: UserId,
+    email: &Email,
+    password_hash: &str,
+    roles: &[Role],
+) -> Result<Option<AccountRecord>, Error> {
+    let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    let inserted = sqlx::query_as(&format!(
+        "INSERT INTO accounts (id, email, password_hash, roles) VALUES ($1, $2, $3, $4) \
+         RETURNING {ACCOUNT_COLUMNS}"
+    ))
+    .bind(id.as_uuid())
+    .bind(email.as_str())
+    .bind(password_hash)
+    .bind(&roles)
+    .fetch_one(&mut *conn)
+    .await;
+    match inserted {
+        Ok(account) => Ok(Some(account)),
+        Err(error) if constraint(&error) == Some(EMAIL_TAKEN) => Ok(None),
+        Err(error) => Err(error.into()),
     }
+}
 
-    #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn get(&self, id: AuthId) -> Result<Option<AuthRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, description, created_at, updated_at FROM auths WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
+/// Appends `user.registered` for `account` in the transaction that inserted it.
+#[tracing::instrument(skip_all, fields(user_id = %account.id))]
+pub async fn record_registered(
+    conn: &mut PgConnection,
+    ctx: &rpc::Context,
+    account: &AccountRecord,
+) -> Result<(), Error> {
+    let event = api::auth::UserRegistered {
+        user_id: account.id.to_string(),
+        email: account.email.clone(),
+        roles: account.roles.clone(),
+        registered_at: timestamp(account.created_at),
+    };
+    events::Outbox::append(conn, ctx, &account.id.to_string(), &event).await?;
+    Ok(())
+}
 
-    /// Up to `limit` auths in id (creation) order, after `page.after`.
-    #[tracing::instrument(skip_all)]
-    pub async fn list(&self, page: Page, limit: usize) -> Result<Vec<AuthRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, description, created_at, updated_at FROM auths \
-             WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(page.after.map(|id| id.0))
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?)
-    }
+#[tracing::instrument(skip_all)]
+pub async fn find_credentials(
+    pool: &PgPool,
+    email: &Email,
+) -> Result<Option<StoredCredentials>, Error> {
+    Ok(
+        sqlx::query_as("SELECT id, password_hash, roles FROM accounts WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(pool)
+            .await?,
+    )
+}
 
-    /// `None` when there is no such auth.
-    #[tracing::instrument(skip_all, fields(id = %changes.id))]
-    pub async fn update(&self, changes: &AuthChanges) -> Result<Option<AuthRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "UPDATE auths SET name = COALESCE($2, name), \
-             description = COALESCE($3, description), updated_at = now() WHERE id = $1 \
-             RETURNING id, name, description, created_at, updated_at",
-        )
-        .bind(changes.id.0)
-        .bind(&changes.name)
-        .bind(&changes.description)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn get_account(pool: &PgPool, id: UserId) -> Result<Option<AccountRecord>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await?)
+}
 
-    /// Whether there was such a auth.
-    #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn delete(&self, id: AuthId) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM auths WHERE id = $1")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected() == 1)
+/// Adds `role`; an account that has it already is returned unchanged.
+#[tracing::instrument(skip_all, fields(user_id = %id, role = %role))]
+pub async fn grant_role(pool: &PgPool, id: UserId, role: Role) -> Result<AccountRecord, Error> {
+    let granted: Option<AccountRecord> = sqlx::query_as(&format!(
+        "UPDATE accounts \
+         SET roles = ARRAY(SELECT DISTINCT r FROM unnest(roles || $2::text) AS r ORDER BY r), \
+             updated_at = now() \
+         WHERE id = $1 AND NOT ($2 = ANY (roles)) RETURNING {ACCOUNT_COLUMNS}"
+    ))
+    .bind(id.as_uuid())
+    .bind(role.as_str())
+    .fetch_optional(pool)
+    .await?;
+    unchanged_or(pool, id, granted).await
+}
+
+/// Removes `role`; an account without it is returned unchanged. Removing the last role is
+/// refused by the database (`accounts_roles_not_empty`).
+#[tracing::instrument(skip_all, fields(user_id = %id, role = %role))]
+pub async fn revoke_role(pool: &PgPool, id: UserId, role: Role) -> Result<AccountRecord, Error> {
+    let revoked = sqlx::query_as(&format!(
+        "UPDATE accounts SET roles = array_remove(roles, $2::text), updated_at = now() \
+         WHERE id = $1 AND $2 = ANY (roles) RETURNING {ACCOUNT_COLUMNS}"
+    ))
+    .bind(id.as_uuid())
+    .bind(role.as_str())
+    .fetch_optional(pool)
+    .await;
+    let revoked = match revoked {
+        Ok(revoked) => revoked,
+        Err(error) if constraint(&error) == Some(ROLES_NOT_EMPTY) => {
+            return Err(Error::LastRole(id));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    unchanged_or(pool, id, revoked).await
+}
+
+/// The changed account, or the account as it is when nothing needed changing.
+async fn unchanged_or(
+    pool: &PgPool,
+    id: UserId,
+    changed: Option<AccountRecord>,
+) -> Result<AccountRecord, Error> {
+    match changed {
+        Some(account) => Ok(account),
+        None => get_account(pool, id)
+            .await?
+            .ok_or(Error::AccountNotFound(id)),
     }
+}
+
+fn constraint(error: &sqlx::Error) -> Option<&str> {
+    error.as_database_error().and_then(|db| db.constraint())
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
+    Some(api::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    })
 }
