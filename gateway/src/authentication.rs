@@ -1,16 +1,16 @@
 //! Who is calling: bearer tokens checked against the auth service's public keys, and the
 //! access rule of each route.
 //!
-//! Keys come from a JWKS file read at start or a JWKS URL fetched at start, refreshed every
-//! few minutes, and fetched again (at most once a minute) when a token names a key id we do
-//! not know yet, so key rotation needs no restart. With no key source every route that needs
+//! Keys come from a JWKS file read at start, or from the auth service (over NATS, or a JWKS
+//! URL) fetched at start, refreshed every few minutes, and fetched again (at most once a
+//! minute) when a token names a key id we do not know yet, so key rotation needs no restart. With no key source every route that needs
 //! a user answers 401.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use auth::{Claims, Jwks, Verifier, VerifyError};
+use auth::{Claims, Jwk, Jwks, Verifier, VerifyError};
 use axum::http::{HeaderMap, header};
 use rpc::{Access, ErrorCode, Principal};
 use tokio::task::JoinHandle;
@@ -26,13 +26,77 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum KeySource {
     File(PathBuf),
-    Url {
-        url: String,
-        http: reqwest::Client,
+    /// Fetched at start, refreshed periodically and on unknown key ids.
+    Remote {
+        fetch: Fetch,
         refresh_interval: Duration,
         /// When a fetch was last triggered by an unknown key id.
         last_on_demand: tokio::sync::Mutex<Option<Instant>>,
     },
+}
+
+enum Fetch {
+    Url {
+        url: String,
+        http: reqwest::Client,
+    },
+    /// The auth service's `GetJwks` over NATS: the same document `/.well-known/jwks.json`
+    /// serves, without an HTTP hop or a URL to configure.
+    Nats(api::auth::AuthClient),
+}
+
+impl Fetch {
+    fn describe(&self) -> String {
+        match self {
+            Fetch::Url { url, .. } => url.clone(),
+            Fetch::Nats(_) => format!("the {} service over NATS", api::auth::SERVICE_NAME),
+        }
+    }
+
+    async fn jwks(&self) -> anyhow::Result<Jwks> {
+        match self {
+            Fetch::Url { url, http } => {
+                let response = http
+                    .get(url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| anyhow::anyhow!("fetching JWKS from {url}: {e}"))?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("reading JWKS from {url}: {e}"))?;
+                Jwks::from_json(&bytes)
+            }
+            Fetch::Nats(client) => {
+                let context = rpc::Context::background().with_timeout(FETCH_TIMEOUT);
+                let set = client
+                    .get_jwks(&context, &api::auth::GetJwksRequest {})
+                    .await
+                    .map_err(|e| anyhow::anyhow!("fetching JWKS from the auth service: {e}"))?;
+                Ok(jwks_of(set))
+            }
+        }
+    }
+}
+
+/// The contract's key set as the verifier's.
+fn jwks_of(set: api::auth::JsonWebKeySet) -> Jwks {
+    let optional = |value: String| (!value.is_empty()).then_some(value);
+    Jwks {
+        keys: set
+            .keys
+            .into_iter()
+            .map(|key| Jwk {
+                kty: key.kty,
+                crv: optional(key.crv),
+                x: optional(key.x),
+                kid: optional(key.kid),
+                alg: optional(key.alg),
+                key_use: optional(key.r#use),
+            })
+            .collect(),
+    }
 }
 
 /// Verifies bearer tokens; cheap to share behind an `Arc`.
@@ -47,6 +111,8 @@ pub struct Authenticator {
 pub struct KeySettings {
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
+    /// Fetch them from the auth service over this connection.
+    pub jwks_nats: Option<async_nats::Client>,
     pub refresh_interval: Duration,
     pub issuer: String,
     pub audience: String,
@@ -59,18 +125,24 @@ impl Authenticator {
     pub async fn start(
         settings: KeySettings,
     ) -> anyhow::Result<(Arc<Self>, Option<JoinHandle<()>>)> {
-        let source = match (settings.jwks_file, settings.jwks_url) {
-            (Some(path), _) => Some(KeySource::File(path)),
-            (None, Some(url)) => Some(KeySource::Url {
+        let remote = |fetch| KeySource::Remote {
+            fetch,
+            refresh_interval: settings.refresh_interval,
+            last_on_demand: tokio::sync::Mutex::new(None),
+        };
+        let source = match (settings.jwks_file, settings.jwks_url, settings.jwks_nats) {
+            (Some(path), _, _) => Some(KeySource::File(path)),
+            (None, Some(url), _) => Some(remote(Fetch::Url {
                 url,
                 http: reqwest::Client::builder()
                     .timeout(FETCH_TIMEOUT)
                     .build()
                     .map_err(|e| anyhow::anyhow!("building the JWKS HTTP client: {e}"))?,
-                refresh_interval: settings.refresh_interval,
-                last_on_demand: tokio::sync::Mutex::new(None),
-            }),
-            (None, None) => None,
+            })),
+            (None, None, Some(nats)) => Some(remote(Fetch::Nats(api::auth::AuthClient::new(
+                rpc::Client::new(nats),
+            )))),
+            (None, None, None) => None,
         };
         let authenticator = Arc::new(Self {
             issuer: settings.issuer,
@@ -81,7 +153,7 @@ impl Authenticator {
         match &authenticator.source {
             None => {
                 tracing::warn!(
-                    "no --jwt-jwks-file or --jwt-jwks-url: every route that needs a user answers 401"
+                    "no --jwt-jwks-file, --jwt-jwks-url or --jwt-jwks-nats: every route that needs a user answers 401"
                 );
                 Ok((authenticator, None))
             }
@@ -93,9 +165,9 @@ impl Authenticator {
                 authenticator.install(&jwks)?;
                 Ok((authenticator, None))
             }
-            Some(KeySource::Url { url, .. }) => {
+            Some(KeySource::Remote { fetch, .. }) => {
                 if let Err(e) = authenticator.refresh().await {
-                    tracing::warn!(%url, error = %format!("{e:#}"), "JWKS not available yet; retrying in the background");
+                    tracing::warn!(source = %fetch.describe(), error = %format!("{e:#}"), "JWKS not available yet; retrying in the background");
                 }
                 let task = tokio::spawn(refresh_periodically(Arc::clone(&authenticator)));
                 Ok((authenticator, Some(task)))
@@ -121,22 +193,12 @@ impl Authenticator {
             .clone()
     }
 
-    /// Fetches the JWKS URL and installs its keys.
+    /// Fetches the key set and installs its keys.
     async fn refresh(&self) -> anyhow::Result<()> {
-        let Some(KeySource::Url { url, http, .. }) = &self.source else {
+        let Some(KeySource::Remote { fetch, .. }) = &self.source else {
             return Ok(());
         };
-        let response = http
-            .get(url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| anyhow::anyhow!("fetching JWKS from {url}: {e}"))?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading JWKS from {url}: {e}"))?;
-        self.install(&Jwks::from_json(&bytes)?)
+        self.install(&fetch.jwks().await?)
     }
 
     /// Fetches the keys again because a token named the unknown key `kid`, unless that was
@@ -145,7 +207,7 @@ impl Authenticator {
     /// The lock is held during the fetch, so a burst of requests with a freshly rotated key
     /// causes one fetch and all of them wait for it instead of failing.
     async fn refresh_for_unknown_kid(&self, kid: &str) -> bool {
-        let Some(KeySource::Url { last_on_demand, .. }) = &self.source else {
+        let Some(KeySource::Remote { last_on_demand, .. }) = &self.source else {
             return false;
         };
         let mut last = last_on_demand.lock().await;
@@ -269,7 +331,7 @@ fn rejection_reason(error: &VerifyError) -> &'static str {
 }
 
 async fn refresh_periodically(authenticator: Arc<Authenticator>) {
-    let Some(KeySource::Url {
+    let Some(KeySource::Remote {
         refresh_interval, ..
     }) = &authenticator.source
     else {

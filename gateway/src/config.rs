@@ -37,9 +37,22 @@ pub struct Config {
     )]
     pub jwt_jwks_file: Option<PathBuf>,
     /// The URL of a JWKS document, fetched at start and refreshed periodically.
-    #[arg(long = "jwt-jwks-url", env = "JWT_JWKS_URL")]
+    #[arg(
+        long = "jwt-jwks-url",
+        env = "JWT_JWKS_URL",
+        conflicts_with = "jwt_jwks_nats"
+    )]
     pub jwt_jwks_url: Option<String>,
-    /// How often the JWKS URL is fetched again, in seconds.
+    /// Fetch the key set from the auth service over NATS (what `/.well-known/jwks.json`
+    /// serves) at start, and refresh it periodically: no URL and no shared secret to
+    /// configure. The usual choice when the auth service runs on the same NATS.
+    #[arg(
+        long = "jwt-jwks-nats",
+        env = "JWT_JWKS_NATS",
+        conflicts_with = "jwt_jwks_file"
+    )]
+    pub jwt_jwks_nats: bool,
+    /// How often the key set is fetched again (URL or NATS), in seconds.
     #[arg(
         long = "jwt-jwks-refresh-seconds",
         env = "JWT_JWKS_REFRESH_SECONDS",
@@ -77,7 +90,7 @@ pub struct Config {
     #[arg(
         long = "rate-limits",
         env = "RATE_LIMITS",
-        default_value = "default=600/60,search=300/60"
+        default_value = "default=600/60,search=300/60,auth=30/60"
     )]
     pub rate_limits: RateLimits,
     /// Take the client address for rate limiting from X-Forwarded-For (the last address in

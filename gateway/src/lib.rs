@@ -87,6 +87,7 @@ impl Application {
         let (authenticator, refresh_task) = Authenticator::start(KeySettings {
             jwks_file: config.jwt_jwks_file.clone(),
             jwks_url: config.jwt_jwks_url.clone(),
+            jwks_nats: config.jwt_jwks_nats.then(|| nats.clone()),
             refresh_interval: Duration::from_secs(config.jwt_jwks_refresh_seconds.max(1)),
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
