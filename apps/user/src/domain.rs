@@ -1,205 +1,140 @@
-//! The rules of a user: what a valid one looks like. Pure functions, no I/O; each parser
-//! returns a type that can only hold a valid value, and names every bad field at once.
+//! The rules of a profile, free of storage and transport.
 //!
-//! Written once by `cargo xtask new-service user`; from now on it belongs to the service.
+//! Requests and events are parsed here once, at the edge, into types that can only hold valid
+//! values ("parse, don't validate"): a [`Username`] is always empty or 3 to 30 of `a-z0-9_`, a
+//! [`Phone`] is always E.164, a [`CurrencyCode`] is always one of the codes the shop accepts.
+//! Code past the parsers never checks these things again.
+//!
+//! Parsing a request names every bad field at once (`rpc::Violations`), with the request's own
+//! field names ("preferences.currency", "user_ids[3]"). Nothing here does I/O or reads the
+//! clock (the caller passes today's date), so it is all unit-tested in place.
 
-use api::user::{CreateUserRequest, ListUsersRequest, UpdateUserRequest};
+mod currency;
+mod profile;
+mod query;
+
+use std::borrow::Cow;
+use std::fmt;
+
 use uuid::Uuid;
 
-pub const NAME_MAX_CHARS: usize = 200;
-pub const DESCRIPTION_MAX_CHARS: usize = 5000;
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-pub const MAX_PAGE_SIZE: usize = 100;
+pub use currency::CurrencyCode;
+pub use profile::{
+    AvatarUrl, DateOfBirth, Gender, LanguageTag, NewProfile, Notifications, PersonName, Phone,
+    Preferences, Profile, ProfileChanges, ProfileStatus, Username,
+};
+pub use query::{BatchIds, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageSize, Search, SearchText};
 
-/// The id of a stored user: a UUID v7, so ids sort in creation order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub Uuid);
+/// What is wrong with one field, in words a caller can act on.
+pub type Problem = Cow<'static, str>;
+
+/// An account's id, which is also its profile's key: a UUID (v7 from the auth service, so ids
+/// sort by registration time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(Uuid);
 
 impl UserId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    /// Parses the request field `field`, or says why it is not an id.
-    pub fn parse(field: &str, value: &str) -> Result<Self, rpc::Error> {
-        Uuid::parse_str(value)
-            .map(Self)
-            .map_err(|_| rpc::Error::invalid_field(field, "must be a UUID"))
-    }
-}
-
-impl Default for UserId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A new user, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewUser {
-    pub name: String,
-    pub description: String,
-}
-
-impl NewUser {
-    pub fn parse(request: &CreateUserRequest) -> Result<Self, rpc::Error> {
-        let mut violations = rpc::Violations::new();
-        let name = request.name.trim();
-        check_name(&mut violations, name);
-        check_description(&mut violations, &request.description);
-        violations.into_result()?;
-        Ok(Self {
-            name: name.to_owned(),
-            description: request.description.clone(),
-        })
-    }
-}
-
-/// The fields an update sets; `None` leaves a field as it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserChanges {
-    pub id: UserId,
-    pub name: Option<String>,
-    pub description: Option<String>,
-}
-
-impl UserChanges {
-    pub fn parse(request: &UpdateUserRequest) -> Result<Self, rpc::Error> {
-        let id = UserId::parse("id", &request.id)?;
-        let mut violations = rpc::Violations::new();
-        let name = request.name.as_deref().map(str::trim);
-        if let Some(name) = name {
-            check_name(&mut violations, name);
+    pub fn parse(value: &str) -> Result<Self, Problem> {
+        if value.is_empty() {
+            return Err("is required".into());
         }
-        if let Some(description) = &request.description {
-            check_description(&mut violations, description);
+        Uuid::try_parse(value)
+            .map(UserId)
+            .map_err(|_| "must be a UUID".into())
+    }
+
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        UserId(uuid)
+    }
+
+    pub fn as_uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Hyphenated lower case: the form stored in MongoDB's `_id`, which sorts like the UUID.
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Collects the problems of every field of a request while parsing it, so that one reply
+/// names them all.
+#[derive(Default)]
+struct Fields {
+    violations: rpc::Violations,
+}
+
+impl Fields {
+    /// The parsed value, or `None` with the problem recorded against `field`.
+    fn parse<T>(&mut self, field: &str, parsed: Result<T, Problem>) -> Option<T> {
+        parsed
+            .map_err(|problem| self.violations.add(field, problem))
+            .ok()
+    }
+
+    /// Parses a field that may be absent: `Some(None)` when absent, `None` when invalid.
+    fn optional<T>(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        match value {
+            None => Some(None),
+            Some(value) => self.parse(field, parse(value)).map(Some),
         }
-        violations.into_result()?;
-        Ok(Self {
-            id,
-            name: name.map(str::to_owned),
-            description: request.description.clone(),
-        })
+    }
+
+    /// One `invalid_argument` naming every bad field, or the value `build` assembles. `build`
+    /// returns `None` only if a field failed, and every failure was recorded, so the `expect`
+    /// states an invariant of this type rather than a hope.
+    fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, rpc::Error> {
+        self.violations.into_result()?;
+        Ok(build().expect("a field failed to parse without recording a violation"))
     }
 }
 
-/// One page of a listing: at most `size` users with ids after `after`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    pub size: usize,
-    pub after: Option<UserId>,
-}
-
-impl Page {
-    pub fn parse(request: &ListUsersRequest) -> Result<Self, rpc::Error> {
-        let size = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            size if (1..=MAX_PAGE_SIZE as i32).contains(&size) => size as usize,
-            _ => {
-                return Err(rpc::Error::invalid_field(
-                    "page_size",
-                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
-                ));
-            }
-        };
-        let after = match request.cursor.as_str() {
-            "" => None,
-            cursor => Some(UserId::parse("cursor", cursor)?),
-        };
-        Ok(Self { size, after })
+/// Trims `value` and checks its length in characters; control characters are refused (a name
+/// never needs one, and PostgreSQL text cannot hold NUL).
+fn bounded_text(value: &str, max_chars: usize) -> Result<String, Problem> {
+    let value = value.trim();
+    if value.chars().count() > max_chars {
+        return Err(format!("must have at most {max_chars} characters").into());
     }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(value.to_owned())
 }
 
-fn check_name(violations: &mut rpc::Violations, name: &str) {
-    violations.check(!name.is_empty(), "name", "must not be empty");
-    violations.check(
-        name.chars().count() <= NAME_MAX_CHARS,
-        "name",
-        "must be at most 200 characters",
-    );
-}
-
-fn check_description(violations: &mut rpc::Violations, description: &str) {
-    violations.check(
-        description.chars().count() <= DESCRIPTION_MAX_CHARS,
-        "description",
-        "must be at most 5000 characters",
-    );
+/// The fields an `invalid_argument` error names, in order.
+#[cfg(test)]
+fn bad_fields(error: rpc::Error) -> Vec<String> {
+    assert_eq!(error.code(), rpc::ErrorCode::InvalidArgument, "{error}");
+    error.details().iter().map(|d| d.field.clone()).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fields(error: rpc::Error) -> Vec<String> {
-        error.details().iter().map(|d| d.field.clone()).collect()
+    #[test]
+    fn user_ids_are_uuids_and_print_hyphenated_lower_case() {
+        let id = UserId::parse("0190F5C6-1E2B-7A1C-9D3E-4F5A6B7C8D9E").unwrap();
+        assert_eq!(id.to_string(), "0190f5c6-1e2b-7a1c-9d3e-4f5a6b7c8d9e");
+        assert_eq!(UserId::parse("").unwrap_err(), "is required");
+        assert_eq!(UserId::parse("customer-1").unwrap_err(), "must be a UUID");
     }
 
     #[test]
-    fn a_name_is_trimmed_and_required() {
-        let parsed = NewUser::parse(&CreateUserRequest {
-            name: "  First  ".into(),
-            description: String::new(),
-        })
-        .unwrap();
-        assert_eq!(parsed.name, "First");
-
-        let error = NewUser::parse(&CreateUserRequest {
-            name: "   ".into(),
-            description: "x".repeat(DESCRIPTION_MAX_CHARS + 1),
-        })
-        .unwrap_err();
-        assert_eq!(fields(error), ["name", "description"]);
-    }
-
-    #[test]
-    fn an_update_changes_only_the_fields_present() {
-        let id = UserId::new();
-        let changes = UserChanges::parse(&UpdateUserRequest {
-            id: id.to_string(),
-            name: None,
-            description: Some("new".into()),
-        })
-        .unwrap();
-        assert_eq!(changes.id, id);
-        assert_eq!(changes.name, None);
-        assert_eq!(changes.description.as_deref(), Some("new"));
-        assert!(
-            UserChanges::parse(&UpdateUserRequest {
-                id: "nope".into(),
-                ..Default::default()
-            })
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn pages_default_to_twenty_and_reject_out_of_range_sizes() {
-        let page = Page::parse(&ListUsersRequest::default()).unwrap();
-        assert_eq!(
-            page,
-            Page {
-                size: DEFAULT_PAGE_SIZE,
-                after: None
-            }
-        );
-        for size in [-1, MAX_PAGE_SIZE as i32 + 1] {
-            let request = ListUsersRequest {
-                page_size: size,
-                ..Default::default()
-            };
-            assert_eq!(fields(Page::parse(&request).unwrap_err()), ["page_size"]);
-        }
-        let request = ListUsersRequest {
-            cursor: "x".into(),
-            ..Default::default()
-        };
-        assert_eq!(fields(Page::parse(&request).unwrap_err()), ["cursor"]);
+    fn bounded_text_trims_and_refuses_long_or_control_text() {
+        assert_eq!(bounded_text("  Ada  ", 3).unwrap(), "Ada");
+        assert_eq!(bounded_text("", 3).unwrap(), "");
+        assert!(bounded_text("Adam", 3).is_err());
+        assert!(bounded_text("A\u{0}a", 3).is_err());
+        // Characters, not bytes.
+        assert_eq!(bounded_text("ÅÉÎ", 3).unwrap(), "ÅÉÎ");
     }
 }

@@ -1,153 +1,157 @@
-//! Document storage for users: each one is a JSON document (`UserDocument`)
-//! in a PostgreSQL JSONB column, keyed by id.
+//! Where profiles are kept: a document store behind one trait, [`ProfileStore`], with two
+//! implementations, chosen at start-up.
 //!
-//! The service was generated with `--store mongo`. The platform's document store is PostgreSQL
-//! JSONB until a MongoDB deployment exists: it needs no extra server in development or tests,
-//! and the documents keep the shape a MongoDB collection would hold. Moving to MongoDB means
-//! replacing this module's queries with `::store::mongo` (feature `mongo` of pkg/store) behind
-//! the same `UserStore` methods; handlers and domain do not change.
+//! - [`postgres::PgProfiles`]: a JSONB document per profile in PostgreSQL (the default: it
+//!   needs no extra server in development or tests), with a partial unique index on the
+//!   username and a trigram index for search.
+//! - [`mongo::MongoProfiles`]: a MongoDB collection `profiles` with `_id` = user id, used when
+//!   `--mongodb-url` is set.
 //!
-//! Written once by `cargo xtask new-service user`; from now on it belongs to the service.
+//! Both store the same document ([`Profile`]) and behave the same way; the integration tests
+//! hold one conformance suite that runs against each. Handlers and the event consumer are
+//! generic over the trait and never know which one they have.
+
+pub mod mongo;
+pub mod postgres;
+
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
-use sqlx::{FromRow, PgPool};
-use uuid::Uuid;
+use serde_json::{Map, Value};
 
-use crate::domain::{NewUser, Page, UserChanges, UserId};
+use crate::domain::{NewProfile, Page, Profile, ProfileChanges, Search, UserId};
 
-/// The schema, embedded from `migrations/` and applied at start-up.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
-
-/// Why the store could not answer; the caller sees an internal error, the logs see the cause.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-/// What one document holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserDocument {
-    pub name: String,
-    pub description: String,
-}
-
-#[derive(FromRow)]
-struct Row {
-    id: Uuid,
-    document: Json<UserDocument>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-/// A stored user.
+/// A stored profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserRecord {
-    pub id: Uuid,
-    pub name: String,
-    pub description: String,
+pub struct ProfileRecord {
+    pub user_id: UserId,
+    pub profile: Profile,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<Row> for UserRecord {
-    fn from(row: Row) -> Self {
-        let Json(document) = row.document;
-        Self {
-            id: row.id,
-            name: document.name,
-            description: document.description,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+/// Why a store operation did not happen. Only [`StoreError::UsernameTaken`] is the caller's
+/// doing; the others are logged and answered as internal errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the username is taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+    #[error(transparent)]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("a stored profile cannot be read: {0}")]
+    Corrupt(String),
+}
+
+/// The operations the service needs from a document store.
+///
+/// Each returns a `Send` future so handlers can run on any worker thread. Implementations are
+/// cheap to clone (a pool or client handle inside).
+pub trait ProfileStore: Clone + Send + Sync + 'static {
+    /// The profile of `user_id`, if it was created.
+    fn get(
+        &self,
+        user_id: UserId,
+    ) -> impl Future<Output = Result<Option<ProfileRecord>, StoreError>> + Send;
+
+    /// Creates the profile unless one exists for its user id, which it then leaves exactly as
+    /// it is. Whether it created it. This is what makes the consumer idempotent: however often
+    /// `user.registered` is delivered, one profile exists, unchanged by the repeats.
+    fn create_if_absent(
+        &self,
+        new: &NewProfile,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Sets the fields `changes` holds, in one atomic write; `None` when there is no profile.
+    /// [`StoreError::UsernameTaken`] when another profile has the username.
+    fn update(
+        &self,
+        user_id: UserId,
+        changes: &ProfileChanges,
+    ) -> impl Future<Output = Result<Option<ProfileRecord>, StoreError>> + Send;
+
+    /// Up to `limit` profiles in user id order, after `page.after`.
+    fn list(
+        &self,
+        page: Page,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ProfileRecord>, StoreError>> + Send;
+
+    /// Up to `search.size` profiles, in user id order, whose email, username, first or last
+    /// name contains the text, ignoring case.
+    fn search(
+        &self,
+        search: &Search,
+    ) -> impl Future<Output = Result<Vec<ProfileRecord>, StoreError>> + Send;
+
+    /// The profiles of those of `user_ids` that have one, in no particular order.
+    fn batch_get(
+        &self,
+        user_ids: &[UserId],
+    ) -> impl Future<Output = Result<Vec<ProfileRecord>, StoreError>> + Send;
+}
+
+/// The document fields an update sets, as one JSON object both stores merge into the stored
+/// document (PostgreSQL's `||`, MongoDB's `$set`): top-level keys only, so `preferences` is
+/// replaced whole.
+pub(crate) fn patch(changes: &ProfileChanges) -> Map<String, Value> {
+    let mut patch = Map::new();
+    let mut set = |field: &str, value: Option<&str>| {
+        if let Some(value) = value {
+            patch.insert(field.to_owned(), Value::from(value));
         }
+    };
+    set("username", changes.username.as_ref().map(|v| v.as_str()));
+    set(
+        "first_name",
+        changes.first_name.as_ref().map(|v| v.as_str()),
+    );
+    set("last_name", changes.last_name.as_ref().map(|v| v.as_str()));
+    set("phone", changes.phone.as_ref().map(|v| v.as_str()));
+    set(
+        "avatar_url",
+        changes.avatar_url.as_ref().map(|v| v.as_str()),
+    );
+    set(
+        "date_of_birth",
+        changes.date_of_birth.as_ref().map(|v| v.as_str()),
+    );
+    set("gender", changes.gender.map(|v| v.as_str()));
+    if let Some(preferences) = &changes.preferences {
+        patch.insert(
+            "preferences".to_owned(),
+            serde_json::to_value(preferences).expect("preferences serialize to JSON"),
+        );
     }
+    patch
 }
 
-const COLUMNS: &str = "id, document, created_at, updated_at";
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Gender, PersonName, Preferences};
 
-/// The users of this service, in its own database.
-#[derive(Clone, Debug)]
-pub struct UserStore {
-    pool: PgPool,
-}
-
-impl UserStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
-    }
-
-    #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn insert(&self, id: UserId, new: &NewUser) -> Result<UserRecord, StoreError> {
-        let document = UserDocument {
-            name: new.name.clone(),
-            description: new.description.clone(),
+    #[test]
+    fn a_patch_holds_only_the_fields_present() {
+        let changes = ProfileChanges {
+            first_name: Some(PersonName::parse("Ada").unwrap()),
+            gender: Some(Gender::NotSaid),
+            preferences: Some(Preferences::default()),
+            ..Default::default()
         };
-        let row: Row = sqlx::query_as(&format!(
-            "INSERT INTO users_documents (id, document) VALUES ($1, $2) RETURNING {COLUMNS}"
-        ))
-        .bind(id.0)
-        .bind(Json(document))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.into())
-    }
-
-    #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn get(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM users_documents WHERE id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(Into::into))
-    }
-
-    /// Up to `limit` users in id (creation) order, after `page.after`.
-    #[tracing::instrument(skip_all)]
-    pub async fn list(&self, page: Page, limit: usize) -> Result<Vec<UserRecord>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM users_documents \
-             WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"
-        ))
-        .bind(page.after.map(|id| id.0))
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    /// `None` when there is no such user. The fields present are merged into the
-    /// document in one statement, so concurrent updates of different fields both stay.
-    #[tracing::instrument(skip_all, fields(id = %changes.id))]
-    pub async fn update(&self, changes: &UserChanges) -> Result<Option<UserRecord>, StoreError> {
-        let mut patch = serde_json::Map::new();
-        if let Some(name) = &changes.name {
-            patch.insert("name".into(), name.clone().into());
-        }
-        if let Some(description) = &changes.description {
-            patch.insert("description".into(), description.clone().into());
-        }
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "UPDATE users_documents SET document = document || $2, updated_at = now() \
-             WHERE id = $1 RETURNING {COLUMNS}"
-        ))
-        .bind(changes.id.0)
-        .bind(Json(serde_json::Value::Object(patch)))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(Into::into))
-    }
-
-    /// Whether there was such a user.
-    #[tracing::instrument(skip_all, fields(id = %id))]
-    pub async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM users_documents WHERE id = $1")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected() == 1)
+        let patch = Value::Object(patch(&changes));
+        assert_eq!(
+            patch,
+            serde_json::json!({
+                "first_name": "Ada",
+                "gender": "",
+                "preferences": {
+                    "language": "en",
+                    "currency": "USD",
+                    "notifications": {"email": true, "sms": false, "push": false}
+                }
+            })
+        );
     }
 }
