@@ -1,205 +1,483 @@
-//! The rules of a address: what a valid one looks like. Pure functions, no I/O; each parser
-//! returns a type that can only hold a valid value, and names every bad field at once.
+//! The rules of an address book, free of storage and transport.
 //!
-//! Written once by `cargo xtask new-service address`; from now on it belongs to the service.
+//! Requests are parsed here once, at the edge, into types that can only hold valid values
+//! ("parse, don't validate"): a [`RecipientName`] is always 1 to 200 characters, a
+//! [`CountryCode`] is always an assigned ISO 3166-1 code in upper case, a [`PostalCode`] always
+//! fits its country's format where the service knows it. Code past the parsers never checks
+//! these things again.
+//!
+//! Parsing a request names every bad field at once (`rpc::Violations`), using the request's
+//! own field names. Nothing in this module does I/O, so it is all unit-tested in place.
 
-use api::address::{CreateAddressRequest, ListAddressesRequest, UpdateAddressRequest};
+mod country;
+mod postal_code;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use api::address::{CreateAddressRequest, UpdateAddressRequest};
+use rpc::Violations;
 use uuid::Uuid;
 
-pub const NAME_MAX_CHARS: usize = 200;
-pub const DESCRIPTION_MAX_CHARS: usize = 5000;
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-pub const MAX_PAGE_SIZE: usize = 100;
+pub use country::CountryCode;
+pub use postal_code::PostalCode;
 
-/// The id of a stored address: a UUID v7, so ids sort in creation order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AddressId(pub Uuid);
+/// What is wrong with one field, in words a caller can act on.
+pub type Problem = Cow<'static, str>;
+
+/// How many addresses one user may keep.
+pub const MAX_ADDRESSES_PER_USER: i64 = 50;
+
+/// A stored address; UUID v7, so ids sort by creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AddressId(Uuid);
 
 impl AddressId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
+    /// A new, time-ordered id.
+    pub fn generate() -> Self {
+        AddressId(Uuid::now_v7())
     }
 
-    /// Parses the request field `field`, or says why it is not an id.
-    pub fn parse(field: &str, value: &str) -> Result<Self, rpc::Error> {
-        Uuid::parse_str(value)
-            .map(Self)
-            .map_err(|_| rpc::Error::invalid_field(field, "must be a UUID"))
+    pub fn parse(value: &str) -> Result<Self, Problem> {
+        if value.is_empty() {
+            return Err("is required".into());
+        }
+        Uuid::try_parse(value)
+            .map(AddressId)
+            .map_err(|_| "must be a UUID".into())
+    }
+
+    /// The id of a request that only names an address (get, delete, set default).
+    pub fn parse_field(field: &str, value: &str) -> Result<Self, rpc::Error> {
+        Self::parse(value).map_err(|problem| rpc::Error::invalid_field(field, problem))
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
     }
 }
 
-impl Default for AddressId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for AddressId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for AddressId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
 }
 
-/// A new address, validated.
+/// The user whose addresses a request reads and changes: always the authenticated caller.
+/// Users live in the user service; here the id is only the key every query filters by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OwnerId(Uuid);
+
+impl OwnerId {
+    /// The caller's user id, which the user service issues as a UUID.
+    pub fn parse(user_id: &str) -> Result<Self, Problem> {
+        Uuid::try_parse(user_id)
+            .map(OwnerId)
+            .map_err(|_| "the caller's user id is not a UUID".into())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Trims `value` and checks its length in characters (as PostgreSQL's `char_length` counts).
+fn bounded_text(value: &str, min_chars: usize, max_chars: usize) -> Result<String, Problem> {
+    let value = value.trim();
+    let chars = value.chars().count();
+    if chars < min_chars {
+        return Err("must not be empty".into());
+    }
+    if chars > max_chars {
+        return Err(format!("must have at most {max_chars} characters").into());
+    }
+    // PostgreSQL text cannot hold NUL, and a line break or other control character inside
+    // one line of an address label is always a mistake.
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(value.to_owned())
+}
+
+/// A text field of an address: trimmed, `MIN` to `MAX` characters, no control characters.
+macro_rules! text_field {
+    ($(#[$doc:meta])* $name:ident, $min:literal ..= $max:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const MAX_CHARS: usize = $max;
+
+            pub fn parse(value: &str) -> Result<Self, Problem> {
+                bounded_text(value, $min, $max).map($name)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+text_field!(
+    /// Who receives deliveries at the address.
+    RecipientName, 1..=200
+);
+text_field!(
+    /// The street line: street and number, or a PO box.
+    StreetLine, 1..=200
+);
+text_field!(
+    /// The optional second line: apartment, floor, building, care of.
+    ExtraLine, 0..=200
+);
+text_field!(City, 1..=100);
+text_field!(
+    /// State, province or region; optional, as many countries do not use one.
+    Region, 0..=100
+);
+
+/// A phone number in E.164 form (+, then 8 to 15 digits, the first not 0), or none.
+///
+/// Spaces, hyphens, dots and parentheses that people write between digits are dropped, so
+/// "+1 (415) 555-2671" is stored as "+14155552671".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(value: &str) -> Result<Self, Problem> {
+        let compact: String = value
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        if compact.is_empty() {
+            return Ok(Phone(compact));
+        }
+        let valid = compact.strip_prefix('+').is_some_and(|digits| {
+            (8..=15).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !digits.starts_with('0')
+        });
+        if valid {
+            Ok(Phone(compact))
+        } else {
+            Err(
+                "must be an E.164 number (+, the country code and the number, 8 to 15 \
+                 digits in all, like +14155552671), or empty"
+                    .into(),
+            )
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Every field of an address a user writes, valid. Create and update both carry all of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressFields {
+    pub recipient_name: RecipientName,
+    pub phone: Phone,
+    pub line1: StreetLine,
+    pub line2: ExtraLine,
+    pub city: City,
+    pub region: Region,
+    pub postal_code: PostalCode,
+    pub country_code: CountryCode,
+}
+
+/// The address fields of a request, as sent.
+struct RawFields<'a> {
+    recipient_name: &'a str,
+    phone: &'a str,
+    line1: &'a str,
+    line2: &'a str,
+    city: &'a str,
+    region: &'a str,
+    postal_code: &'a str,
+    country_code: &'a str,
+}
+
+impl AddressFields {
+    /// Parses every field, recording each problem in `violations` in the request's field order.
+    fn parse(raw: RawFields<'_>, violations: &mut Violations) -> Option<Self> {
+        // The postal code's format depends on the country, so the country is parsed first;
+        // its problem is still reported in field order below.
+        let country_code = CountryCode::parse(raw.country_code);
+        let postal_code = PostalCode::parse(raw.postal_code, country_code.as_ref().ok().copied());
+        let recipient_name = RecipientName::parse(raw.recipient_name);
+        let recipient_name = check(violations, "recipient_name", recipient_name);
+        let phone = check(violations, "phone", Phone::parse(raw.phone));
+        let line1 = check(violations, "line1", StreetLine::parse(raw.line1));
+        let line2 = check(violations, "line2", ExtraLine::parse(raw.line2));
+        let city = check(violations, "city", City::parse(raw.city));
+        let region = check(violations, "region", Region::parse(raw.region));
+        let postal_code = check(violations, "postal_code", postal_code);
+        let country_code = check(violations, "country_code", country_code);
+        Some(AddressFields {
+            recipient_name: recipient_name?,
+            phone: phone?,
+            line1: line1?,
+            line2: line2?,
+            city: city?,
+            region: region?,
+            postal_code: postal_code?,
+            country_code: country_code?,
+        })
+    }
+}
+
+/// The value, or `None` with its problem recorded against `field`.
+fn check<T>(violations: &mut Violations, field: &str, parsed: Result<T, Problem>) -> Option<T> {
+    parsed
+        .map_err(|problem| violations.add(field, problem))
+        .ok()
+}
+
+/// One `invalid_argument` naming every bad field, or the parsed value. `value` is `None` only
+/// when a field failed, and every failure was recorded, so the `expect` states an invariant.
+fn finish<T>(violations: Violations, value: Option<T>) -> Result<T, rpc::Error> {
+    violations.into_result()?;
+    Ok(value.expect("a field failed to parse without recording a violation"))
+}
+
+/// A new address, valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAddress {
-    pub name: String,
-    pub description: String,
+    pub fields: AddressFields,
+    /// The caller asked for it to become the default.
+    pub make_default: bool,
 }
 
 impl NewAddress {
     pub fn parse(request: &CreateAddressRequest) -> Result<Self, rpc::Error> {
-        let mut violations = rpc::Violations::new();
-        let name = request.name.trim();
-        check_name(&mut violations, name);
-        check_description(&mut violations, &request.description);
-        violations.into_result()?;
-        Ok(Self {
-            name: name.to_owned(),
-            description: request.description.clone(),
+        let mut violations = Violations::new();
+        let fields = AddressFields::parse(
+            RawFields {
+                recipient_name: &request.recipient_name,
+                phone: &request.phone,
+                line1: &request.line1,
+                line2: &request.line2,
+                city: &request.city,
+                region: &request.region,
+                postal_code: &request.postal_code,
+                country_code: &request.country_code,
+            },
+            &mut violations,
+        );
+        let fields = finish(violations, fields)?;
+        Ok(NewAddress {
+            fields,
+            make_default: request.is_default,
         })
     }
 }
 
-/// The fields an update sets; `None` leaves a field as it is.
+/// A replacement of every field of one address (PUT); whether it is the default stays.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AddressChanges {
+pub struct AddressReplacement {
     pub id: AddressId,
-    pub name: Option<String>,
-    pub description: Option<String>,
+    pub fields: AddressFields,
 }
 
-impl AddressChanges {
+impl AddressReplacement {
     pub fn parse(request: &UpdateAddressRequest) -> Result<Self, rpc::Error> {
-        let id = AddressId::parse("id", &request.id)?;
-        let mut violations = rpc::Violations::new();
-        let name = request.name.as_deref().map(str::trim);
-        if let Some(name) = name {
-            check_name(&mut violations, name);
-        }
-        if let Some(description) = &request.description {
-            check_description(&mut violations, description);
-        }
-        violations.into_result()?;
-        Ok(Self {
-            id,
-            name: name.map(str::to_owned),
-            description: request.description.clone(),
-        })
+        let mut violations = Violations::new();
+        let id = check(&mut violations, "id", AddressId::parse(&request.id));
+        let fields = AddressFields::parse(
+            RawFields {
+                recipient_name: &request.recipient_name,
+                phone: &request.phone,
+                line1: &request.line1,
+                line2: &request.line2,
+                city: &request.city,
+                region: &request.region,
+                postal_code: &request.postal_code,
+                country_code: &request.country_code,
+            },
+            &mut violations,
+        );
+        let (id, fields) = finish(violations, id.zip(fields))?;
+        Ok(AddressReplacement { id, fields })
     }
 }
 
-/// One page of a listing: at most `size` addresses with ids after `after`.
+/// Why a user cannot add another address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    pub size: usize,
-    pub after: Option<AddressId>,
-}
+pub struct AddressLimitReached;
 
-impl Page {
-    pub fn parse(request: &ListAddressesRequest) -> Result<Self, rpc::Error> {
-        let size = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            size if (1..=MAX_PAGE_SIZE as i32).contains(&size) => size as usize,
-            _ => {
-                return Err(rpc::Error::invalid_field(
-                    "page_size",
-                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
-                ));
-            }
-        };
-        let after = match request.cursor.as_str() {
-            "" => None,
-            cursor => Some(AddressId::parse("cursor", cursor)?),
-        };
-        Ok(Self { size, after })
+/// Whether a new address becomes the user's default, given how many they have: the first
+/// always does (a user with addresses has a default), a later one when the caller asks.
+pub fn becomes_default(existing: i64, make_default: bool) -> Result<bool, AddressLimitReached> {
+    if existing >= MAX_ADDRESSES_PER_USER {
+        Err(AddressLimitReached)
+    } else {
+        Ok(existing == 0 || make_default)
     }
-}
-
-fn check_name(violations: &mut rpc::Violations, name: &str) {
-    violations.check(!name.is_empty(), "name", "must not be empty");
-    violations.check(
-        name.chars().count() <= NAME_MAX_CHARS,
-        "name",
-        "must be at most 200 characters",
-    );
-}
-
-fn check_description(violations: &mut rpc::Violations, description: &str) {
-    violations.check(
-        description.chars().count() <= DESCRIPTION_MAX_CHARS,
-        "description",
-        "must be at most 5000 characters",
-    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fields(error: rpc::Error) -> Vec<String> {
+    fn bad_fields(error: rpc::Error) -> Vec<String> {
+        assert_eq!(error.code(), rpc::ErrorCode::InvalidArgument, "{error}");
         error.details().iter().map(|d| d.field.clone()).collect()
     }
 
-    #[test]
-    fn a_name_is_trimmed_and_required() {
-        let parsed = NewAddress::parse(&CreateAddressRequest {
-            name: "  First  ".into(),
-            description: String::new(),
-        })
-        .unwrap();
-        assert_eq!(parsed.name, "First");
+    fn request() -> CreateAddressRequest {
+        CreateAddressRequest {
+            recipient_name: "  Ada Lovelace ".into(),
+            phone: "+44 20 7946 0958".into(),
+            line1: "10 Downing Street".into(),
+            line2: String::new(),
+            city: "London".into(),
+            region: String::new(),
+            postal_code: "sw1a2aa".into(),
+            country_code: "gb".into(),
+            is_default: false,
+        }
+    }
 
+    #[test]
+    fn a_valid_request_is_normalised() {
+        let new = NewAddress::parse(&request()).unwrap();
+        assert_eq!(new.fields.recipient_name.as_str(), "Ada Lovelace");
+        assert_eq!(new.fields.phone.as_str(), "+442079460958");
+        assert_eq!(new.fields.postal_code.as_str(), "SW1A 2AA");
+        assert_eq!(new.fields.country_code.as_str(), "GB");
+        assert!(!new.make_default);
+    }
+
+    #[test]
+    fn every_bad_field_is_named_in_request_order() {
         let error = NewAddress::parse(&CreateAddressRequest {
-            name: "   ".into(),
-            description: "x".repeat(DESCRIPTION_MAX_CHARS + 1),
+            recipient_name: "   ".into(),
+            phone: "12345".into(),
+            line1: String::new(),
+            line2: "x".repeat(201),
+            city: "x".repeat(101),
+            region: "x".repeat(101),
+            postal_code: "1234".into(),
+            country_code: "XX".into(),
+            is_default: true,
         })
         .unwrap_err();
-        assert_eq!(fields(error), ["name", "description"]);
-    }
-
-    #[test]
-    fn an_update_changes_only_the_fields_present() {
-        let id = AddressId::new();
-        let changes = AddressChanges::parse(&UpdateAddressRequest {
-            id: id.to_string(),
-            name: None,
-            description: Some("new".into()),
-        })
-        .unwrap();
-        assert_eq!(changes.id, id);
-        assert_eq!(changes.name, None);
-        assert_eq!(changes.description.as_deref(), Some("new"));
-        assert!(
-            AddressChanges::parse(&UpdateAddressRequest {
-                id: "nope".into(),
-                ..Default::default()
-            })
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn pages_default_to_twenty_and_reject_out_of_range_sizes() {
-        let page = Page::parse(&ListAddressesRequest::default()).unwrap();
         assert_eq!(
-            page,
-            Page {
-                size: DEFAULT_PAGE_SIZE,
-                after: None
-            }
+            bad_fields(error),
+            [
+                "recipient_name",
+                "phone",
+                "line1",
+                "line2",
+                "city",
+                "region",
+                "country_code"
+            ],
+            "with no valid country, the postal code only gets the general check"
         );
-        for size in [-1, MAX_PAGE_SIZE as i32 + 1] {
-            let request = ListAddressesRequest {
-                page_size: size,
-                ..Default::default()
-            };
-            assert_eq!(fields(Page::parse(&request).unwrap_err()), ["page_size"]);
-        }
-        let request = ListAddressesRequest {
-            cursor: "x".into(),
-            ..Default::default()
+        let error = NewAddress::parse(&CreateAddressRequest {
+            postal_code: "1234".into(),
+            country_code: "us".into(),
+            ..request()
+        })
+        .unwrap_err();
+        assert_eq!(error.details()[0].field, "postal_code");
+        assert!(error.details()[0].problem.contains("ZIP"), "{error}");
+    }
+
+    #[test]
+    fn an_update_names_a_bad_id_with_the_other_fields() {
+        let request = request();
+        let update = UpdateAddressRequest {
+            id: "not-a-uuid".into(),
+            recipient_name: request.recipient_name.clone(),
+            phone: request.phone.clone(),
+            line1: String::new(),
+            line2: request.line2.clone(),
+            city: request.city.clone(),
+            region: request.region.clone(),
+            postal_code: request.postal_code.clone(),
+            country_code: request.country_code.clone(),
         };
-        assert_eq!(fields(Page::parse(&request).unwrap_err()), ["cursor"]);
+        assert_eq!(
+            bad_fields(AddressReplacement::parse(&update).unwrap_err()),
+            ["id", "line1"]
+        );
+        let id = AddressId::generate();
+        let update = UpdateAddressRequest {
+            id: id.to_string(),
+            line1: "1 Main Street".into(),
+            ..update
+        };
+        let parsed = AddressReplacement::parse(&update).unwrap();
+        assert_eq!(parsed.id, id);
+        assert_eq!(parsed.fields.line1.as_str(), "1 Main Street");
+    }
+
+    #[test]
+    fn text_fields_are_trimmed_and_bounded_in_characters() {
+        assert_eq!(RecipientName::parse("  Zoë  ").unwrap().as_str(), "Zoë");
+        assert!(RecipientName::parse(&"é".repeat(200)).is_ok());
+        assert_eq!(
+            RecipientName::parse(&"é".repeat(201)).unwrap_err(),
+            "must have at most 200 characters"
+        );
+        assert_eq!(City::parse(" ").unwrap_err(), "must not be empty");
+        assert_eq!(ExtraLine::parse("  ").unwrap().as_str(), "");
+        assert_eq!(Region::parse("").unwrap().as_str(), "");
+        assert!(StreetLine::parse("1 Main\nStreet").is_err());
+        assert!(StreetLine::parse("1 Main\0Street").is_err());
+    }
+
+    #[test]
+    fn phones_are_e164_or_empty() {
+        assert_eq!(Phone::parse("").unwrap().as_str(), "");
+        assert_eq!(Phone::parse("  ").unwrap().as_str(), "");
+        assert_eq!(
+            Phone::parse("+1 (415) 555-2671").unwrap().as_str(),
+            "+14155552671"
+        );
+        assert!(Phone::parse("+12345678").is_ok(), "8 digits");
+        assert!(Phone::parse("+123456789012345").is_ok(), "15 digits");
+        for bad in [
+            "4155552671",
+            "+1234567",
+            "+1234567890123456",
+            "+0123456789",
+            "+1415555267x",
+            "++14155552671",
+        ] {
+            assert!(Phone::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn ids_must_be_uuids() {
+        assert_eq!(AddressId::parse("").unwrap_err(), "is required");
+        assert_eq!(AddressId::parse("42").unwrap_err(), "must be a UUID");
+        let error = AddressId::parse_field("id", "42").unwrap_err();
+        assert_eq!(bad_fields(error), ["id"]);
+        assert!(OwnerId::parse("customer-1").is_err());
+        assert!(OwnerId::parse(&Uuid::now_v7().to_string()).is_ok());
+    }
+
+    #[test]
+    fn the_first_address_is_the_default_and_fifty_is_the_limit() {
+        assert_eq!(becomes_default(0, false), Ok(true));
+        assert_eq!(becomes_default(0, true), Ok(true));
+        assert_eq!(becomes_default(1, false), Ok(false));
+        assert_eq!(becomes_default(1, true), Ok(true));
+        assert_eq!(becomes_default(49, true), Ok(true));
+        assert_eq!(becomes_default(50, false), Err(AddressLimitReached));
+        assert_eq!(becomes_default(51, true), Err(AddressLimitReached));
     }
 }
