@@ -28,7 +28,8 @@ enum KeySource {
     File(PathBuf),
     /// Fetched at start, refreshed periodically and on unknown key ids.
     Remote {
-        fetch: Fetch,
+        /// Boxed: the clients are large next to a path, and there is one per gateway.
+        fetch: Box<Fetch>,
         refresh_interval: Duration,
         /// When a fetch was last triggered by an unknown key id.
         last_on_demand: tokio::sync::Mutex<Option<Instant>>,
@@ -126,7 +127,7 @@ impl Authenticator {
         settings: KeySettings,
     ) -> anyhow::Result<(Arc<Self>, Option<JoinHandle<()>>)> {
         let remote = |fetch| KeySource::Remote {
-            fetch,
+            fetch: Box::new(fetch),
             refresh_interval: settings.refresh_interval,
             last_on_demand: tokio::sync::Mutex::new(None),
         };
@@ -371,6 +372,7 @@ mod tests {
         let (authenticator, task) = Authenticator::start(KeySettings {
             jwks_file: Some(path),
             jwks_url: None,
+            jwks_nats: None,
             refresh_interval: Duration::from_secs(300),
             issuer: auth::DEFAULT_ISSUER.into(),
             audience: auth::DEFAULT_AUDIENCE.into(),
@@ -470,6 +472,7 @@ mod tests {
         let (auth, task) = Authenticator::start(KeySettings {
             jwks_file: None,
             jwks_url: None,
+            jwks_nats: None,
             refresh_interval: Duration::from_secs(300),
             issuer: auth::DEFAULT_ISSUER.into(),
             audience: auth::DEFAULT_AUDIENCE.into(),
