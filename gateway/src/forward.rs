@@ -177,7 +177,14 @@ impl Forwarder {
             .await
             .map_err(|error| {
                 if ApiCode::Service(error.code()).status().is_server_error() {
-                    tracing::warn!(subject = route.descriptor.subject, %error, "service call failed");
+                    // The request span is usually not logged (debug), so the line carries the
+                    // request id itself.
+                    tracing::warn!(
+                        subject = route.descriptor.subject,
+                        request_id = %context.request_id(),
+                        %error,
+                        "service call failed"
+                    );
                 }
                 ApiError::from(error)
             })?;

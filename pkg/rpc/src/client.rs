@@ -60,7 +60,9 @@ impl Client {
         method: &'static MethodDescriptor,
         request: &Req,
     ) -> Result<Resp, Error> {
-        let span = tracing::info_span!(
+        // DEBUG, like every per-request span: see the logging policy of the telemetry crate.
+        let span = tracing::debug_span!(
+            target: telemetry::REQUEST_TARGET,
             "rpc.client",
             otel.name = method.subject,
             otel.kind = "client",

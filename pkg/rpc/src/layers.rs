@@ -2,8 +2,16 @@
 //!
 //! Order (outermost first): trace, metrics, concurrency limit, deadline, catch-panic. Tracing
 //! and metrics therefore see the final outcome of every request, timeouts and panics included.
+//!
+//! Both run on every request, so they are kept cheap (see the logging policy of the
+//! `telemetry` crate): the `rpc.server` span and the "request served" line are DEBUG under
+//! [`telemetry::REQUEST_TARGET`], so at the usual `info` filter nothing is formatted unless a
+//! trace exporter wants the span; failures and slow requests are logged at ERROR, WARN or INFO
+//! with the request id in the line itself. The metric handles of an endpoint are looked up once
+//! (per outcome, on first use), not per request.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -13,7 +21,11 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::error::{Error, ErrorCode};
+use crate::method::MethodDescriptor;
 use crate::server::{Reply, Request};
+
+/// A request that takes at least this long is logged at INFO even when it succeeds.
+pub const SLOW_REQUEST: Duration = Duration::from_secs(1);
 
 /// Outcome label of a request: `ok` or the error code.
 fn outcome(result: &Result<Reply, Error>) -> &'static str {
@@ -53,7 +65,9 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let span = tracing::info_span!(
+        // DEBUG: built only when the log filter or the trace exporter wants it.
+        let span = tracing::debug_span!(
+            target: telemetry::REQUEST_TARGET,
             "rpc.server",
             otel.name = request.method.subject,
             otel.kind = "server",
@@ -67,21 +81,41 @@ where
             otel.status_code = tracing::field::Empty,
         );
         telemetry::propagation::set_parent(&span, request.ctx.trace());
+        // The failure lines carry the request id themselves: the span is usually not logged.
+        let subject = request.method.subject;
+        let request_id = request.ctx.request_id().to_owned();
         let future = self.inner.call(request);
         let record = span.clone();
         async move {
             let started = Instant::now();
             let result = future.await;
-            let code = outcome(&result);
-            record.record("rpc.code", code);
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed = started.elapsed();
+            let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+            record.record("rpc.code", outcome(&result));
             match &result {
-                Ok(_) => tracing::debug!(elapsed_ms, "request served"),
+                Ok(_) if elapsed >= SLOW_REQUEST => {
+                    tracing::info!(subject, request_id, elapsed_ms, "slow request");
+                }
+                Ok(_) => {
+                    tracing::debug!(target: telemetry::REQUEST_TARGET, elapsed_ms, "request served");
+                }
                 Err(error) if error.code() == ErrorCode::Internal => {
                     record.record("otel.status_code", "ERROR");
-                    tracing::error!(elapsed_ms, error = ?error, "request failed");
+                    tracing::error!(subject, request_id, elapsed_ms, error = ?error, "request failed");
                 }
-                Err(error) => tracing::info!(elapsed_ms, %error, "request refused"),
+                Err(error)
+                    if matches!(
+                        error.code(),
+                        ErrorCode::Unavailable | ErrorCode::DeadlineExceeded
+                    ) =>
+                {
+                    tracing::warn!(subject, request_id, elapsed_ms, %error, "request failed");
+                }
+                // The caller's mistake (not found, invalid argument, ...): routine, not logged
+                // unless asked for.
+                Err(error) => {
+                    tracing::debug!(target: telemetry::REQUEST_TARGET, elapsed_ms, %error, "request refused");
+                }
             }
             result
         }
@@ -97,18 +131,74 @@ pub struct MetricsLayer;
 impl<S> Layer<S> for MetricsLayer {
     type Service = Metrics<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Metrics { inner }
+        Metrics {
+            inner,
+            endpoint: Arc::default(),
+        }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct Metrics<S> {
     inner: S,
+    /// The handles of the endpoint this stack serves, made on its first request.
+    endpoint: Arc<OnceLock<Arc<EndpointMetrics>>>,
 }
 
 pub const REQUESTS_TOTAL: &str = "rpc_server_requests_total";
 pub const REQUEST_DURATION: &str = "rpc_server_request_duration_seconds";
 pub const IN_FLIGHT: &str = "rpc_server_requests_in_flight";
+
+/// The metric handles of one endpoint. A label lookup in the recorder (hashing the labels,
+/// a map lookup under a lock) per request cost more than the rest of the layer; a handle is
+/// an `Arc` to the series itself. The request counters are made on first use, so that an
+/// outcome that never happened has no series (as with labels looked up per request).
+struct EndpointMetrics {
+    method: &'static MethodDescriptor,
+    in_flight: metrics::Gauge,
+    duration: metrics::Histogram,
+    /// `ok`, then one per error code, in the order of [`ErrorCode::ALL`].
+    requests: [OnceLock<metrics::Counter>; 1 + ErrorCode::ALL.len()],
+}
+
+impl std::fmt::Debug for EndpointMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointMetrics")
+            .field("subject", &self.method.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointMetrics {
+    fn new(method: &'static MethodDescriptor) -> Self {
+        let (service, method_name) = (method.service, method.method);
+        Self {
+            method,
+            in_flight: metrics::gauge!(IN_FLIGHT, "service" => service, "method" => method_name),
+            duration: metrics::histogram!(REQUEST_DURATION, "service" => service, "method" => method_name),
+            requests: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn record(&self, result: &Result<Reply, Error>, elapsed: Duration) {
+        let index = match result {
+            Ok(_) => 0,
+            Err(error) => 1 + error.code() as usize,
+        };
+        let code = outcome(result);
+        self.requests[index]
+            .get_or_init(|| {
+                metrics::counter!(
+                    REQUESTS_TOTAL,
+                    "service" => self.method.service,
+                    "method" => self.method.method,
+                    "code" => code
+                )
+            })
+            .increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+    }
+}
 
 impl<S> Service<Request> for Metrics<S>
 where
@@ -124,27 +214,29 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let service = request.method.service;
-        let method = request.method.method;
-        let in_flight = metrics::gauge!(IN_FLIGHT, "service" => service, "method" => method);
-        in_flight.increment(1.0);
+        let cached = self
+            .endpoint
+            .get_or_init(|| Arc::new(EndpointMetrics::new(request.method)));
+        // A stack serves one endpoint; should it ever see another, that one is not cached.
+        let endpoint = if std::ptr::eq(cached.method, request.method) {
+            cached.clone()
+        } else {
+            Arc::new(EndpointMetrics::new(request.method))
+        };
+        endpoint.in_flight.increment(1.0);
         let future = self.inner.call(request);
         async move {
             // Decrements even when the future is dropped before completing.
-            struct InFlight(metrics::Gauge);
+            struct InFlight(Arc<EndpointMetrics>);
             impl Drop for InFlight {
                 fn drop(&mut self) {
-                    self.0.decrement(1.0);
+                    self.0.in_flight.decrement(1.0);
                 }
             }
-            let _in_flight = InFlight(in_flight);
+            let endpoint = InFlight(endpoint);
             let started = Instant::now();
             let result = future.await;
-            let code = outcome(&result);
-            metrics::counter!(REQUESTS_TOTAL, "service" => service, "method" => method, "code" => code)
-                .increment(1);
-            metrics::histogram!(REQUEST_DURATION, "service" => service, "method" => method)
-                .record(started.elapsed().as_secs_f64());
+            endpoint.0.record(&result, started.elapsed());
             result
         }
         .boxed()
@@ -262,4 +354,16 @@ fn panicked(subject: &str, panic: Box<dyn std::any::Any + Send>) -> Error {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
     Error::internal(anyhow::anyhow!("handler for {subject} panicked: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_index_the_request_counters_in_the_order_of_all() {
+        for (index, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(code as usize, index, "{code:?}");
+        }
+    }
 }

@@ -5,10 +5,20 @@
 //! the catch-panic layer, one that overruns its deadline into `deadline_exceeded` by the
 //! deadline layer, and a task that is cancelled before it replied answers `internal` from the
 //! guard's `Drop`.
+//!
+//! A request is first polled once in the endpoint's loop. One that completes right away (a
+//! cache hit, a refusal) is answered from there, without a task of its own: a spawn and a
+//! wake-up on another thread per request cost more than such a handler. One that has to wait
+//! (a database, another service) moves to a task of its own and the loop takes the next
+//! request, so slow handlers of one endpoint still run concurrently, on every core. (Running
+//! every handler inside the loop, a `FuturesUnordered` per endpoint, would confine an
+//! endpoint's CPU work to one thread at a time.) The concurrency limit counts both kinds.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -299,7 +309,7 @@ async fn serve_endpoint(mut this: EndpointLoop) {
                 None => return,
             },
         };
-        this.dispatch(request);
+        this.dispatch(request).await;
     }
     // Unsubscribe, then answer everything that was already delivered to us.
     if let Err(error) = this.subscription.stop().await {
@@ -309,12 +319,12 @@ async fn serve_endpoint(mut this: EndpointLoop) {
         if this.service.ready().await.is_err() {
             break;
         }
-        this.dispatch(request);
+        this.dispatch(request).await;
     }
 }
 
 impl EndpointLoop {
-    fn dispatch(&mut self, request: async_nats::service::Request) {
+    async fn dispatch(&mut self, request: async_nats::service::Request) {
         let headers = request.message.headers.as_ref();
         let ctx = Context::from_headers(headers);
         let content_type = headers
@@ -329,21 +339,37 @@ impl EndpointLoop {
         };
         let codec = match codec {
             Ok(codec) => codec,
-            Err(error) => {
-                self.in_flight.spawn(guard.send(Err(error)));
-                return;
-            }
+            Err(error) => return guard.send(Err(error)).await,
         };
-        let future = self.service.call(Request {
+        let mut future = self.service.call(Request {
             ctx,
             method: self.method,
             codec,
             payload,
         });
-        self.in_flight.spawn(async move {
-            let result = future.await;
-            guard.send(result).await;
-        });
+        // One poll here, with a waker that does nothing: a future that is not ready registers
+        // the waker of its own task when that task polls it again, as the `Future` contract
+        // requires of it. The catch-panic layer is inside the stack; this catches a panic in
+        // the layers around it, which would otherwise end the endpoint's loop.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            future
+                .as_mut()
+                .poll(&mut TaskContext::from_waker(Waker::noop()))
+        }));
+        match polled {
+            Ok(Poll::Ready(result)) => guard.send(result).await,
+            Ok(Poll::Pending) => {
+                self.in_flight.spawn(async move {
+                    let result = future.await;
+                    guard.send(result).await;
+                });
+            }
+            Err(_) => {
+                drop(future);
+                let error = anyhow::anyhow!("the layers around {} panicked", self.method.subject);
+                guard.send(Err(Error::internal(error))).await;
+            }
+        }
     }
 }
 

@@ -4,6 +4,21 @@
 //! exported over OTLP/HTTP when a collector is configured), serves [`admin::AdminServer`] for
 //! health checks and Prometheus scrapes, and waits on [`shutdown_signal`].
 //!
+//! # Logging policy
+//!
+//! Logging every request costs more than anything else our code does per request, so:
+//! - The per-request spans (`rpc.server`, `rpc.client`, the gateway's `http.request`) and the
+//!   per-request "request served" lines are DEBUG events with the target [`REQUEST_TARGET`].
+//!   At the default `info` filter they are never formatted; `RUST_LOG=info,emporium::request=debug`
+//!   turns them on in the logs.
+//! - Failures are still logged where operators look: `internal` errors at ERROR, service-side
+//!   failures (`unavailable`, `deadline_exceeded`, HTTP 5xx) at WARN and slow requests at INFO,
+//!   each line carrying the request id, method and latency itself, because the request span it
+//!   happens in is usually not in the logs.
+//! - When an OTLP exporter is configured, the exporter gets the request spans anyway: the log
+//!   filter applies to the log output only, and the exporter has its own filter, the log filter
+//!   plus `emporium::request=debug` (see [`init`]).
+//!
 //! It must never know about any particular service, route or business rule; it only offers the
 //! plumbing. The admin server is the one HTTP listener outside the gateway and must stay that
 //! small: health and metrics, nothing a client of the platform calls.
@@ -52,6 +67,11 @@ pub struct TelemetryArgs {
     pub otlp_endpoint: Option<String>,
 }
 
+/// The tracing target of per-request spans and "request served" lines, which are DEBUG: see
+/// the logging policy in the crate documentation. Written as
+/// `tracing::debug_span!(target: telemetry::REQUEST_TARGET, "rpc.server", ...)`.
+pub const REQUEST_TARGET: &str = "emporium::request";
+
 /// Set once the process-wide subscriber has been installed by [`init`].
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
@@ -82,6 +102,10 @@ impl Drop for TelemetryGuard {
 /// `service.name = service_name`. The W3C trace-context propagator is installed globally either
 /// way.
 ///
+/// The log filter (`args.log_filter`) applies to the log output only. The exporter has a filter
+/// of its own, the log filter plus `emporium::request=debug`, so request spans reach it while
+/// the logs stay free of them.
+///
 /// Call it once per process; a second call returns an error and changes nothing.
 pub fn init(service_name: &'static str, args: &TelemetryArgs) -> anyhow::Result<TelemetryGuard> {
     if INITIALISED.swap(true, Ordering::SeqCst) {
@@ -95,8 +119,7 @@ pub fn init(service_name: &'static str, args: &TelemetryArgs) -> anyhow::Result<
 }
 
 fn install(service_name: &'static str, args: &TelemetryArgs) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_new(&args.log_filter)
-        .with_context(|| format!("invalid log filter {:?}", args.log_filter))?;
+    let filter = log_filter(&args.log_filter)?;
 
     let json = match args.log_format {
         LogFormat::Json => true,
@@ -112,18 +135,21 @@ fn install(service_name: &'static str, args: &TelemetryArgs) -> anyhow::Result<T
             .boxed()
     };
 
+    let export_filter = export_filter(&args.log_filter)?;
     let tracer_provider = args
         .otlp_endpoint
         .as_deref()
         .map(|endpoint| tracer_provider(service_name, endpoint))
         .transpose()?;
-    let otel_layer = tracer_provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name)));
+    let otel_layer = tracer_provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service_name))
+            .with_filter(export_filter)
+    });
 
+    // Per-layer filters: a span only the exporter wants is never formatted by the log layer.
     let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
+        .with(fmt_layer.with_filter(filter))
         .with(otel_layer)
         .try_init();
     if let Err(error) = installed {
@@ -148,6 +174,20 @@ fn install(service_name: &'static str, args: &TelemetryArgs) -> anyhow::Result<T
         "telemetry initialised"
     );
     Ok(TelemetryGuard { tracer_provider })
+}
+
+/// The filter of the log output: exactly what the operator asked for.
+fn log_filter(directives: &str) -> anyhow::Result<EnvFilter> {
+    EnvFilter::try_new(directives).with_context(|| format!("invalid log filter {directives:?}"))
+}
+
+/// The filter of the trace exporter: the log filter, plus the per-request spans, which are
+/// DEBUG so that the log output skips them at the usual `info`.
+fn export_filter(log_directives: &str) -> anyhow::Result<EnvFilter> {
+    let request_spans = format!("{REQUEST_TARGET}=debug")
+        .parse()
+        .context("the request spans' filter directive")?;
+    Ok(log_filter(log_directives)?.add_directive(request_spans))
 }
 
 /// The JSON log layer: one object per line, event fields at the top level, the current span's
@@ -333,6 +373,79 @@ mod tests {
         assert!(timestamp.ends_with('Z'), "not UTC: {timestamp}");
         assert_eq!(&timestamp[4..5], "-");
         assert_eq!(&timestamp[10..11], "T");
+    }
+
+    /// Stands in for the OpenTelemetry layer: remembers the name of every span it is given.
+    #[derive(Clone, Default)]
+    struct SpanNames(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> Layer<S> for SpanNames {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _id: &tracing::span::Id,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(attrs.metadata().name().to_owned());
+        }
+    }
+
+    #[test]
+    fn request_spans_reach_the_exporter_but_not_the_logs_at_info() {
+        let logs = Buffer::default();
+        let exported = SpanNames::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(json_layer(logs.clone()).with_filter(log_filter("info").unwrap()))
+            .with(exported.clone().with_filter(export_filter("info").unwrap()));
+        tracing::subscriber::with_default(subscriber, || {
+            let request =
+                tracing::debug_span!(target: REQUEST_TARGET, "rpc.server", request_id = "r-1");
+            let _entered = request.enter();
+            tracing::debug!(target: REQUEST_TARGET, "request served");
+            tracing::info_span!("load_product").in_scope(|| {
+                tracing::warn!("slow query");
+            });
+            tracing::debug_span!("internal_detail").in_scope(|| {});
+        });
+
+        assert_eq!(
+            *exported.0.lock().unwrap(),
+            ["rpc.server", "load_product"],
+            "the exporter gets the request span and what the log filter admits, nothing else"
+        );
+        let output = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = output
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "only the warning is logged: {output}");
+        assert_eq!(lines[0]["message"], "slow query");
+        assert_eq!(lines[0]["span"]["name"], "load_product");
+        assert!(
+            !output.contains("r-1"),
+            "the request span is not formatted: {output}"
+        );
+    }
+
+    #[test]
+    fn request_spans_are_logged_when_the_filter_asks_for_them() {
+        let logs = Buffer::default();
+        let filter = log_filter("info,emporium::request=debug").unwrap();
+        let subscriber =
+            tracing_subscriber::registry().with(json_layer(logs.clone()).with_filter(filter));
+        tracing::subscriber::with_default(subscriber, || {
+            let request =
+                tracing::debug_span!(target: REQUEST_TARGET, "rpc.server", request_id = "r-2");
+            let _entered = request.enter();
+            tracing::debug!(target: REQUEST_TARGET, "request served");
+        });
+        let output = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+        assert_eq!(line["message"], "request served");
+        assert_eq!(line["span"]["request_id"], "r-2");
     }
 
     #[test]

@@ -70,8 +70,10 @@ impl Injector for NatsInjector<'_> {
 }
 
 /// Makes `span` a child of the remote context in `incoming`, when there is one.
+/// Does nothing for a disabled span (a request span nobody exports), so that case costs no
+/// header parsing.
 pub fn set_parent(span: &tracing::Span, incoming: &TraceHeaders) {
-    if incoming.traceparent.is_none() {
+    if incoming.traceparent.is_none() || span.is_disabled() {
         return;
     }
     let parent = TraceContextPropagator::new().extract(&NatsExtractor(incoming));

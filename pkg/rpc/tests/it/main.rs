@@ -4,5 +4,6 @@
 mod support;
 
 mod discovery;
+mod metrics;
 mod replies;
 mod shutdown;

@@ -61,6 +61,9 @@ async fn spans_are_exported_over_otlp_http_and_flushed_when_the_guard_drops() {
         let _entered = span.enter();
         tracing::info!("inside the exported span");
     }
+    // Request spans are DEBUG, below the log filter, and still exported.
+    tracing::debug_span!(target: telemetry::REQUEST_TARGET, "rpc.server.exported_request")
+        .in_scope(|| {});
 
     // Shutting the exporter down blocks until the last batch is sent to the collector, which
     // runs on this runtime, so it happens off the runtime's threads.
@@ -86,4 +89,10 @@ async fn spans_are_exported_over_otlp_http_and_flushed_when_the_guard_drops() {
     assert_eq!(content_type, "application/x-protobuf");
     assert!(contains(body, b"service.name"));
     assert!(contains(body, b"telemetry-it-service"));
+    assert!(
+        received
+            .iter()
+            .any(|(_, _, body)| contains(body, b"rpc.server.exported_request")),
+        "the DEBUG request span was not exported"
+    );
 }
