@@ -54,9 +54,16 @@ pub struct ServiceEntry {
     pub store: StoreKind,
     pub admin_port: u16,
     pub description: String,
+    /// Extra arguments in the dev stack and docker-compose; `{keys}` stands for the
+    /// directory of the dev keys (`.dev/keys`, mounted at /etc/emporium/keys in compose).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dev_args: Vec<String>,
 }
+
+/// What `{keys}` in a service's `dev_args` stands for.
+pub const KEYS_PLACEHOLDER: &str = "{keys}";
+/// Where docker-compose mounts the dev keys.
+pub const COMPOSE_KEYS_DIR: &str = "/etc/emporium/keys";
 
 impl ServiceEntry {
     /// The cargo package and binary: `gift-card-service`.
@@ -165,6 +172,8 @@ struct PlaceService {
     description: String,
     /// The compose `command`, as a JSON array (valid YAML).
     command: String,
+    /// Whether it reads the dev keys (they are mounted then).
+    uses_keys: bool,
 }
 
 /// The files of the workspace at `root` with their generated sections rendered from
@@ -177,8 +186,17 @@ pub fn render_places(
         .iter()
         .map(|service| {
             let mut command = vec![service.package()];
-            command.extend(service.dev_args.iter().cloned());
+            command.extend(
+                service
+                    .dev_args
+                    .iter()
+                    .map(|arg| arg.replace(KEYS_PLACEHOLDER, COMPOSE_KEYS_DIR)),
+            );
             PlaceService {
+                uses_keys: service
+                    .dev_args
+                    .iter()
+                    .any(|arg| arg.contains(KEYS_PLACEHOLDER)),
                 name: service.name.clone(),
                 package: service.package(),
                 snake: service.snake(),

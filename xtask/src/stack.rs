@@ -377,8 +377,14 @@ fn start_service(stack: &mut Stack, layout: &Layout, service: &ServiceEntry) -> 
         layout.show(&layout.log(&service.name))
     );
     let mut command = Command::new(&binary);
+    let keys = layout.keys();
     command
-        .args(&service.dev_args)
+        .args(service.dev_args.iter().map(|arg| {
+            arg.replace(
+                crate::services::KEYS_PLACEHOLDER,
+                &keys.display().to_string(),
+            )
+        }))
         .env("ADMIN_ADDR", format!("127.0.0.1:{}", service.admin_port));
     server_environment(&mut command);
     stack.start(&service.name, command, StopBy::Terminate)?;
@@ -401,7 +407,9 @@ fn start_gateway(
     command
         .env("GATEWAY_PORT", port.to_string())
         .env("GATEWAY_BIND", bind.to_string())
-        .env("JWT_JWKS_FILE", layout.jwks());
+        // The keys come from the auth service, which signs with the dev key in the dev stack
+        // (apps/services.toml), so `cargo xtask dev-token` tokens verify too.
+        .env("JWT_JWKS_NATS", "true");
     server_environment(&mut command);
     stack.start("gateway", command, StopBy::Terminate)?;
     stack.wait_until("gateway", SERVICE_READY_TIMEOUT, || {
@@ -835,6 +843,26 @@ fn print_summary(layout: &Layout, key: &auth::SigningKey, gateway_port: u16) {
                 get.nats_subject
             );
         }
+    }
+    if let (Some(register), Some(login), Some(me)) = (
+        find("auth.register"),
+        find("auth.login"),
+        find("user.get_my_profile"),
+    ) {
+        let body = r#"{"email":"you@example.com","password":"a long dev passphrase"}"#;
+        println!();
+        println!("An account of your own (the profile appears once user.registered is consumed):");
+        println!();
+        for operation in [register, login] {
+            println!(
+                "  curl -s -X {} {base}{} -H 'content-type: application/json' -d '{body}'",
+                operation.http_method, operation.path
+            );
+        }
+        println!(
+            "  curl -s {base}{} -H \"authorization: Bearer <access_token from the login>\"",
+            me.path
+        );
     }
     println!();
 }

@@ -72,7 +72,6 @@ fn small_workspace() -> TempDir {
     let mut files: Vec<PathBuf> = [
         "Cargo.toml",
         "apps/services.toml",
-        "apps/product/Cargo.toml",
         "docker-compose.yml",
         "README.md",
         "docs/ARCHITECTURE.md",
@@ -80,6 +79,13 @@ fn small_workspace() -> TempDir {
     .iter()
     .map(PathBuf::from)
     .collect();
+    // Every listed service's manifest, so the copy's list is in step.
+    files.extend(
+        services::load(&root)
+            .unwrap()
+            .iter()
+            .map(|service| PathBuf::from(format!("apps/{}/Cargo.toml", service.name))),
+    );
     files_under(&root, Path::new("templates"), &mut files);
     files_under(&root, Path::new("pkg/api/proto"), &mut files);
     for file in files {
@@ -188,6 +194,12 @@ fn generated_files_say_so_and_written_once_files_belong_to_the_service() {
 fn a_new_service_lands_everywhere_the_platform_lists_services() {
     let workspace = small_workspace();
     let root = &workspace.0;
+    let highest_port = services::load(root)
+        .unwrap()
+        .iter()
+        .map(|s| s.admin_port)
+        .max()
+        .unwrap();
     let outcome = run(
         root,
         &NewServiceArgs {
@@ -221,7 +233,11 @@ fn a_new_service_lands_everywhere_the_platform_lists_services() {
     let listed = services::load(root).unwrap();
     let entry = listed.iter().find(|s| s.name == "wish-list").unwrap();
     assert_eq!(entry.store, StoreKind::Redis);
-    assert_eq!(entry.admin_port, 9102, "the next port after product's");
+    assert_eq!(
+        entry.admin_port,
+        highest_port + 1,
+        "the next port after the highest listed"
+    );
     let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
     assert!(compose.contains("  wish-list-service:\n"), "{compose}");
     assert!(compose.contains("      wish-list-service:\n        condition: service_healthy"));
