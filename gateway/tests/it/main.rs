@@ -1,10 +1,11 @@
-//! The gateway end to end: real HTTP in front of the real product service, over a private
-//! nats-server, Redis and PostgreSQL.
+//! The gateway end to end: real HTTP in front of the real services (product; auth, user and
+//! address in `journey`), over a private nats-server, Redis and PostgreSQL.
 
 mod access;
 mod catalog;
 mod errors;
 mod helpers;
+mod journey;
 mod limits;
 mod platform;
 mod tokens;

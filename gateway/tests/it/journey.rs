@@ -1,0 +1,478 @@
+//! A customer's first visit, end to end through the gateway: register, log in, read the
+//! profile the user service made from user.registered, manage addresses, refresh, log out.
+//! The auth, user and address services run for real behind the gateway, which verifies
+//! access tokens with the key set it fetches from the auth service over NATS.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser as _;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use testkit::{NatsServer, RedisServer, TestDatabase};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The key the auth service signs with; the test mints an admin token with it, as
+/// `cargo xtask dev-token` does in the dev stack.
+const KEY_ID: &str = "journey-1";
+
+struct Running {
+    name: &'static str,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn spawn<F>(name: &'static str, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (shutdown, stop) = oneshot::channel();
+        Self {
+            name,
+            shutdown,
+            task: tokio::spawn(run(stop)),
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .unwrap_or_else(|_| panic!("{} stopped within 20 s", self.name))
+            .unwrap_or_else(|_| panic!("{} did not panic", self.name))
+            .unwrap_or_else(|e| panic!("{} stopped cleanly: {e:#}", self.name));
+    }
+}
+
+/// The gateway in front of the auth, user and address services on private servers.
+struct Platform {
+    address: String,
+    http: reqwest::Client,
+    signing_key: auth::SigningKey,
+    /// Stopped in this order: the gateway first, then the services.
+    running: Vec<Running>,
+    _key_dir: KeyDir,
+    _databases: Vec<TestDatabase>,
+    _redis: RedisServer,
+    _nats: NatsServer,
+}
+
+struct KeyDir(std::path::PathBuf);
+
+impl Drop for KeyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Platform {
+    async fn spawn() -> Self {
+        telemetry::init_for_tests();
+        let nats = NatsServer::start().await.expect("starting nats-server");
+        let redis = RedisServer::start().await.expect("starting redis");
+        let admin_addr = Some(([127, 0, 0, 1], 0).into());
+
+        let key_dir =
+            KeyDir(std::env::temp_dir().join(format!("journey-{}", uuid::Uuid::now_v7())));
+        std::fs::create_dir_all(&key_dir.0).expect("creating the key directory");
+        let signing_key = auth::SigningKey::generate(KEY_ID);
+        let key_file = key_dir.0.join("signing-key.pem");
+        std::fs::write(&key_file, signing_key.to_pkcs8_pem()).expect("writing the key");
+
+        let auth_db = testkit::fresh_database().await.expect("auth database");
+        let user_db = testkit::fresh_database().await.expect("user database");
+        let address_db = testkit::fresh_database().await.expect("address database");
+
+        let mut auth_config = auth_service::Config::try_parse_from([
+            "auth-service",
+            "--signing-key-file",
+            key_file.to_str().expect("a UTF-8 temp path"),
+            "--signing-key-id",
+            KEY_ID,
+        ])
+        .expect("auth config");
+        auth_config.nats.nats_url = nats.url().to_owned();
+        auth_config.redis.redis_url = redis.url().to_owned();
+        auth_config.postgres.database_url = Some(auth_db.url().to_owned());
+        auth_config.service.admin_addr = admin_addr;
+        let auth = auth_service::Application::build(auth_config)
+            .await
+            .expect("starting the auth service");
+
+        let mut user_config =
+            user_service::Config::try_parse_from(["user-service"]).expect("user config");
+        user_config.nats.nats_url = nats.url().to_owned();
+        user_config.postgres.database_url = Some(user_db.url().to_owned());
+        user_config.service.admin_addr = admin_addr;
+        let user = user_service::Application::build(user_config)
+            .await
+            .expect("starting the user service");
+
+        let mut address_config =
+            address_service::Config::try_parse_from(["address-service"]).expect("address config");
+        address_config.nats.nats_url = nats.url().to_owned();
+        address_config.postgres.database_url = Some(address_db.url().to_owned());
+        address_config.service.admin_addr = admin_addr;
+        let address_app = address_service::Application::build(address_config)
+            .await
+            .expect("starting the address service");
+
+        let gateway_config = gateway::Config::try_parse_from([
+            "gateway",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--nats-url",
+            nats.url(),
+            "--redis-url",
+            redis.url(),
+            "--jwt-jwks-nats",
+        ])
+        .expect("gateway config");
+        let gateway = gateway::Application::build(gateway_config)
+            .await
+            .expect("starting the gateway");
+        let address = format!("http://{}", gateway.local_addr());
+
+        let running = vec![
+            Running::spawn("gateway", |stop| {
+                gateway.run_until(async {
+                    let _ = stop.await;
+                })
+            }),
+            Running::spawn("address", |stop| {
+                address_app.run_until(async {
+                    let _ = stop.await;
+                })
+            }),
+            Running::spawn("user", |stop| {
+                user.run_until(async {
+                    let _ = stop.await;
+                })
+            }),
+            Running::spawn("auth", |stop| {
+                auth.run_until(async {
+                    let _ = stop.await;
+                })
+            }),
+        ];
+        Self {
+            address,
+            http: reqwest::Client::new(),
+            signing_key,
+            running,
+            _key_dir: key_dir,
+            _databases: vec![auth_db, user_db, address_db],
+            _redis: redis,
+            _nats: nats,
+        }
+    }
+
+    async fn stop(self) {
+        for running in self.running {
+            running.stop().await;
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        self.send(Method::POST, path, Some(body), token).await
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.send(Method::GET, path, None, token).await
+    }
+
+    async fn register_and_login(&self, email: &str, password: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "register: {body}");
+        let (status, tokens) = self
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login: {tokens}");
+        tokens
+    }
+
+    /// The caller's profile, once the user service has consumed user.registered.
+    async fn profile(&self, token: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = self.get("/api/v1/users/me", Some(token)).await;
+            match status {
+                StatusCode::OK => return body,
+                StatusCode::NOT_FOUND if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => panic!("GET /api/v1/users/me: {other} {body}"),
+            }
+        }
+    }
+
+    fn admin_token(&self) -> String {
+        self.signing_key.mint(
+            &uuid::Uuid::now_v7().to_string(),
+            &[rpc::roles::ADMIN],
+            Duration::from_secs(300),
+            auth::DEFAULT_ISSUER,
+            auth::DEFAULT_AUDIENCE,
+        )
+    }
+}
+
+fn text<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {value}"))
+}
+
+fn address(line1: &str, default: bool) -> Value {
+    json!({
+        "recipient_name": "Ada Lovelace",
+        "line1": line1,
+        "city": "London",
+        "postal_code": "SW1A 1AA",
+        "country_code": "gb",
+        "is_default": default,
+    })
+}
+
+#[tokio::test]
+async fn a_customer_registers_logs_in_keeps_addresses_refreshes_and_logs_out() {
+    let platform = Platform::spawn().await;
+    let tokens = platform
+        .register_and_login("Ada@Example.com", "correct horse battery staple")
+        .await;
+    let access = text(&tokens, "access_token").to_owned();
+    let refresh = text(&tokens, "refresh_token").to_owned();
+    let user_id = text(&tokens, "user_id").to_owned();
+    assert_eq!(tokens["roles"], json!(["customer"]));
+
+    // The gateway verifies the token with the keys the auth service publishes.
+    let (status, jwks) = platform.get("/.well-known/jwks.json", None).await;
+    assert_eq!(status, StatusCode::OK, "{jwks}");
+    let jwks = auth::Jwks::from_json(jwks.to_string().as_bytes()).expect("a JWKS document");
+    let verifier =
+        auth::Verifier::new(&jwks, auth::DEFAULT_ISSUER, auth::DEFAULT_AUDIENCE).expect("keys");
+    let claims = verifier.verify(&access).expect("the access token verifies");
+    assert_eq!(claims.sub, user_id);
+
+    // The profile was made from user.registered.
+    let profile = platform.profile(&access).await;
+    assert_eq!(text(&profile, "user_id"), user_id);
+    assert_eq!(text(&profile, "email"), "ada@example.com");
+    let (status, profile) = platform
+        .send(
+            Method::PUT,
+            "/api/v1/users/me",
+            Some(json!({"first_name": "Ada", "last_name": "Lovelace"})),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_eq!(text(&profile, "first_name"), "Ada");
+
+    // Two addresses; the first is the default until the second is made it.
+    let (status, home) = platform
+        .post(
+            "/api/v1/addresses",
+            address("1 Home Street", false),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{home}");
+    assert_eq!(home["is_default"], json!(true));
+    assert_eq!(text(&home, "country_code"), "GB");
+    let (status, work) = platform
+        .post(
+            "/api/v1/addresses",
+            address("2 Work Road", false),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{work}");
+    assert_eq!(work["is_default"], json!(false));
+    let work_id = text(&work, "id").to_owned();
+    let (status, body) = platform
+        .post(
+            &format!("/api/v1/addresses/{work_id}/default"),
+            json!({}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, list) = platform.get("/api/v1/addresses", Some(&access)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let defaults: Vec<&str> = list["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .filter(|a| a["is_default"] == json!(true))
+        .map(|a| text(a, "id"))
+        .collect();
+    assert_eq!(defaults, [work_id.as_str()]);
+
+    // A bad address is refused field by field.
+    let (status, body) = platform
+        .post(
+            "/api/v1/addresses",
+            json!({"recipient_name": "", "line1": "x", "city": "y", "postal_code": "1", "country_code": "XX"}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let fields = body.to_string();
+    assert!(
+        fields.contains("country_code") && fields.contains("recipient_name"),
+        "{body}"
+    );
+
+    // Another customer sees none of it, not even by id.
+    let other = platform
+        .register_and_login("grace@example.com", "another long passphrase")
+        .await;
+    let other_access = text(&other, "access_token");
+    let (status, _) = platform
+        .get(&format!("/api/v1/addresses/{work_id}"), Some(other_access))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, list) = platform.get("/api/v1/addresses", Some(other_access)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["addresses"], json!([]));
+    let other_profile = platform.profile(other_access).await;
+    assert_eq!(text(&other_profile, "email"), "grace@example.com");
+    assert_eq!(text(&other_profile, "first_name"), "");
+
+    // An admin grants the seller role; the next refresh carries it.
+    let (status, account) = platform
+        .post(
+            &format!("/api/v1/auth/accounts/{user_id}/roles"),
+            json!({"role": "seller"}),
+            Some(&platform.admin_token()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    let (status, refreshed) = platform
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let mut roles: Vec<&str> = refreshed["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    roles.sort_unstable();
+    assert_eq!(roles, ["customer", "seller"]);
+    let new_refresh = text(&refreshed, "refresh_token").to_owned();
+    assert_ne!(new_refresh, refresh);
+    let (status, _) = platform
+        .get("/api/v1/users/me", Some(text(&refreshed, "access_token")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Logging out ends the session: neither refresh token works any more.
+    let (status, body) = platform
+        .post(
+            "/api/v1/auth/logout",
+            json!({"refresh_token": new_refresh}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for token in [&refresh, &new_refresh] {
+        let (status, body) = platform
+            .post(
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": token}),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+
+    // Without a token the profile is not there to read.
+    let (status, _) = platform.get("/api/v1/users/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn login_failures_do_not_say_whether_an_email_is_registered() {
+    let platform = Platform::spawn().await;
+    platform
+        .register_and_login("known@example.com", "a perfectly fine passphrase")
+        .await;
+    let (known_status, known) = platform
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "known@example.com", "password": "the wrong passphrase"}),
+            None,
+        )
+        .await;
+    let (unknown_status, unknown) = platform
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "nobody@example.com", "password": "the wrong passphrase"}),
+            None,
+        )
+        .await;
+    assert_eq!(known_status, StatusCode::UNAUTHORIZED, "{known}");
+    assert_eq!(unknown_status, known_status);
+    assert_eq!(known["code"], unknown["code"]);
+    assert_eq!(known["message"], unknown["message"]);
+
+    // Registering a taken email answers exactly as a new one does.
+    let (status_taken, taken) = platform
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "known@example.com", "password": "some other passphrase"}),
+            None,
+        )
+        .await;
+    let (status_new, new) = platform
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "new@example.com", "password": "some other passphrase"}),
+            None,
+        )
+        .await;
+    assert_eq!(status_taken, StatusCode::OK);
+    assert_eq!(status_new, status_taken);
+    assert_eq!(taken, new);
+    platform.stop().await;
+}
