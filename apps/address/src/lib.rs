@@ -44,16 +44,6 @@ pub struct Config {
     pub service: config::ServiceArgs,
 }
 
-impl Config {
-    fn limits(&self) -> rpc::Limits {
-        rpc::Limits {
-            max_in_flight_per_endpoint: self.service.max_in_flight,
-            default_timeout: self.service.request_timeout(),
-            ..rpc::Limits::default()
-        }
-    }
-}
-
 /// The running service: registered on NATS, admin port bound.
 pub struct Application {
     running: host::Running,
@@ -80,7 +70,7 @@ impl Application {
         let service = rpc::Service::new(api::address::SERVICE_NAME, api::address::SERVICE_VERSION)
             .description(api::address::SERVICE_DESCRIPTION)
             .endpoints(api::address::endpoints(handlers))
-            .limits(config.limits());
+            .limits(host::limits(&config.service));
         let running = host
             .start(service, config.service.admin_addr_or(DEFAULT_ADMIN_PORT))
             .await?;

@@ -111,14 +111,6 @@ impl Config {
         }
     }
 
-    fn limits(&self) -> rpc::Limits {
-        rpc::Limits {
-            max_in_flight_per_endpoint: self.service.max_in_flight,
-            default_timeout: self.service.request_timeout(),
-            ..rpc::Limits::default()
-        }
-    }
-
     fn token_settings(&self) -> TokenSettings {
         TokenSettings {
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs.max(1)),
@@ -218,7 +210,7 @@ impl Application {
         let service = rpc::Service::new(api::auth::SERVICE_NAME, api::auth::SERVICE_VERSION)
             .description(api::auth::SERVICE_DESCRIPTION)
             .endpoints(api::auth::endpoints(handlers))
-            .limits(config.limits());
+            .limits(host::limits(&config.service));
 
         let relay_pool = pool.clone();
         let relay_config = config.relay_config();

@@ -87,14 +87,6 @@ impl Config {
             ..events::RelayConfig::new(api::product::SERVICE_NAME)
         }
     }
-
-    fn limits(&self) -> rpc::Limits {
-        rpc::Limits {
-            max_in_flight_per_endpoint: self.service.max_in_flight,
-            default_timeout: self.service.request_timeout(),
-            ..rpc::Limits::default()
-        }
-    }
 }
 
 /// The running service: registered on NATS, admin port bound, sweeper and outbox relay running.
@@ -143,7 +135,7 @@ impl Application {
         let service = rpc::Service::new(api::product::SERVICE_NAME, api::product::SERVICE_VERSION)
             .description(api::product::SERVICE_DESCRIPTION)
             .endpoints(api::product::endpoints(handlers))
-            .limits(config.limits());
+            .limits(host::limits(&config.service));
 
         let sweep_interval = Duration::from_millis(config.reservation_sweep_interval_ms.max(1));
         let sweeper_pool = pool.clone();

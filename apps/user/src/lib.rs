@@ -50,16 +50,6 @@ pub struct Config {
     pub service: config::ServiceArgs,
 }
 
-impl Config {
-    fn limits(&self) -> rpc::Limits {
-        rpc::Limits {
-            max_in_flight_per_endpoint: self.service.max_in_flight,
-            default_timeout: self.service.request_timeout(),
-            ..rpc::Limits::default()
-        }
-    }
-}
-
 /// The running service: registered on NATS, admin port bound, consumer running.
 pub struct Application {
     running: host::Running,
@@ -149,7 +139,7 @@ async fn serve<S: ProfileStore>(
     let service = rpc::Service::new(api::user::SERVICE_NAME, api::user::SERVICE_VERSION)
         .description(api::user::SERVICE_DESCRIPTION)
         .endpoints(api::user::endpoints(handlers))
-        .limits(config.limits());
+        .limits(host::limits(&config.service));
     let running = host
         .background("user.registered consumer", move |cancel| {
             tokio::spawn(async move {

@@ -38,6 +38,16 @@ use telemetry::admin::{AdminServer, Check};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The request limits a service was configured with: `--max-in-flight` per endpoint and
+/// `--request-timeout-ms` for requests that come without a deadline.
+pub fn limits(args: &config::ServiceArgs) -> rpc::Limits {
+    rpc::Limits {
+        max_in_flight_per_endpoint: args.max_in_flight,
+        default_timeout: args.request_timeout(),
+        ..rpc::Limits::default()
+    }
+}
+
 type Starter = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
 
 /// What a service runs, collected before it starts. See the crate docs for the order of

@@ -41,16 +41,6 @@ pub struct Config {
     pub service: config::ServiceArgs,
 }
 
-impl Config {
-    fn limits(&self) -> rpc::Limits {
-        rpc::Limits {
-            max_in_flight_per_endpoint: self.service.max_in_flight,
-            default_timeout: self.service.request_timeout(),
-            ..rpc::Limits::default()
-        }
-    }
-}
-
 /// The running service: registered on NATS, admin port bound.
 pub struct Application {
     running: host::Running,
@@ -82,7 +72,7 @@ impl Application {
         )
         .description(api::gift_card::SERVICE_DESCRIPTION)
         .endpoints(api::gift_card::endpoints(handlers))
-        .limits(config.limits());
+        .limits(host::limits(&config.service));
         let running = host
             .start(service, config.service.admin_addr_or(DEFAULT_ADMIN_PORT))
             .await?;
