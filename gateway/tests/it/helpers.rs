@@ -155,6 +155,11 @@ impl TestApp {
         }
     }
 
+    /// The URL of the gateway's Redis, while it runs.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis.as_ref().map(RedisServer::url)
+    }
+
     /// Kills Redis under the running gateway.
     pub fn stop_redis(&mut self) {
         self.redis.take();

@@ -111,3 +111,56 @@ async fn without_redis_requests_still_pass() {
     assert_eq!(ready["checks"]["nats"], "ok");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_client_leases_tokens_but_never_gets_more_than_the_bucket() {
+    let app = TestApp::spawn_with(Options {
+        // 100 tokens an hour: nothing refills during the test.
+        configure: Box::new(|config| {
+            config.rate_limits = "default=100/3600".parse().unwrap();
+        }),
+        ..Options::default()
+    })
+    .await;
+    let path = product_path(&uuid::Uuid::now_v7().to_string());
+    let response = app.get(&path).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "99");
+
+    // One trip to Redis took a lease of five tokens: the shared bucket shows 95.
+    let client = redis::Client::open(app.redis_url().unwrap()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let tokens: String = redis::cmd("HGET")
+        .arg("gateway:ratelimit:default:ip:127.0.0.1")
+        .arg("tokens")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let tokens: f64 = tokens.parse().unwrap();
+    assert!((94.9..95.1).contains(&tokens), "{tokens}");
+
+    let mut allowed = 1;
+    let mut last_remaining = 99;
+    for _ in 0..120 {
+        let response = app.get(&path).await;
+        if response.status() == 429 {
+            continue;
+        }
+        assert_eq!(response.status(), 404);
+        allowed += 1;
+        let remaining: u64 = response.headers()["x-ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            remaining < last_remaining,
+            "{remaining} after {last_remaining}"
+        );
+        last_remaining = remaining;
+    }
+    // Every token spent was taken from the shared bucket; leased tokens that expire unused
+    // (a slow machine) are the only way to get fewer.
+    assert!((90..=100).contains(&allowed), "{allowed} allowed");
+    app.stop().await;
+}
