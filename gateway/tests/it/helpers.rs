@@ -7,9 +7,7 @@ use std::time::Duration;
 use clap::Parser as _;
 use rpc::MethodDescriptor;
 use serde_json::{Value, json};
-use testkit::{NatsServer, RedisServer, TestDatabase};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::{NatsServer, RedisServer, Running, TestDatabase};
 
 pub const ADMIN_ID: &str = "admin-1";
 pub const CUSTOMER_ID: &str = "customer-1";
@@ -28,22 +26,6 @@ impl Default for Options {
             product_service: true,
             configure: Box::new(|_| {}),
         }
-    }
-}
-
-struct Running {
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        tokio::time::timeout(Duration::from_secs(15), self.task)
-            .await
-            .expect("stopped within 15 s")
-            .expect("did not panic")
-            .expect("stopped cleanly");
     }
 }
 
@@ -87,11 +69,8 @@ impl TestApp {
             let application = product_service::Application::build(config)
                 .await
                 .expect("starting the product service");
-            let (shutdown, stop) = oneshot::channel();
-            let task = tokio::spawn(application.run_until(async {
-                let _ = stop.await;
-            }));
-            (Some(Running { shutdown, task }), Some(database))
+            let running = Running::spawn("product-service", |signal| application.run_until(signal));
+            (Some(running), Some(database))
         } else {
             (None, None)
         };
@@ -123,10 +102,7 @@ impl TestApp {
             .await
             .expect("starting the gateway");
         let address = format!("http://{}", application.local_addr());
-        let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(application.run_until(async {
-            let _ = stop.await;
-        }));
+        let gateway = Running::spawn("gateway", |signal| application.run_until(signal));
 
         Self {
             address,
@@ -136,7 +112,7 @@ impl TestApp {
                 .expect("an HTTP client"),
             signing_key,
             nats: nats_server.connect().await,
-            gateway: Some(Running { shutdown, task }),
+            gateway: Some(gateway),
             product,
             jwks_dir,
             redis: Some(redis),
@@ -274,12 +250,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(gateway) = self.gateway.take() {
-            let _ = gateway.shutdown.send(());
-        }
-        if let Some(product) = self.product.take() {
-            let _ = product.shutdown.send(());
-        }
+        // Dropping the applications stops them.
+        self.gateway.take();
+        self.product.take();
         let _ = std::fs::remove_dir_all(&self.jwks_dir);
     }
 }

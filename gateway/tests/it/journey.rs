@@ -8,42 +8,11 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{NatsServer, RedisServer, TestDatabase};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::{NatsServer, RedisServer, Running, TestDatabase};
 
 /// The key the auth service signs with; the test mints an admin token with it, as
 /// `cargo xtask dev-token` does in the dev stack.
 const KEY_ID: &str = "journey-1";
-
-struct Running {
-    name: &'static str,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    fn spawn<F>(name: &'static str, run: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
-    where
-        F: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let (shutdown, stop) = oneshot::channel();
-        Self {
-            name,
-            shutdown,
-            task: tokio::spawn(run(stop)),
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .unwrap_or_else(|_| panic!("{} stopped within 20 s", self.name))
-            .unwrap_or_else(|_| panic!("{} did not panic", self.name))
-            .unwrap_or_else(|e| panic!("{} stopped cleanly: {e:#}", self.name));
-    }
-}
 
 /// The gateway in front of the auth, user and address services on private servers.
 struct Platform {
@@ -137,26 +106,10 @@ impl Platform {
         let address = format!("http://{}", gateway.local_addr());
 
         let running = vec![
-            Running::spawn("gateway", |stop| {
-                gateway.run_until(async {
-                    let _ = stop.await;
-                })
-            }),
-            Running::spawn("address", |stop| {
-                address_app.run_until(async {
-                    let _ = stop.await;
-                })
-            }),
-            Running::spawn("user", |stop| {
-                user.run_until(async {
-                    let _ = stop.await;
-                })
-            }),
-            Running::spawn("auth", |stop| {
-                auth.run_until(async {
-                    let _ = stop.await;
-                })
-            }),
+            Running::spawn("gateway", |signal| gateway.run_until(signal)),
+            Running::spawn("address", |signal| address_app.run_until(signal)),
+            Running::spawn("user", |signal| user.run_until(signal)),
+            Running::spawn("auth", |signal| auth.run_until(signal)),
         ];
         Self {
             address,

@@ -16,6 +16,10 @@
 //! `PG_BIN_DIR`), then `<workspace>/.dev/bin/` (filled by `cargo xtask deps`), then `PATH`, and
 //! for PostgreSQL the newest `/usr/lib/postgresql/*/bin`.
 //!
+//! Beside the servers, the machinery every service's integration tests repeat:
+//! [`Running`] runs an application on a task until the test stops it and checks it stopped
+//! cleanly; [`expect_error`] and [`bad_fields`] check the errors a service answers.
+//!
 //! This crate is for tests only: it must never be a dependency of a binary, never use fixed
 //! ports, and never touch data outside the directories it creates.
 
@@ -24,7 +28,11 @@ mod nats;
 mod postgres;
 mod process;
 mod redis;
+mod rpc_errors;
+mod running;
 
 pub use nats::NatsServer;
 pub use postgres::{TestDatabase, fresh_database};
 pub use redis::RedisServer;
+pub use rpc_errors::{bad_fields, expect_error};
+pub use running::{Running, STOP_TIMEOUT, StopSignal};

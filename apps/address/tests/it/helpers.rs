@@ -8,12 +8,12 @@ use api::address::{
     ListAddressesRequest, SetDefaultAddressRequest, UpdateAddressRequest,
 };
 use clap::Parser as _;
-use rpc::{Context, ErrorCode, Principal, roles};
+use rpc::{Context, Principal, roles};
 use sqlx::PgPool;
-use testkit::{NatsServer, TestDatabase};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::{NatsServer, Running, TestDatabase};
 use uuid::Uuid;
+
+pub use testkit::{bad_fields, expect_error};
 
 /// A signed-in customer with a fresh user id.
 #[derive(Clone, Debug)]
@@ -68,35 +68,13 @@ pub fn replacement(id: &str) -> UpdateAddressRequest {
     }
 }
 
-/// Asserts `result` failed with `code`, and returns the error.
-#[track_caller]
-pub fn expect_error<T: std::fmt::Debug>(
-    result: Result<T, rpc::Error>,
-    code: ErrorCode,
-) -> rpc::Error {
-    match result {
-        Ok(value) => panic!("expected {code}, got {value:?}"),
-        Err(error) => {
-            assert_eq!(error.code(), code, "{error}");
-            error
-        }
-    }
-}
-
-/// The fields an `invalid_argument` error names, in order.
-#[track_caller]
-pub fn bad_fields(error: &rpc::Error) -> Vec<&str> {
-    assert_eq!(error.code(), ErrorCode::InvalidArgument, "{error}");
-    error.details().iter().map(|d| d.field.as_str()).collect()
-}
-
 pub struct TestApp {
     pub client: AddressClient,
     /// The service's own database, for checking what it stored.
     pub db: PgPool,
-    shutdown: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
-    // Dropped last: the servers outlive the application.
+    /// Dropping it stops the application; the servers below are dropped after it, so they
+    /// outlive the application.
+    running: Running,
     _database: TestDatabase,
     _nats_server: NatsServer,
 }
@@ -115,10 +93,7 @@ impl TestApp {
         let application = Application::build(config)
             .await
             .expect("building the application");
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let running = tokio::spawn(application.run_until(async {
-            let _ = signal.await;
-        }));
+        let running = Running::spawn("address-service", |signal| application.run_until(signal));
         let nats = nats_server.connect().await;
         let db = PgPool::connect(database.url())
             .await
@@ -126,23 +101,15 @@ impl TestApp {
         Self {
             client: AddressClient::new(rpc::Client::new(nats)),
             db,
-            shutdown: Some(shutdown),
-            running: Some(running),
+            running,
             _database: database,
             _nats_server: nats_server,
         }
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
-    pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        let running = self.running.take().expect("the application is running");
-        running
-            .await
-            .expect("the application task panicked")
-            .expect("the application shut down with an error");
+    pub async fn stop(self) {
+        self.running.stop().await;
     }
 
     pub async fn create(
@@ -229,13 +196,5 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .expect("counting addresses")
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }

@@ -9,11 +9,11 @@ use api::auth::{
 };
 use auth_service::{Application, Config};
 use clap::Parser as _;
-use rpc::{Context, ErrorCode, Principal, roles};
+use rpc::{Context, Principal, roles};
 use sqlx::PgPool;
-use testkit::{NatsServer, RedisServer, TestDatabase};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::{NatsServer, RedisServer, Running, TestDatabase};
+
+pub use testkit::{bad_fields, expect_error};
 
 /// A password that meets the policy.
 pub const PASSWORD: &str = "correct horse battery";
@@ -41,36 +41,15 @@ pub fn from_client(ip: &str) -> Context {
     Context::background().with_client_ip(ip)
 }
 
-/// Asserts `result` failed with `code`, and returns the error.
-#[track_caller]
-pub fn expect_error<T: std::fmt::Debug>(
-    result: Result<T, rpc::Error>,
-    code: ErrorCode,
-) -> rpc::Error {
-    match result {
-        Ok(value) => panic!("expected {code}, got {value:?}"),
-        Err(error) => {
-            assert_eq!(error.code(), code, "{error}");
-            error
-        }
-    }
-}
-
-/// The fields an `invalid_argument` error names, in order.
-pub fn bad_fields(error: &rpc::Error) -> Vec<&str> {
-    assert_eq!(error.code(), ErrorCode::InvalidArgument, "{error}");
-    error.details().iter().map(|d| d.field.as_str()).collect()
-}
-
 pub struct TestApp {
     pub client: AuthClient,
     pub nats: async_nats::Client,
     /// The service's own database, for checking what it stored.
     pub db: PgPool,
     pub config: Config,
-    shutdown: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
-    // Dropped last: the servers outlive the application.
+    /// Dropping it stops the application; the servers below are dropped after it, so they
+    /// outlive the application.
+    running: Running,
     _database: TestDatabase,
     _redis: RedisServer,
     _nats_server: NatsServer,
@@ -100,7 +79,7 @@ impl TestApp {
         config.login_attempts_per_client = 1_000;
         configure(&mut config);
 
-        let (shutdown, running) = start(config.clone()).await;
+        let running = start(config.clone()).await;
         let nats = nats_server.connect().await;
         let db = PgPool::connect(database.url())
             .await
@@ -110,8 +89,7 @@ impl TestApp {
             nats,
             db,
             config,
-            shutdown: Some(shutdown),
-            running: Some(running),
+            running,
             _database: database,
             _redis: redis,
             _nats_server: nats_server,
@@ -119,15 +97,8 @@ impl TestApp {
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
-    pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        let running = self.running.take().expect("the application is running");
-        running
-            .await
-            .expect("the application task panicked")
-            .expect("the application shut down with an error");
+    pub async fn stop(self) {
+        self.running.stop().await;
     }
 
     pub async fn register(
@@ -248,22 +219,10 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
-/// Builds the application and runs it on a task until the returned sender fires.
-pub async fn start(config: Config) -> (oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>) {
+/// Builds the application and runs it on a task until stopped.
+pub async fn start(config: Config) -> Running {
     let application = Application::build(config)
         .await
         .expect("building the application");
-    let (shutdown, signal) = oneshot::channel::<()>();
-    let running = tokio::spawn(application.run_until(async {
-        let _ = signal.await;
-    }));
-    (shutdown, running)
+    Running::spawn("auth-service", |signal| application.run_until(signal))
 }

@@ -52,9 +52,8 @@ async fn without_a_key_file_one_database_key_is_made_and_kept_across_restarts() 
     assert_eq!(app.count("SELECT count(*) FROM signing_keys").await, 1);
 
     // A second replica on the same database signs with the same key.
-    let (stop_second, second) = crate::helpers::start(app.config.clone()).await;
-    let _ = stop_second.send(());
-    second.await.unwrap().unwrap();
+    let second = crate::helpers::start(app.config.clone()).await;
+    second.stop().await;
     assert_eq!(app.count("SELECT count(*) FROM signing_keys").await, 1);
     let pair = app.signed_up("keyed@example.com").await;
     let claims = app.verifier().await.verify(&pair.access_token).unwrap();

@@ -9,12 +9,12 @@ use api::product::{
 };
 use clap::Parser as _;
 use product_service::{Application, Config};
-use rpc::{Context, ErrorCode, Principal, roles};
+use rpc::{Context, Principal, roles};
 use sqlx::PgPool;
-use testkit::{NatsServer, RedisServer, TestDatabase};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::{NatsServer, RedisServer, Running, TestDatabase};
 use uuid::Uuid;
+
+pub use testkit::{bad_fields, expect_error};
 
 pub fn admin() -> Context {
     Context::background().with_principal(Principal {
@@ -60,27 +60,6 @@ pub fn item(product_id: &str, quantity: i64) -> ReservationItem {
     }
 }
 
-/// Asserts `result` failed with `code`, and returns the error.
-#[track_caller]
-pub fn expect_error<T: std::fmt::Debug>(
-    result: Result<T, rpc::Error>,
-    code: ErrorCode,
-) -> rpc::Error {
-    match result {
-        Ok(value) => panic!("expected {code}, got {value:?}"),
-        Err(error) => {
-            assert_eq!(error.code(), code, "{error}");
-            error
-        }
-    }
-}
-
-/// The fields an `invalid_argument` error names, in order.
-pub fn bad_fields(error: &rpc::Error) -> Vec<&str> {
-    assert_eq!(error.code(), ErrorCode::InvalidArgument, "{error}");
-    error.details().iter().map(|d| d.field.as_str()).collect()
-}
-
 pub struct TestApp {
     pub client: ProductClient,
     pub nats: async_nats::Client,
@@ -88,9 +67,9 @@ pub struct TestApp {
     pub db: PgPool,
     pub admin_addr: SocketAddr,
     pub config: Config,
-    shutdown: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
-    // Dropped last: the servers outlive the application.
+    /// Dropping it stops the application; the servers below are dropped after it, so they
+    /// outlive the application.
+    running: Option<Running>,
     _database: TestDatabase,
     _redis: RedisServer,
     _nats_server: NatsServer,
@@ -118,7 +97,7 @@ impl TestApp {
         config.reservation_sweep_interval_ms = 100;
         configure(&mut config);
 
-        let (shutdown, running) = start(config.clone()).await;
+        let (running, admin_addr) = start(config.clone()).await;
         let nats = nats_server.connect().await;
         let db = PgPool::connect(database.url())
             .await
@@ -127,10 +106,9 @@ impl TestApp {
             client: ProductClient::new(rpc::Client::new(nats.clone())),
             nats,
             db,
-            admin_addr: running.1,
+            admin_addr,
             config,
-            shutdown: Some(shutdown),
-            running: Some(running.0),
+            running: Some(running),
             _database: database,
             _redis: redis,
             _nats_server: nats_server,
@@ -144,14 +122,8 @@ impl TestApp {
 
     /// Like [`TestApp::stop`], but keeps the servers running.
     pub async fn stop_application(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
         let running = self.running.take().expect("the application is running");
-        running
-            .await
-            .expect("the application task panicked")
-            .expect("the application shut down with an error");
+        running.stop().await;
     }
 
     pub async fn create_product(&self, request: CreateProductRequest) -> Product {
@@ -249,25 +221,12 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
-type Running = (JoinHandle<anyhow::Result<()>>, SocketAddr);
-
-/// Builds the application and runs it on a task until the returned sender fires.
-pub async fn start(config: Config) -> (oneshot::Sender<()>, Running) {
+/// Builds the application and runs it on a task until stopped; also returns its admin address.
+pub async fn start(config: Config) -> (Running, SocketAddr) {
     let application = Application::build(config)
         .await
         .expect("building the application");
     let admin_addr = application.admin_addr();
-    let (shutdown, signal) = oneshot::channel::<()>();
-    let running = tokio::spawn(application.run_until(async {
-        let _ = signal.await;
-    }));
-    (shutdown, (running, admin_addr))
+    let running = Running::spawn("product-service", |signal| application.run_until(signal));
+    (running, admin_addr)
 }

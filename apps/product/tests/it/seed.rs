@@ -10,7 +10,7 @@ async fn seeding_twice_gives_the_three_demo_products_once() {
     let app = TestApp::spawn_with(|config| config.seed_demo_catalog = true).await;
 
     // A second replica starting with the same flag against the same database.
-    let (second_shutdown, (second, _)) = helpers::start(app.config.clone()).await;
+    let (second, _) = helpers::start(app.config.clone()).await;
     assert_eq!(
         seed_demo_catalog(&app.db).await.unwrap(),
         0,
@@ -60,7 +60,6 @@ async fn seeding_twice_gives_the_three_demo_products_once() {
     );
     assert!(listed.iter().all(|p| p.category_id == categories[0].id));
 
-    second_shutdown.send(()).unwrap();
-    second.await.unwrap().unwrap();
+    second.stop().await;
     app.stop().await;
 }

@@ -9,13 +9,13 @@ use api::user::{GetMyProfileRequest, Profile, UserClient};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull};
 use clap::Parser as _;
-use rpc::{Context, ErrorCode, Principal, roles};
+use rpc::{Context, Principal, roles};
 use sqlx::PgPool;
-use testkit::{NatsServer, TestDatabase};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::{NatsServer, Running, TestDatabase};
 use user_service::{Application, Config};
 use uuid::Uuid;
+
+pub use testkit::{bad_fields, expect_error};
 
 pub fn admin() -> Context {
     Context::background().with_principal(Principal {
@@ -32,27 +32,6 @@ pub fn customer(user_id: &str) -> Context {
     })
 }
 
-/// Asserts `result` failed with `code`, and returns the error.
-#[track_caller]
-pub fn expect_error<T: std::fmt::Debug>(
-    result: Result<T, rpc::Error>,
-    code: ErrorCode,
-) -> rpc::Error {
-    match result {
-        Ok(value) => panic!("expected {code}, got {value:?}"),
-        Err(error) => {
-            assert_eq!(error.code(), code, "{error}");
-            error
-        }
-    }
-}
-
-/// The fields an `invalid_argument` error names, in order.
-pub fn bad_fields(error: &rpc::Error) -> Vec<&str> {
-    assert_eq!(error.code(), ErrorCode::InvalidArgument, "{error}");
-    error.details().iter().map(|d| d.field.as_str()).collect()
-}
-
 /// A registered account: its id and the context of a request it makes.
 pub struct User {
     pub id: String,
@@ -64,9 +43,9 @@ pub struct TestApp {
     pub jetstream: jetstream::Context,
     /// The service's own database, for checking what it stored.
     pub db: PgPool,
-    shutdown: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
-    // Dropped last: the servers outlive the application.
+    /// Dropping it stops the application; the servers below are dropped after it, so they
+    /// outlive the application.
+    running: Option<Running>,
     _database: TestDatabase,
     _nats_server: NatsServer,
 }
@@ -86,10 +65,7 @@ impl TestApp {
         let application = Application::build(config)
             .await
             .expect("building the application");
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let running = tokio::spawn(application.run_until(async move {
-            let _ = signal.await;
-        }));
+        let running = Running::spawn("user-service", |signal| application.run_until(signal));
 
         let nats = nats_server.connect().await;
         let jetstream = jetstream::new(nats.clone());
@@ -104,7 +80,6 @@ impl TestApp {
             client: UserClient::new(rpc::Client::new(nats)),
             jetstream,
             db,
-            shutdown: Some(shutdown),
             running: Some(running),
             _database: database,
             _nats_server: nats_server,
@@ -114,14 +89,8 @@ impl TestApp {
     /// Stops the service the way SIGTERM does, checks that it shut down cleanly, and that its
     /// consumer left no message undelivered or unacknowledged.
     pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
         let running = self.running.take().expect("the application is running");
-        running
-            .await
-            .expect("the application task panicked")
-            .expect("the application shut down with an error");
+        running.stop().await;
         let info = self.consumer_info().await;
         assert_eq!(info.num_ack_pending, 0, "unacknowledged messages remain");
         assert_eq!(info.num_pending, 0, "undelivered messages remain");
@@ -222,14 +191,6 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .expect("counting profiles")
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 

@@ -13,9 +13,7 @@ use api::gift_card::{
 use clap::Parser as _;
 use gift_card_service::{Application, Config};
 use rpc::{Context, ErrorCode, Principal, roles};
-use testkit::NatsServer;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::{NatsServer, Running, bad_fields, expect_error};
 
 fn admin() -> Context {
     Context::background().with_principal(Principal {
@@ -31,24 +29,12 @@ fn customer() -> Context {
     })
 }
 
-/// Asserts `result` failed with `code`, and returns the error.
-#[track_caller]
-fn expect_error<T: std::fmt::Debug>(result: Result<T, rpc::Error>, code: ErrorCode) -> rpc::Error {
-    match result {
-        Ok(value) => panic!("expected {code}, got {value:?}"),
-        Err(error) => {
-            assert_eq!(error.code(), code, "{error}");
-            error
-        }
-    }
-}
-
 /// The service on private servers, and helpers that read like what a caller does.
 struct TestApp {
     client: GiftCardClient,
-    shutdown: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
-    // Dropped last: the servers outlive the application.
+    /// Dropping it stops the application; the servers below are dropped after it, so they
+    /// outlive the application.
+    running: Running,
     _database: testkit::TestDatabase,
     _nats_server: NatsServer,
 }
@@ -67,30 +53,19 @@ impl TestApp {
         let application = Application::build(config)
             .await
             .expect("building the application");
-        let (shutdown, signal) = oneshot::channel::<()>();
-        let running = tokio::spawn(application.run_until(async move {
-            let _ = signal.await;
-        }));
+        let running = Running::spawn("gift-card-service", |signal| application.run_until(signal));
         let nats = nats_server.connect().await;
         Self {
             client: GiftCardClient::new(rpc::Client::new(nats)),
-            shutdown: Some(shutdown),
-            running: Some(running),
+            running,
             _database: database,
             _nats_server: nats_server,
         }
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
-    async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        let running = self.running.take().expect("the application is running");
-        running
-            .await
-            .expect("the application task panicked")
-            .expect("the application shut down with an error");
+    async fn stop(self) {
+        self.running.stop().await;
     }
 
     async fn create(&self, name: &str) -> GiftCard {
@@ -199,8 +174,7 @@ async fn bad_requests_name_their_fields_and_change_nothing() {
             .await,
         ErrorCode::InvalidArgument,
     );
-    let fields: Vec<&str> = error.details().iter().map(|d| d.field.as_str()).collect();
-    assert_eq!(fields, ["name"]);
+    assert_eq!(bad_fields(&error), ["name"]);
     expect_error(app.get("not-a-uuid").await, ErrorCode::InvalidArgument);
     assert_eq!(app.list(0, "").await.0, Vec::<String>::new());
     app.stop().await;
