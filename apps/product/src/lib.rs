@@ -60,14 +60,8 @@ pub struct Config {
     /// off. Other replicas' updates can take this long to show here.
     #[arg(long, env = "PRODUCT_CACHE_LOCAL_TTL_MS", default_value_t = 1_000)]
     pub product_cache_local_ttl_ms: u64,
-    /// How long published events stay in the outbox (for `cargo xtask events republish`),
-    /// in seconds.
-    #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 86_400)]
-    pub outbox_retention_secs: u64,
-    /// How often the outbox relay looks for events when no notification woke it, in
-    /// milliseconds.
-    #[arg(long, env = "OUTBOX_POLL_INTERVAL_MS", default_value_t = 1_000)]
-    pub outbox_poll_interval_ms: u64,
+    #[command(flatten)]
+    pub outbox: config::OutboxArgs,
 }
 
 impl Config {
@@ -82,8 +76,8 @@ impl Config {
 
     fn relay_config(&self) -> events::RelayConfig {
         events::RelayConfig {
-            retention: Duration::from_secs(self.outbox_retention_secs),
-            poll_interval: Duration::from_millis(self.outbox_poll_interval_ms.max(10)),
+            retention: self.outbox.retention(),
+            poll_interval: self.outbox.poll_interval(),
             ..events::RelayConfig::new(api::product::SERVICE_NAME)
         }
     }

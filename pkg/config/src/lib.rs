@@ -114,6 +114,29 @@ impl std::fmt::Debug for MongoArgs {
     }
 }
 
+/// The transactional outbox's relay, for services that publish domain events.
+#[derive(clap::Args, Clone, Debug)]
+pub struct OutboxArgs {
+    /// How long published events stay in the outbox (for `cargo xtask events republish`),
+    /// in seconds.
+    #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 86_400)]
+    pub outbox_retention_secs: u64,
+    /// How often the outbox relay looks for events when no notification woke it, in
+    /// milliseconds (at least 10).
+    #[arg(long, env = "OUTBOX_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub outbox_poll_interval_ms: u64,
+}
+
+impl OutboxArgs {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.outbox_retention_secs)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.outbox_poll_interval_ms.max(10))
+    }
+}
+
 /// The admin HTTP port (health and metrics) and the logging set-up.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServiceArgs {

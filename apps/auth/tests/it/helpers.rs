@@ -73,7 +73,7 @@ impl TestApp {
         config.redis.redis_url = redis.url().to_owned();
         config.postgres.database_url = Some(database.url().to_owned());
         config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.outbox_poll_interval_ms = 100;
+        config.outbox.outbox_poll_interval_ms = 100;
         // Tests that are not about limits must not trip them.
         config.login_failures_per_account = 1_000;
         config.login_attempts_per_client = 1_000;
