@@ -114,15 +114,10 @@ mod tests {
             let server = testkit::NatsServer::start().await.unwrap();
             let database = testkit::fresh_database().await.unwrap();
             let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
-            events::migrate(&pool).await.unwrap();
             let jetstream = async_nats::jetstream::new(server.connect().await);
-            events::streams::ensure_for_producer(
-                &jetstream,
-                api::product::SERVICE_NAME,
-                &events::StreamSettings::default(),
-            )
-            .await
-            .unwrap();
+            events::prepare_producer(&pool, &jetstream, api::product::SERVICE_NAME)
+                .await
+                .unwrap();
             let mut tx = pool.begin().await.unwrap();
             let event = api::product::InventoryExpired {
                 reservation_id: "r1".into(),

@@ -97,14 +97,6 @@ pub struct Config {
 }
 
 impl Config {
-    fn relay_config(&self) -> events::RelayConfig {
-        events::RelayConfig {
-            retention: self.outbox.retention(),
-            poll_interval: self.outbox.poll_interval(),
-            ..events::RelayConfig::new(api::auth::SERVICE_NAME)
-        }
-    }
-
     fn token_settings(&self) -> TokenSettings {
         TokenSettings {
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs.max(1)),
@@ -163,17 +155,8 @@ impl Application {
         )
         .await
         .context("connecting to PostgreSQL")?;
-        events::migrate(&pool)
-            .await
-            .context("creating the events outbox tables")?;
         let jetstream = async_nats::jetstream::new(nats.clone());
-        events::streams::ensure_for_producer(
-            &jetstream,
-            api::auth::SERVICE_NAME,
-            &events::StreamSettings::default(),
-        )
-        .await
-        .context("declaring the event streams")?;
+        events::prepare_producer(&pool, &jetstream, api::auth::SERVICE_NAME).await?;
         let redis = ::store::redis::connect(&config.redis.redis_url)
             .await
             .context("connecting to Redis")?;
@@ -207,7 +190,7 @@ impl Application {
             .limits(host::limits(&config.service));
 
         let relay_pool = pool.clone();
-        let relay_config = config.relay_config();
+        let relay_config = events::RelayConfig::configured(api::auth::SERVICE_NAME, &config.outbox);
         let closing_pool = pool.clone();
         let running = host
             .check(::store::postgres::check(pool.clone()))

@@ -73,14 +73,6 @@ impl Config {
                 .then(|| Duration::from_millis(self.product_cache_local_ttl_ms)),
         }
     }
-
-    fn relay_config(&self) -> events::RelayConfig {
-        events::RelayConfig {
-            retention: self.outbox.retention(),
-            poll_interval: self.outbox.poll_interval(),
-            ..events::RelayConfig::new(api::product::SERVICE_NAME)
-        }
-    }
 }
 
 /// The running service: registered on NATS, admin port bound, sweeper and outbox relay running.
@@ -103,17 +95,8 @@ impl Application {
         )
         .await
         .context("connecting to PostgreSQL")?;
-        events::migrate(&pool)
-            .await
-            .context("creating the events outbox tables")?;
         let jetstream = async_nats::jetstream::new(nats.clone());
-        events::streams::ensure_for_producer(
-            &jetstream,
-            api::product::SERVICE_NAME,
-            &events::StreamSettings::default(),
-        )
-        .await
-        .context("declaring the event streams")?;
+        events::prepare_producer(&pool, &jetstream, api::product::SERVICE_NAME).await?;
         let redis = ::store::redis::connect(&config.redis.redis_url)
             .await
             .context("connecting to Redis")?;
@@ -134,7 +117,8 @@ impl Application {
         let sweep_interval = Duration::from_millis(config.reservation_sweep_interval_ms.max(1));
         let sweeper_pool = pool.clone();
         let relay_pool = pool.clone();
-        let relay_config = config.relay_config();
+        let relay_config =
+            events::RelayConfig::configured(api::product::SERVICE_NAME, &config.outbox);
         let closing_pool = pool.clone();
         let running = host
             .check(::store::postgres::check(pool.clone()))

@@ -45,6 +45,23 @@ const SCHEMA: &str = include_str!("../sql/schema.sql");
 /// A transaction-level advisory lock key serialising [`migrate`] across replicas: "empevmig".
 const MIGRATE_LOCK_KEY: i64 = 0x656d_7065_766d_6967;
 
+/// Prepares a service that publishes events, at start-up: the outbox tables in its database
+/// ([`migrate`]) and the streams of the events its contracts declare it produces
+/// ([`streams::ensure_for_producer`], default settings).
+pub async fn prepare_producer(
+    pool: &PgPool,
+    jetstream: &async_nats::jetstream::Context,
+    producer: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    migrate(pool)
+        .await
+        .context("creating the events outbox tables")?;
+    streams::ensure_for_producer(jetstream, producer, &StreamSettings::default())
+        .await
+        .context("declaring the event streams")
+}
+
 /// Creates the outbox and inbox tables if they do not exist.
 ///
 /// Plain idempotent DDL rather than a second sqlx `Migrator`: sqlx keeps one version table per

@@ -53,6 +53,15 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
+    /// The defaults, with the retention and poll interval a service was configured with.
+    pub fn configured(service: impl Into<String>, args: &config::OutboxArgs) -> Self {
+        Self {
+            retention: args.retention(),
+            poll_interval: args.poll_interval(),
+            ..Self::new(service)
+        }
+    }
+
     pub fn new(service: impl Into<String>) -> Self {
         Self {
             service: service.into(),
