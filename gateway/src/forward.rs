@@ -86,16 +86,26 @@ impl Forwarder {
     async fn forward(&self, route: &'static Route, request: Request) -> Response {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
+        let client_ip = self.client_ip(&parts);
         let principal = match self
             .authenticator
             .authorize(&parts.headers, route.descriptor.access)
             .await
         {
             Ok(principal) => principal,
-            Err(error) => return error.into_response(),
+            // A refused request spends a token of the client's address too, so guessing
+            // tokens is rate limited like everything else.
+            Err(refused) => {
+                let decision = self
+                    .rate_limiter
+                    .check(route.rate_class, &format!("ip:{client_ip}"))
+                    .await;
+                let mut response = decision.to_error().unwrap_or(refused).into_response();
+                decision.apply_headers(response.headers_mut());
+                return response;
+            }
         };
 
-        let client_ip = self.client_ip(&parts);
         let client = match &principal {
             Some(principal) => format!("user:{}", principal.user_id),
             None => format!("ip:{client_ip}"),

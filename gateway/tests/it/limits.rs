@@ -164,3 +164,22 @@ async fn a_busy_client_leases_tokens_but_never_gets_more_than_the_bucket() {
     assert!((90..=100).contains(&allowed), "{allowed} allowed");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_spend_the_clients_tokens_too() {
+    let app = TestApp::spawn_with(tiny_limits()).await;
+    let path = product_path(&uuid::Uuid::now_v7().to_string());
+    for remaining in ["2", "1", "0"] {
+        let response = app.get_with_token(&path, "not.a.token").await;
+        assert_eq!(response.headers()["x-ratelimit-remaining"], remaining);
+        expect_error(response, 401, "unauthenticated").await;
+    }
+    // Guessing on is refused...
+    let response = app.get_with_token(&path, "another.guess.here").await;
+    assert!(response.headers().contains_key("retry-after"));
+    expect_error(response, 429, "rate_limited").await;
+    // ...and so is an anonymous request from the same address: it is the same bucket.
+    let response = app.get(&path).await;
+    expect_error(response, 429, "rate_limited").await;
+    app.stop().await;
+}
