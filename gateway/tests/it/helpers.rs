@@ -131,6 +131,11 @@ impl TestApp {
         }
     }
 
+    /// The URL of the test's nats-server.
+    pub fn nats_url(&self) -> &str {
+        self._nats_server.url()
+    }
+
     /// The URL of the gateway's Redis, while it runs.
     pub fn redis_url(&self) -> Option<&str> {
         self.redis.as_ref().map(RedisServer::url)

@@ -183,3 +183,56 @@ async fn bad_tokens_spend_the_clients_tokens_too() {
     expect_error(response, 429, "rate_limited").await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_leases_never_allow_more_than_the_shared_bucket() {
+    let limits = "default=100/3600";
+    let app = TestApp::spawn_with(Options {
+        configure: Box::new(move |config| {
+            config.rate_limits = limits.parse().unwrap();
+        }),
+        ..Options::default()
+    })
+    .await;
+    // A second gateway on the same NATS and Redis.
+    let config = <gateway::Config as clap::Parser>::try_parse_from([
+        "gateway",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--nats-url",
+        app.nats_url(),
+        "--redis-url",
+        app.redis_url().unwrap(),
+        "--rate-limits",
+        limits,
+    ])
+    .unwrap();
+    let second = gateway::Application::build(config).await.unwrap();
+    let second_url = format!("http://{}", second.local_addr());
+    let second = testkit::Running::spawn("second gateway", |signal| second.run_until(signal));
+
+    let path = product_path(&uuid::Uuid::now_v7().to_string());
+    let mut allowed = 0;
+    for i in 0..150 {
+        let response = if i % 2 == 0 {
+            app.get(&path).await
+        } else {
+            app.http
+                .get(format!("{second_url}{path}"))
+                .send()
+                .await
+                .unwrap()
+        };
+        match response.status().as_u16() {
+            404 => allowed += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Each replica holds at most one lease (5 tokens) it may not spend before the end.
+    assert!((90..=100).contains(&allowed), "{allowed} allowed");
+    second.stop().await;
+    app.stop().await;
+}
