@@ -62,12 +62,12 @@ impl Servers {
 }
 
 /// A task serving until told to stop.
-struct Running {
+struct BenchTask {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-impl Running {
+impl BenchTask {
     async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         tokio::time::timeout(Duration::from_secs(30), self.task)
@@ -104,15 +104,15 @@ fn cache_config(config: &product_service::Config) -> store::cache::CacheConfig {
     }
 }
 
-async fn start_product(config: product_service::Config) -> anyhow::Result<Running> {
-    let application = product_service::Application::build(config)
+async fn start_product(config: product_service::Config) -> anyhow::Result<BenchTask> {
+    let serving = product_service::start(config)
         .await
         .context("starting the product service")?;
     let (shutdown, stop) = oneshot::channel();
-    let task = tokio::spawn(application.run_until(async {
+    let task = tokio::spawn(serving.run_until(async {
         let _ = stop.await;
     }));
-    Ok(Running { shutdown, task })
+    Ok(BenchTask { shutdown, task })
 }
 
 /// Writes a JWKS for a fresh key where a gateway can read it.
@@ -137,9 +137,9 @@ pub struct Platform {
     pub bare_addr: SocketAddr,
     /// Ids of the products created for the read scenarios.
     pub catalog: Vec<String>,
-    product: Option<Running>,
-    gateway: Option<Running>,
-    bare: Option<Running>,
+    product: Option<BenchTask>,
+    gateway: Option<BenchTask>,
+    bare: Option<BenchTask>,
     handlers: Arc<ProductHandlers>,
     jwks_dir: PathBuf,
 }
@@ -200,7 +200,7 @@ impl Platform {
             bare_addr,
             catalog,
             product: Some(product),
-            gateway: Some(Running { shutdown, task }),
+            gateway: Some(BenchTask { shutdown, task }),
             bare: Some(bare),
             handlers,
             jwks_dir,
@@ -291,7 +291,7 @@ pub fn search_path(word: &str) -> String {
 
 /// The baseline: `GET /api/v1/products/{id}` served by the product service's own handler
 /// and cache, straight from axum.
-fn serve_bare(listener: tokio::net::TcpListener, handlers: Arc<ProductHandlers>) -> Running {
+fn serve_bare(listener: tokio::net::TcpListener, handlers: Arc<ProductHandlers>) -> BenchTask {
     let router = axum::Router::new()
         .route(
             route_path(&methods::GET_PRODUCT),
@@ -307,7 +307,7 @@ fn serve_bare(listener: tokio::net::TcpListener, handlers: Arc<ProductHandlers>)
             .await
             .context("serving the bare axum baseline")
     });
-    Running { shutdown, task }
+    BenchTask { shutdown, task }
 }
 
 async fn bare_get_product(

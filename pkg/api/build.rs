@@ -451,8 +451,8 @@ impl Contracts {
             );
             let _ = writeln!(
                 out,
-                "\n/// The NATS micro service name of {trait_name}.\npub const SERVICE_NAME: &str = {:?};\npub const SERVICE_VERSION: &str = {:?};\npub const SERVICE_DESCRIPTION: &str = {:?};\n",
-                service.name, service.version, service.description
+                "\n/// The NATS micro service name of {trait_name}.\npub const SERVICE_NAME: &str = {:?};\npub const SERVICE_VERSION: &str = {:?};\npub const SERVICE_DESCRIPTION: &str = {:?};\n/// The {} service as NATS micro registers it.\npub static SERVICE: ::rpc::ServiceDescriptor = ::rpc::ServiceDescriptor {{ name: SERVICE_NAME, version: SERVICE_VERSION, description: SERVICE_DESCRIPTION }};\n",
+                service.name, service.version, service.description, service.name
             );
             out.push_str("/// One descriptor per method: its subject, access level and message types.\npub mod methods {\n");
             for method in &service.methods {

@@ -122,7 +122,7 @@ mod tests {
             let event = api::product::InventoryExpired {
                 reservation_id: "r1".into(),
             };
-            let id = events::Outbox::append(&mut tx, &rpc::Context::background(), "r1", &event)
+            let id = events::Outbox::append(&mut tx, &Default::default(), "r1", &event)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();

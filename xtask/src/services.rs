@@ -263,6 +263,23 @@ pub fn sync(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Everything in the workspace at `root` that disagrees with its list; empty when in step.
+/// Every `.rs` file under `dir`, recursively; none when it does not exist.
+fn rust_sources(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
     let services = load(root)?;
     let mut problems = Vec::new();
@@ -313,6 +330,18 @@ pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
         }
         if !members.iter().any(|m| *m == dir || *m == "apps/*") {
             problems.push(format!("Cargo.toml: {dir} is not a workspace member"));
+        }
+        // The admin port is written once, in the list: the dev stack and docker-compose pass
+        // it as ADMIN_ADDR, and a service run bare takes a free port.
+        let port = service.admin_port.to_string();
+        for source in rust_sources(&root.join(&dir).join("src")) {
+            let text = std::fs::read_to_string(&source).unwrap_or_default();
+            if text.contains(&port) || text.contains("DEFAULT_ADMIN_PORT") {
+                problems.push(format!(
+                    "{}: writes an admin port; it belongs in {LIST} only",
+                    source.strip_prefix(root).unwrap_or(&source).display()
+                ));
+            }
         }
         let proto = format!("pkg/api/proto/emporium/{}/v1", service.snake());
         if !root.join(&proto).is_dir() {

@@ -427,7 +427,7 @@ enum StopBy {
 }
 
 /// A process started by `up`.
-struct Running {
+struct StackProcess {
     name: String,
     child: Child,
     log: PathBuf,
@@ -439,7 +439,7 @@ struct Running {
 struct Stack {
     layout: Layout,
     interrupted: Arc<AtomicBool>,
-    running: Vec<Running>,
+    running: Vec<StackProcess>,
 }
 
 impl Stack {
@@ -478,7 +478,7 @@ impl Stack {
             .join(format!("{:02}-{name}.pid", self.running.len()));
         std::fs::write(&pid_file, record.to_text())
             .with_context(|| format!("writing {}", pid_file.display()))?;
-        self.running.push(Running {
+        self.running.push(StackProcess {
             name: name.to_owned(),
             child,
             log,

@@ -18,19 +18,10 @@ mod error;
 mod handlers;
 pub mod store;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-use anyhow::Context as _;
 
 pub use error::Error;
 pub use handlers::AddressHandlers;
-
-/// The admin port (health, metrics) when `--admin-addr` is not given.
-pub const DEFAULT_ADMIN_PORT: u16 = 9104;
-/// The database name on the configured server when `--database-url` is not given.
-pub const DEFAULT_DATABASE: &str = "address";
 
 /// Everything the service reads at start-up, from flags or environment variables.
 #[derive(clap::Parser, Clone, Debug)]
@@ -44,49 +35,14 @@ pub struct Config {
     pub service: config::ServiceArgs,
 }
 
-/// The running service: registered on NATS, admin port bound.
-pub struct Application {
-    running: host::Running,
-}
-
-impl Application {
-    /// Connects to NATS and PostgreSQL (creating the database and migrating it), binds
-    /// the admin port and registers the service. Requests are served once this returns.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let nats = config.nats.connect("address-service").await?;
-        let host = host::Host::new(api::address::SERVICE_NAME, nats);
-        let pool = ::store::postgres::connect(
-            &config.postgres.url_or_default(DEFAULT_DATABASE),
-            config.postgres.max_connections,
-            &crate::store::MIGRATOR,
-        )
-        .await
-        .context("connecting to PostgreSQL")?;
-        let closing_pool = pool.clone();
-        let host = host
-            .check(::store::postgres::check(pool.clone()))
-            .on_shutdown(async move { closing_pool.close().await });
-        let handlers = Arc::new(AddressHandlers::new(pool));
-        let service = rpc::Service::new(api::address::SERVICE_NAME, api::address::SERVICE_VERSION)
-            .description(api::address::SERVICE_DESCRIPTION)
-            .endpoints(api::address::endpoints(handlers))
-            .limits(host::limits(&config.service));
-        let running = host
-            .start(service, config.service.admin_addr_or(DEFAULT_ADMIN_PORT))
-            .await?;
-        Ok(Self { running })
-    }
-
-    /// Where the admin server (health and metrics) listens.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.running.admin_addr()
-    }
-
-    /// Serves until `shutdown` completes, then drains and stops (see `pkg/host`).
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        self.running.run_until(shutdown).await
-    }
+/// Starts the service on what `config` names: NATS and its PostgreSQL database (created and
+/// migrated). Requests are served once this returns.
+pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
+    let mut host =
+        host::Host::connect(&api::address::SERVICE, &config.nats, &config.service).await?;
+    let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
+    host.serve(api::address::endpoints(Arc::new(AddressHandlers::new(
+        pool,
+    ))))
+    .await
 }

@@ -115,7 +115,7 @@ impl AuthHandlers {
             .await?
         {
             Some(account) => {
-                store::record_registered(&mut tx, ctx, &account).await?;
+                store::record_registered(&mut tx, ctx.trace(), &account).await?;
                 tx.commit().await?;
                 tracing::info!(user_id = %id, "account registered");
             }

@@ -22,8 +22,6 @@ pub mod passwords;
 pub mod sessions;
 pub mod store;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,11 +30,6 @@ use anyhow::Context as _;
 
 pub use error::Error;
 pub use handlers::{AuthHandlers, REGISTERED_MESSAGE, TokenSettings};
-
-/// The admin port (health, metrics) when `--admin-addr` is not given.
-pub const DEFAULT_ADMIN_PORT: u16 = 9102;
-/// The database name on the configured server when `--database-url` is not given.
-pub const DEFAULT_DATABASE: &str = "auth";
 
 /// Everything the service reads at start-up, from flags or environment variables.
 #[derive(clap::Parser, Clone, Debug)]
@@ -134,89 +127,39 @@ impl Config {
     }
 }
 
-/// The running service: registered on NATS, admin port bound, outbox relay running.
-pub struct Application {
-    running: host::Running,
-}
-
-impl Application {
-    /// Connects to NATS, PostgreSQL (creating the database and migrating it) and Redis, loads
-    /// or creates the signing key, binds the admin port and registers the service. Requests
-    /// are served once this returns.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let admin_emails = config.admin_emails()?;
-        let nats = config.nats.connect("auth-service").await?;
-        // Installs the Prometheus recorder before the first metric is recorded.
-        let host = host::Host::new(api::auth::SERVICE_NAME, nats.clone());
-        let pool = ::store::postgres::connect(
-            &config.postgres.url_or_default(DEFAULT_DATABASE),
-            config.postgres.max_connections,
-            &crate::store::MIGRATOR,
-        )
-        .await
-        .context("connecting to PostgreSQL")?;
-        let jetstream = async_nats::jetstream::new(nats.clone());
-        events::prepare_producer(&pool, &jetstream, api::auth::SERVICE_NAME).await?;
-        let redis = ::store::redis::connect(&config.redis.redis_url)
+/// Starts the service on what `config` names: NATS, its PostgreSQL database (created and
+/// migrated) with the outbox relay, Redis for sessions and login limits, and the signing key
+/// (the key file, or the one kept in the database). Requests are served once this returns.
+pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
+    let admin_emails = config.admin_emails()?;
+    let mut host = host::Host::connect(&api::auth::SERVICE, &config.nats, &config.service).await?;
+    let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
+    let redis = host.redis(&config.redis).await?;
+    host.outbox(&pool, &config.outbox).await?;
+    let keys = match &config.signing_key_file {
+        Some(path) => keys::Keys::from_file(path, &config.signing_key_id)?,
+        None => keys::Keys::from_database(pool.clone())
             .await
-            .context("connecting to Redis")?;
-
-        let keys = match &config.signing_key_file {
-            Some(path) => keys::Keys::from_file(path, &config.signing_key_id)?,
-            None => keys::Keys::from_database(pool.clone())
-                .await
-                .context("loading the signing key from the database")?,
-        };
-        let hasher = passwords::PasswordHasher::new(
-            config.max_concurrent_hashes(),
-            Duration::from_millis(config.hash_queue_timeout_ms),
-        )
-        .context("setting up password hashing")?;
-        let handlers = Arc::new(AuthHandlers::new(
-            pool.clone(),
-            sessions::Sessions::new(
-                redis.clone(),
-                Duration::from_secs(config.refresh_token_ttl_secs.max(1)),
-            ),
-            login_limits::LoginLimits::new(redis.clone(), config.login_limit_settings()),
-            hasher,
-            Arc::new(keys),
-            config.token_settings(),
-            admin_emails,
-        ));
-        let service = rpc::Service::new(api::auth::SERVICE_NAME, api::auth::SERVICE_VERSION)
-            .description(api::auth::SERVICE_DESCRIPTION)
-            .endpoints(api::auth::endpoints(handlers))
-            .limits(host::limits(&config.service));
-
-        let relay_pool = pool.clone();
-        let relay_config = events::RelayConfig::configured(api::auth::SERVICE_NAME, &config.outbox);
-        let closing_pool = pool.clone();
-        let running = host
-            .check(::store::postgres::check(pool.clone()))
-            .check(::store::redis::check(redis))
-            // Events still in the outbox at shutdown are published by the next relay to run.
-            .background("outbox relay", move |cancel| {
-                events::Relay::spawn(relay_pool, jetstream, relay_config, cancel)
-            })
-            .on_shutdown(async move { closing_pool.close().await })
-            .start(service, config.service.admin_addr_or(DEFAULT_ADMIN_PORT))
-            .await?;
-        Ok(Self { running })
-    }
-
-    /// Where the admin server (health and metrics) listens.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.running.admin_addr()
-    }
-
-    /// Serves until `shutdown` completes, then stops taking requests, answers those in flight,
-    /// stops the outbox relay and the admin server, and closes the database pool (the order
-    /// `host` gives every service).
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        self.running.run_until(shutdown).await
-    }
+            .context("loading the signing key from the database")?,
+    };
+    let hasher = passwords::PasswordHasher::new(
+        config.max_concurrent_hashes(),
+        Duration::from_millis(config.hash_queue_timeout_ms),
+    )
+    .context("setting up password hashing")?;
+    let sessions = sessions::Sessions::new(
+        redis.clone(),
+        Duration::from_secs(config.refresh_token_ttl_secs.max(1)),
+    );
+    let login_limits = login_limits::LoginLimits::new(redis, config.login_limit_settings());
+    let handlers = AuthHandlers::new(
+        pool,
+        sessions,
+        login_limits,
+        hasher,
+        Arc::new(keys),
+        config.token_settings(),
+        admin_emails,
+    );
+    host.serve(api::auth::endpoints(Arc::new(handlers))).await
 }

@@ -8,6 +8,7 @@
 //! constraint name (spelled out in `migrations/0001_auth.sql`).
 
 use chrono::{DateTime, Utc};
+use events::TraceHeaders;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -83,7 +84,7 @@ pub async fn insert_account(
 #[tracing::instrument(skip_all, fields(user_id = %account.id))]
 pub async fn record_registered(
     conn: &mut PgConnection,
-    ctx: &rpc::Context,
+    trace: &TraceHeaders,
     account: &AccountRecord,
 ) -> Result<(), Error> {
     let event = api::auth::UserRegistered {
@@ -92,7 +93,7 @@ pub async fn record_registered(
         roles: account.roles.clone(),
         registered_at: timestamp(account.created_at),
     };
-    events::Outbox::append(conn, ctx, &account.id.to_string(), &event).await?;
+    events::Outbox::append(conn, trace, &account.id.to_string(), &event).await?;
     Ok(())
 }
 

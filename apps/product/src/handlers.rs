@@ -119,7 +119,7 @@ impl ProductService for ProductHandlers {
             product: &record,
             initial_stock: product.initial_stock.get(),
         };
-        store::record_change(&mut tx, &ctx, change).await?;
+        store::record_change(&mut tx, ctx.trace(), change).await?;
         commit(tx).await?;
         Ok(record.into())
     }
@@ -140,7 +140,7 @@ impl ProductService for ProductHandlers {
         let record = store::update_product(&mut tx, id, &changes)
             .await?
             .ok_or(Error::ProductNotFound(id))?;
-        store::record_change(&mut tx, &ctx, Change::ProductUpdated(&record)).await?;
+        store::record_change(&mut tx, ctx.trace(), Change::ProductUpdated(&record)).await?;
         commit(tx).await?;
         // After the commit, so a reader that misses the cache loads the new row. A read that
         // loaded the old row just before the commit can still store it afterwards; the Redis
@@ -168,7 +168,7 @@ impl ProductService for ProductHandlers {
         let category = NewCategory::parse(&request)?;
         let mut tx = self.begin().await?;
         let record = store::insert_category(&mut tx, CategoryId::generate(), &category).await?;
-        store::record_change(&mut tx, &ctx, Change::CategoryCreated(&record)).await?;
+        store::record_change(&mut tx, ctx.trace(), Change::CategoryCreated(&record)).await?;
         commit(tx).await?;
         Ok(record.into())
     }
@@ -195,7 +195,7 @@ impl ProductService for ProductHandlers {
         let mut tx = self.begin().await?;
         let level = inventory::set_stock(&mut tx, change).await?;
         let product_id = change.product_id;
-        store::record_change(&mut tx, &ctx, Change::StockSet { product_id, level }).await?;
+        store::record_change(&mut tx, ctx.trace(), Change::StockSet { product_id, level }).await?;
         commit(tx).await?;
         Ok(availability(product_id, level))
     }
@@ -238,7 +238,7 @@ impl ProductService for ProductHandlers {
         let outcome = inventory::reserve(&mut tx, &reservation).await?;
         if outcome.changed {
             let change = Change::ReservationHeld(&outcome.reservation);
-            store::record_change(&mut tx, &ctx, change).await?;
+            store::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())
@@ -257,7 +257,7 @@ impl ProductService for ProductHandlers {
         let outcome = inventory::release(&mut tx, id).await?;
         if outcome.changed {
             let change = Change::ReservationReleased(&outcome.reservation);
-            store::record_change(&mut tx, &ctx, change).await?;
+            store::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())
@@ -276,7 +276,7 @@ impl ProductService for ProductHandlers {
         let outcome = inventory::commit(&mut tx, id).await?;
         if outcome.changed {
             let change = Change::ReservationCommitted(&outcome.reservation);
-            store::record_change(&mut tx, &ctx, change).await?;
+            store::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use events::TraceHeaders;
 use sqlx::{FromRow, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -461,10 +462,10 @@ async fn expire_batch(pool: &PgPool) -> Result<u64, Error> {
         .await?;
     }
     // No request started the sweep: its events start a trace of their own.
-    let ctx = rpc::Context::background();
+    let trace = TraceHeaders::default();
     for id in &expired {
         let id = ReservationId::from_uuid(*id);
-        store::record_change(&mut tx, &ctx, Change::ReservationExpired(id)).await?;
+        store::record_change(&mut tx, &trace, Change::ReservationExpired(id)).await?;
     }
     tx.commit().await?;
     metrics::counter!("product_reservations_expired_total").increment(expired.len() as u64);

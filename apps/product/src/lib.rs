@@ -18,8 +18,6 @@ pub mod inventory;
 pub mod seed;
 pub mod store;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +26,6 @@ use anyhow::Context as _;
 pub use error::Error;
 pub use handlers::ProductHandlers;
 
-/// The admin port (health, metrics) when `--admin-addr` is not given.
-pub const DEFAULT_ADMIN_PORT: u16 = 9101;
-/// The database name on the configured server when `--database-url` is not given.
-pub const DEFAULT_DATABASE: &str = "product";
 /// The key prefix of cached products; bump the version when `ProductRecord` changes shape.
 pub const CACHE_NAMESPACE: &str = "product:v1";
 
@@ -75,79 +69,27 @@ impl Config {
     }
 }
 
-/// The running service: registered on NATS, admin port bound, sweeper and outbox relay running.
-pub struct Application {
-    running: host::Running,
-}
-
-impl Application {
-    /// Connects to NATS, PostgreSQL (creating the database and migrating it) and Redis, seeds
-    /// the demo catalog if asked, binds the admin port and registers the service. Requests are
-    /// served once this returns.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let nats = config.nats.connect("product-service").await?;
-        // Installs the Prometheus recorder before the first metric is recorded.
-        let host = host::Host::new(api::product::SERVICE_NAME, nats.clone());
-        let pool = ::store::postgres::connect(
-            &config.postgres.url_or_default(DEFAULT_DATABASE),
-            config.postgres.max_connections,
-            &crate::store::MIGRATOR,
-        )
-        .await
-        .context("connecting to PostgreSQL")?;
-        let jetstream = async_nats::jetstream::new(nats.clone());
-        events::prepare_producer(&pool, &jetstream, api::product::SERVICE_NAME).await?;
-        let redis = ::store::redis::connect(&config.redis.redis_url)
+/// Starts the service on what `config` names: NATS, its PostgreSQL database (created and
+/// migrated), Redis for the product cache, the outbox relay and the reservation sweeper; seeds
+/// the demo catalog first if asked. Requests are served once this returns.
+pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
+    let mut host =
+        host::Host::connect(&api::product::SERVICE, &config.nats, &config.service).await?;
+    let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
+    let redis = host.redis(&config.redis).await?;
+    host.outbox(&pool, &config.outbox).await?;
+    if config.seed_demo_catalog {
+        seed::seed_demo_catalog(&pool)
             .await
-            .context("connecting to Redis")?;
-
-        if config.seed_demo_catalog {
-            seed::seed_demo_catalog(&pool)
-                .await
-                .context("seeding the demo catalog")?;
-        }
-
-        let cache = ::store::cache::Cache::new(redis.clone(), config.cache_config());
-        let handlers = Arc::new(ProductHandlers::new(pool.clone(), cache));
-        let service = rpc::Service::new(api::product::SERVICE_NAME, api::product::SERVICE_VERSION)
-            .description(api::product::SERVICE_DESCRIPTION)
-            .endpoints(api::product::endpoints(handlers))
-            .limits(host::limits(&config.service));
-
-        let sweep_interval = Duration::from_millis(config.reservation_sweep_interval_ms.max(1));
-        let sweeper_pool = pool.clone();
-        let relay_pool = pool.clone();
-        let relay_config =
-            events::RelayConfig::configured(api::product::SERVICE_NAME, &config.outbox);
-        let closing_pool = pool.clone();
-        let running = host
-            .check(::store::postgres::check(pool.clone()))
-            .check(::store::redis::check(redis))
-            .background("reservation sweeper", move |cancel| {
-                inventory::spawn_sweeper(sweeper_pool, sweep_interval, cancel)
-            })
-            // Events still in the outbox at shutdown are published by the next relay to run.
-            .background("outbox relay", move |cancel| {
-                events::Relay::spawn(relay_pool, jetstream, relay_config, cancel)
-            })
-            .on_shutdown(async move { closing_pool.close().await })
-            .start(service, config.service.admin_addr_or(DEFAULT_ADMIN_PORT))
-            .await?;
-        Ok(Self { running })
+            .context("seeding the demo catalog")?;
     }
-
-    /// Where the admin server (health and metrics) listens.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.running.admin_addr()
-    }
-
-    /// Serves until `shutdown` completes, then stops taking requests, answers those in flight,
-    /// and stops the sweeper, the outbox relay and the admin server before closing the
-    /// database pool (the order `host` gives every service).
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        self.running.run_until(shutdown).await
-    }
+    let sweep_interval = Duration::from_millis(config.reservation_sweep_interval_ms.max(1));
+    let sweeper_pool = pool.clone();
+    host.background("reservation sweeper", move |cancel| {
+        inventory::spawn_sweeper(sweeper_pool, sweep_interval, cancel)
+    });
+    let cache = ::store::cache::Cache::new(redis, config.cache_config());
+    let handlers = ProductHandlers::new(pool, cache);
+    host.serve(api::product::endpoints(Arc::new(handlers)))
+        .await
 }

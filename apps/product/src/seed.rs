@@ -4,6 +4,7 @@
 //! (each start with `--seed-demo-catalog`, or several replicas starting at once) adds nothing
 //! and never overwrites changes made since.
 
+use events::TraceHeaders;
 use sqlx::PgPool;
 use uuid::{Uuid, uuid};
 
@@ -94,7 +95,7 @@ pub async fn seed_demo_catalog(pool: &PgPool) -> Result<u64, Error> {
                 product: &record,
                 initial_stock: product.stock,
             };
-            store::record_change(&mut tx, &rpc::Context::background(), change).await?;
+            store::record_change(&mut tx, &TraceHeaders::default(), change).await?;
             added += 1;
         }
     }

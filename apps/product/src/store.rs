@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::inventory::ReservationRecord;
-use events::Outbox;
+use events::{Outbox, TraceHeaders};
 
 /// The schema, embedded from `migrations/` and applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -97,7 +97,7 @@ pub enum Change<'a> {
 #[tracing::instrument(skip_all)]
 pub async fn record_change(
     conn: &mut PgConnection,
-    ctx: &rpc::Context,
+    trace: &TraceHeaders,
     change: Change<'_>,
 ) -> Result<(), Error> {
     use api::product::{
@@ -113,37 +113,37 @@ pub async fn record_change(
                 product: Some(product.clone().into()),
                 initial_stock,
             };
-            Outbox::append(conn, ctx, &product.id.to_string(), &event).await?;
+            Outbox::append(conn, trace, &product.id.to_string(), &event).await?;
         }
         Change::ProductUpdated(product) => {
             let event = ProductUpdated {
                 product: Some(product.clone().into()),
             };
-            Outbox::append(conn, ctx, &product.id.to_string(), &event).await?;
+            Outbox::append(conn, trace, &product.id.to_string(), &event).await?;
         }
         Change::ReservationHeld(reservation) => {
             let event = InventoryReserved {
                 reservation: Some(reservation.clone().into()),
             };
-            Outbox::append(conn, ctx, &reservation.id.to_string(), &event).await?;
+            Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;
         }
         Change::ReservationReleased(reservation) => {
             let event = InventoryReleased {
                 reservation: Some(reservation.clone().into()),
             };
-            Outbox::append(conn, ctx, &reservation.id.to_string(), &event).await?;
+            Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;
         }
         Change::ReservationCommitted(reservation) => {
             let event = InventoryCommitted {
                 reservation: Some(reservation.clone().into()),
             };
-            Outbox::append(conn, ctx, &reservation.id.to_string(), &event).await?;
+            Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;
         }
         Change::ReservationExpired(id) => {
             let event = InventoryExpired {
                 reservation_id: id.to_string(),
             };
-            Outbox::append(conn, ctx, &id.to_string(), &event).await?;
+            Outbox::append(conn, trace, &id.to_string(), &event).await?;
         }
         Change::CategoryCreated(_) | Change::StockSet { .. } => {
             tracing::trace!(?change, "change not published");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser as _;
 use rpc::MethodDescriptor;
 use serde_json::{Value, json};
-use testkit::{NatsServer, RedisServer, Running, TestDatabase};
+use testkit::{AppTask, NatsServer, RedisServer, ServiceTask, TestDatabase};
 
 pub const ADMIN_ID: &str = "admin-1";
 pub const CUSTOMER_ID: &str = "customer-1";
@@ -36,8 +36,8 @@ pub struct TestApp {
     pub signing_key: auth::SigningKey,
     /// A client of the test's NATS server, to watch what reaches it.
     pub nats: async_nats::Client,
-    gateway: Option<Running>,
-    product: Option<Running>,
+    gateway: Option<AppTask>,
+    product: Option<ServiceTask>,
     jwks_dir: PathBuf,
     // Dropped after the applications.
     redis: Option<RedisServer>,
@@ -66,11 +66,8 @@ impl TestApp {
             config.postgres.database_url = Some(database.url().to_owned());
             config.service.admin_addr = Some(([127, 0, 0, 1], 0).into());
             config.seed_demo_catalog = false;
-            let application = product_service::Application::build(config)
-                .await
-                .expect("starting the product service");
-            let running = Running::spawn("product-service", |signal| application.run_until(signal));
-            (Some(running), Some(database))
+            let product = ServiceTask::start(product_service::start(config)).await;
+            (Some(product), Some(database))
         } else {
             (None, None)
         };
@@ -102,7 +99,7 @@ impl TestApp {
             .await
             .expect("starting the gateway");
         let address = format!("http://{}", application.local_addr());
-        let gateway = Running::spawn("gateway", |signal| application.run_until(signal));
+        let gateway = AppTask::spawn("gateway", |signal| application.run_until(signal));
 
         Self {
             address,

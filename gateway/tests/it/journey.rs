@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{NatsServer, RedisServer, Running, TestDatabase};
+use testkit::{AppTask, NatsServer, RedisServer, ServiceTask, TestDatabase};
 
 /// The key the auth service signs with; the test mints an admin token with it, as
 /// `cargo xtask dev-token` does in the dev stack.
@@ -19,8 +19,9 @@ struct Platform {
     address: String,
     http: reqwest::Client,
     signing_key: auth::SigningKey,
-    /// Stopped in this order: the gateway first, then the services.
-    running: Vec<Running>,
+    /// Stopped first, then the services in order.
+    gateway: AppTask,
+    services: Vec<ServiceTask>,
     _key_dir: KeyDir,
     _databases: Vec<TestDatabase>,
     _redis: RedisServer,
@@ -65,27 +66,21 @@ impl Platform {
         auth_config.redis.redis_url = redis.url().to_owned();
         auth_config.postgres.database_url = Some(auth_db.url().to_owned());
         auth_config.service.admin_addr = admin_addr;
-        let auth = auth_service::Application::build(auth_config)
-            .await
-            .expect("starting the auth service");
+        let auth = ServiceTask::start(auth_service::start(auth_config)).await;
 
         let mut user_config =
             user_service::Config::try_parse_from(["user-service"]).expect("user config");
         user_config.nats.nats_url = nats.url().to_owned();
         user_config.postgres.database_url = Some(user_db.url().to_owned());
         user_config.service.admin_addr = admin_addr;
-        let user = user_service::Application::build(user_config)
-            .await
-            .expect("starting the user service");
+        let user = ServiceTask::start(user_service::start(user_config)).await;
 
         let mut address_config =
             address_service::Config::try_parse_from(["address-service"]).expect("address config");
         address_config.nats.nats_url = nats.url().to_owned();
         address_config.postgres.database_url = Some(address_db.url().to_owned());
         address_config.service.admin_addr = admin_addr;
-        let address_app = address_service::Application::build(address_config)
-            .await
-            .expect("starting the address service");
+        let address_app = ServiceTask::start(address_service::start(address_config)).await;
 
         let gateway_config = gateway::Config::try_parse_from([
             "gateway",
@@ -105,17 +100,14 @@ impl Platform {
             .expect("starting the gateway");
         let address = format!("http://{}", gateway.local_addr());
 
-        let running = vec![
-            Running::spawn("gateway", |signal| gateway.run_until(signal)),
-            Running::spawn("address", |signal| address_app.run_until(signal)),
-            Running::spawn("user", |signal| user.run_until(signal)),
-            Running::spawn("auth", |signal| auth.run_until(signal)),
-        ];
+        let gateway = AppTask::spawn("gateway", |signal| gateway.run_until(signal));
+        let services = vec![address_app, user, auth];
         Self {
             address,
             http: reqwest::Client::new(),
             signing_key,
-            running,
+            gateway,
+            services,
             _key_dir: key_dir,
             _databases: vec![auth_db, user_db, address_db],
             _redis: redis,
@@ -124,8 +116,9 @@ impl Platform {
     }
 
     async fn stop(self) {
-        for running in self.running {
-            running.stop().await;
+        self.gateway.stop().await;
+        for service in self.services {
+            service.stop().await;
         }
     }
 

@@ -211,7 +211,7 @@ async fn two_replicas_with_leases_never_allow_more_than_the_shared_bucket() {
     .unwrap();
     let second = gateway::Application::build(config).await.unwrap();
     let second_url = format!("http://{}", second.local_addr());
-    let second = testkit::Running::spawn("second gateway", |signal| second.run_until(signal));
+    let second = testkit::AppTask::spawn("second gateway", |signal| second.run_until(signal));
 
     let path = product_path(&uuid::Uuid::now_v7().to_string());
     let mut allowed = 0;

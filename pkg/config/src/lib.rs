@@ -140,8 +140,8 @@ impl OutboxArgs {
 /// The admin HTTP port (health and metrics) and the logging set-up.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServiceArgs {
-    /// Address of the admin HTTP server (/health/live, /health/ready, /metrics); each binary
-    /// has its own default port on 127.0.0.1.
+    /// Address of the admin HTTP server (/health/live, /health/ready, /metrics); a free port
+    /// on 127.0.0.1 when not given.
     #[arg(long = "admin-addr", env = "ADMIN_ADDR")]
     pub admin_addr: Option<SocketAddr>,
     /// Requests one endpoint handles at once per replica.
@@ -159,9 +159,12 @@ pub struct ServiceArgs {
 }
 
 impl ServiceArgs {
-    pub fn admin_addr_or(&self, default_port: u16) -> SocketAddr {
+    /// The configured admin address, or a free port on 127.0.0.1 (the service logs the one it
+    /// bound). The dev stack and docker-compose give each service the port
+    /// `apps/services.toml` lists, so that file is the only place admin ports are written.
+    pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -1,9 +1,20 @@
 //! Consumers: durable pull consumers with explicit acks, one per (service, event type).
 //!
-//! A handler receives the typed event ([`Delivery`]) and an [`AckGuard`], and must decide:
-//! `ack()` on success, `nak(..)` on a retryable failure, `term(reason)` on a permanent one.
-//! A guard dropped undecided (an early return, a `?`, a panic) naks with the backoff delay, so
-//! no message is ever left to its ack timeout silently: wadm's `ScopedMessage` is the model.
+//! Most handlers return an [`Outcome`] and the runtime decides the message: [`Outcome::Done`]
+//! acks, [`Outcome::Retry`] naks with the backoff delay (or the one given), and
+//! [`Outcome::GiveUp`] terminates it, so it goes to the dead letters with the reason. The
+//! runtime logs each retry, each give-up and each acknowledgement that could not be sent; a
+//! handler logs nothing about the message's fate. [`Consumer::new`] makes such a consumer.
+//!
+//! A handler that must decide at a moment of its own choosing (acknowledge before a slow
+//! follow-up, say) takes the [`AckGuard`] instead ([`Consumer::with_guard`]) and calls
+//! `ack()`, `nak(..)` or `term(reason)`. A guard dropped undecided (an early return, a `?`, a
+//! panic) naks with the backoff delay, so no message is ever left to its ack timeout silently:
+//! wadm's `ScopedMessage` is the model.
+//!
+//! A [`Consumer`] is a value until it is started: a service hands it to its host, which
+//! creates the durable (so a start-up failure surfaces before the service serves) and
+//! cancels it at shutdown after requests are drained.
 //!
 //! Redelivery follows the consumer's backoff schedule (also its per-delivery ack wait) up to
 //! `max_deliver` attempts. While a handler runs, the runtime tells JetStream it is still
@@ -26,6 +37,7 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::pull};
 use async_nats::{HeaderMap, Subject};
 use futures::StreamExt as _;
+use futures::future::BoxFuture;
 use telemetry::propagation::TraceHeaders;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
@@ -119,6 +131,71 @@ impl<E> Delivery<E> {
 #[derive(Debug, thiserror::Error)]
 #[error("acknowledging a message: {0}")]
 pub struct AckError(String);
+
+/// What a handler made of one event; the runtime acks, naks or terminates accordingly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The effect happened (or had happened before): acknowledge.
+    Done,
+    /// It failed for a reason that may pass (a database or a service unavailable): deliver
+    /// it again after `after`, or after the backoff schedule's delay when `None`.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// It can never succeed (a malformed payload, a reference to nothing): no redelivery;
+    /// it goes to the dead letters with `reason`.
+    GiveUp { reason: String },
+}
+
+impl Outcome {
+    /// Retry after the backoff schedule's delay, because of `reason` (an error, usually).
+    pub fn retry(reason: impl std::fmt::Display) -> Self {
+        Self::Retry {
+            reason: reason.to_string(),
+            after: None,
+        }
+    }
+
+    /// Give up on the message because of `reason`.
+    pub fn give_up(reason: impl std::fmt::Display) -> Self {
+        Self::GiveUp {
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Decides `guard` by this outcome and logs what needs an operator's eye: a retry, a
+    /// give-up, an acknowledgement that could not be sent. Runs in the handler's span, which
+    /// names the consumer and the event.
+    pub async fn decide(self, guard: AckGuard) {
+        let (decision, sent) = match self {
+            Outcome::Done => ("ack", guard.ack().await),
+            Outcome::Retry { reason, after } => {
+                tracing::warn!(%reason, "handling an event failed; it will be delivered again");
+                ("nak", guard.nak(after).await)
+            }
+            Outcome::GiveUp { reason } => {
+                tracing::warn!(%reason, "giving up on an event; it goes to the dead letters");
+                ("term", guard.term(&reason).await)
+            }
+        };
+        if let Err(error) = sent {
+            // Without the acknowledgement the message comes back after its ack wait, which a
+            // consumer's idempotence makes harmless.
+            tracing::warn!(%error, decision, "sending the decision about an event");
+        }
+    }
+}
+
+impl<E: std::fmt::Display> From<Result<(), E>> for Outcome {
+    /// `Ok` is done; an error is retried.
+    fn from(result: Result<(), E>) -> Self {
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(error) => Outcome::retry(error),
+        }
+    }
+}
 
 /// The decision about one message. Exactly one of `ack`, `nak`, `term`; dropping it undecided
 /// naks with the backoff delay.
@@ -233,84 +310,150 @@ fn term_body(reason: &str) -> bytes::Bytes {
     }
 }
 
-/// Runs the handler of one event type for one consuming service.
-pub struct Consumer<E>(PhantomData<E>);
+type Start = Box<
+    dyn FnOnce(
+            jetstream::Context,
+            CancellationToken,
+        ) -> BoxFuture<'static, anyhow::Result<JoinHandle<()>>>
+        + Send,
+>;
 
-impl<E: api::Event> Consumer<E> {
-    /// Creates (or updates) the durable consumer and starts handling messages until `cancel`
-    /// fires. The durable exists and the dead-letter watch is subscribed when this returns.
-    pub async fn spawn<F, Fut>(
-        jetstream: jetstream::Context,
-        config: ConsumerConfig,
-        cancel: CancellationToken,
-        handler: F,
-    ) -> anyhow::Result<JoinHandle<()>>
+/// The handler of one event type for one consuming service, ready to start. A service hands
+/// it to its host, which starts it with [`Consumer::start`].
+#[must_use = "a consumer does nothing until it is started"]
+pub struct Consumer {
+    name: String,
+    start: Start,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// A consumer of `E` whose handler returns its [`Outcome`] (or a `Result<(), _>`: `Ok`
+    /// is done, an error is retried).
+    pub fn new<E, F, Fut, O>(config: ConsumerConfig, handler: F) -> Self
     where
+        E: api::Event,
+        F: Fn(Delivery<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+        O: Into<Outcome>,
+    {
+        Self::with_guard(config, move |delivery: Delivery<E>, guard: AckGuard| {
+            let outcome = handler(delivery);
+            async move { outcome.await.into().decide(guard).await }
+        })
+    }
+
+    /// A consumer of `E` whose handler decides each message itself through its [`AckGuard`].
+    pub fn with_guard<E, F, Fut>(config: ConsumerConfig, handler: F) -> Self
+    where
+        E: api::Event,
         F: Fn(Delivery<E>, AckGuard) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let descriptor = E::DESCRIPTOR;
-        let durable = names::durable_name(&config.consumer, descriptor)?;
-        anyhow::ensure!(
-            config.max_deliver > config.backoff.len() as i64,
-            "consumer {durable}: max_deliver must be more than the backoff steps"
-        );
-        let stream_name = names::stream_of(descriptor);
-        streams::ensure_exists(&jetstream, descriptor.domain).await?;
-        streams::ensure_dead_letters(&jetstream, &streams::StreamSettings::dead_letters()).await?;
-        let stream = jetstream
-            .get_stream(&stream_name)
-            .await
-            .with_context(|| format!("opening stream {stream_name}"))?;
-        let max_in_flight = config.max_in_flight.max(1);
-        let consumer = stream
-            .create_consumer(pull::Config {
-                durable_name: Some(durable.clone()),
-                description: Some(format!("{} consumes {}", config.consumer, descriptor.name)),
-                filter_subject: names::filter_subject(descriptor),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                ack_wait: config.ack_wait(1),
-                max_deliver: config.max_deliver,
-                backoff: config.backoff.clone(),
-                max_ack_pending: (max_in_flight * 2) as i64,
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("creating consumer {durable} on {stream_name}"))?;
-
-        let client = jetstream.client();
-        let watch = dead_letter::Watch::subscribe(&client, &stream_name, &durable).await?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(max_in_flight)
-            .heartbeat(Duration::from_secs(5))
-            .messages()
-            .await
-            .with_context(|| format!("pulling from consumer {durable}"))?;
-
-        let runtime = Arc::new(Runtime {
-            config,
-            durable: durable.clone(),
-            client,
-            handler,
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            _event: PhantomData,
-        });
-        let lag = spawn_lag_sampler(
-            consumer,
-            durable.clone(),
-            runtime.config.lag_sample_interval,
-            cancel.clone(),
-        );
-        let dead_letters = watch.spawn(jetstream.clone(), cancel.clone());
-        Ok(tokio::spawn(async move {
-            runtime.run(messages, cancel).await;
-            let _ = lag.await;
-            let _ = dead_letters.await;
-            tracing::debug!(consumer = %durable, "consumer stopped");
-        }))
+        Self {
+            name: format!("{} consumer of {}", config.consumer, E::DESCRIPTOR.name),
+            start: Box::new(move |jetstream, cancel| {
+                Box::pin(spawn::<E, F, Fut>(jetstream, config, cancel, handler))
+            }),
+        }
     }
+
+    /// "user consumer of user.registered", for logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates (or updates) the durable consumer and starts handling messages until `cancel`
+    /// fires. The durable exists and the dead-letter watch is subscribed when this returns;
+    /// the task ends once the handlers in flight have decided their messages.
+    pub async fn start(
+        self,
+        jetstream: jetstream::Context,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        (self.start)(jetstream, cancel).await
+    }
+}
+
+async fn spawn<E, F, Fut>(
+    jetstream: jetstream::Context,
+    config: ConsumerConfig,
+    cancel: CancellationToken,
+    handler: F,
+) -> anyhow::Result<JoinHandle<()>>
+where
+    E: api::Event,
+    F: Fn(Delivery<E>, AckGuard) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let descriptor = E::DESCRIPTOR;
+    let durable = names::durable_name(&config.consumer, descriptor)?;
+    anyhow::ensure!(
+        config.max_deliver > config.backoff.len() as i64,
+        "consumer {durable}: max_deliver must be more than the backoff steps"
+    );
+    let stream_name = names::stream_of(descriptor);
+    streams::ensure_exists(&jetstream, descriptor.domain).await?;
+    streams::ensure_dead_letters(&jetstream, &streams::StreamSettings::dead_letters()).await?;
+    let stream = jetstream
+        .get_stream(&stream_name)
+        .await
+        .with_context(|| format!("opening stream {stream_name}"))?;
+    let max_in_flight = config.max_in_flight.max(1);
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.clone()),
+            description: Some(format!("{} consumes {}", config.consumer, descriptor.name)),
+            filter_subject: names::filter_subject(descriptor),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_wait: config.ack_wait(1),
+            max_deliver: config.max_deliver,
+            backoff: config.backoff.clone(),
+            max_ack_pending: (max_in_flight * 2) as i64,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating consumer {durable} on {stream_name}"))?;
+
+    let client = jetstream.client();
+    let watch = dead_letter::Watch::subscribe(&client, &stream_name, &durable).await?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(max_in_flight)
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .with_context(|| format!("pulling from consumer {durable}"))?;
+
+    let runtime = Arc::new(Runtime {
+        config,
+        durable: durable.clone(),
+        client,
+        handler,
+        in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        _event: PhantomData,
+    });
+    let lag = spawn_lag_sampler(
+        consumer,
+        durable.clone(),
+        runtime.config.lag_sample_interval,
+        cancel.clone(),
+    );
+    let dead_letters = watch.spawn(jetstream.clone(), cancel.clone());
+    Ok(tokio::spawn(async move {
+        runtime.run(messages, cancel).await;
+        let _ = lag.await;
+        let _ = dead_letters.await;
+        tracing::debug!(consumer = %durable, "consumer stopped");
+    }))
 }
 
 struct Runtime<E, F> {

@@ -11,8 +11,10 @@
 //! - **Publishing** goes through the transactional outbox: a service calls
 //!   [`Outbox::append`] inside the transaction of its change, and the [`Relay`] publishes the
 //!   rows in commit order with `Nats-Msg-Id` = row id, marks them, and prunes them later.
-//! - **Consuming** ([`Consumer`]) hands each handler a typed [`Delivery`] and an [`AckGuard`]
-//!   that naks when dropped undecided; [`inbox::record`] makes a handler's effect happen once.
+//! - **Consuming** ([`Consumer`]) hands each handler a typed [`Delivery`]; the handler returns
+//!   an [`Outcome`] (done, retry, give up) and the runtime acks, naks or terminates and logs,
+//!   or, where a handler needs it, decides through an [`AckGuard`] that naks when dropped
+//!   undecided. [`inbox::record`] makes a handler's effect happen once.
 //! - **Dead letters** ([`dead_letter`]): what exhausts its deliveries or is terminated is kept
 //!   in the `DEAD_LETTERS` stream with the reason, and can be listed and redriven.
 //!
@@ -32,10 +34,11 @@ pub mod outbox;
 pub mod relay;
 pub mod streams;
 
-pub use consumer::{AckError, AckGuard, Consumer, ConsumerConfig, Delivery};
+pub use consumer::{AckError, AckGuard, Consumer, ConsumerConfig, Delivery, Outcome};
 pub use outbox::{Outbox, OutboxError};
 pub use relay::{Relay, RelayConfig};
 pub use streams::StreamSettings;
+pub use telemetry::propagation::TraceHeaders;
 
 use sqlx::PgPool;
 

@@ -10,6 +10,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
+use telemetry::propagation::TraceHeaders;
 use uuid::Uuid;
 
 use crate::{headers, names};
@@ -42,10 +43,15 @@ impl Outbox {
     /// Append after the write that locks the aggregate's row: then two changes of one
     /// aggregate append in commit order, which is the order the relay publishes in.
     ///
+    /// `trace` is the trace context of the request that made the change (`ctx.trace()` in a
+    /// handler), so a consumer's span joins that request's trace. Work no request started
+    /// (seeding, a sweeper, a saga step) passes [`TraceHeaders::default`]: the current span's
+    /// context is used when there is one.
+    ///
     /// Returns the event id (UUID v7), which is also its `Nats-Msg-Id`.
     pub async fn append<E: api::Event>(
         conn: &mut PgConnection,
-        ctx: &rpc::Context,
+        trace: &TraceHeaders,
         aggregate_id: &str,
         payload: &E,
     ) -> Result<Uuid, OutboxError> {
@@ -56,7 +62,7 @@ impl Outbox {
             source,
         })?;
         let id = Uuid::now_v7();
-        let headers = event_headers(descriptor, id, aggregate_id, ctx);
+        let headers = event_headers(descriptor, id, aggregate_id, trace);
         sqlx::query(
             "INSERT INTO events_outbox (id, aggregate_id, event_name, subject, payload, headers) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -82,7 +88,7 @@ fn event_headers(
     descriptor: &api::EventDescriptor,
     id: Uuid,
     aggregate_id: &str,
-    ctx: &rpc::Context,
+    trace: &TraceHeaders,
 ) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
     map.insert(headers::EVENT_ID.to_owned(), id.to_string());
@@ -95,10 +101,10 @@ fn event_headers(
     map.insert(headers::AGGREGATE_ID.to_owned(), aggregate_id.to_owned());
     map.insert(headers::CONTENT_TYPE.to_owned(), headers::JSON.to_owned());
     // The trace context of the change, so a consumer's span joins the request's trace.
-    let mut trace = HeaderMap::new();
-    telemetry::propagation::inject_current(&mut trace, ctx.trace());
+    let mut carried = HeaderMap::new();
+    telemetry::propagation::inject_current(&mut carried, trace);
     for name in [headers::TRACEPARENT, headers::TRACESTATE] {
-        if let Some(value) = trace.get(name) {
+        if let Some(value) = carried.get(name) {
             map.insert(name.to_owned(), value.as_str().to_owned());
         }
     }
@@ -237,12 +243,12 @@ mod tests {
 
     #[test]
     fn stored_headers_name_the_event_and_carry_the_trace() {
-        let ctx = rpc::Context::background().with_trace(telemetry::propagation::TraceHeaders {
+        let trace = TraceHeaders {
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             tracestate: None,
-        });
+        };
         let id = Uuid::now_v7();
-        let map = event_headers(api::product::ProductCreated::DESCRIPTOR, id, "p1", &ctx);
+        let map = event_headers(api::product::ProductCreated::DESCRIPTOR, id, "p1", &trace);
         assert_eq!(map[headers::EVENT_TYPE], "product.created");
         assert_eq!(map[headers::EVENT_VERSION], "1");
         assert_eq!(map[headers::PRODUCER], "product");

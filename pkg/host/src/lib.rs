@@ -1,32 +1,41 @@
-//! The lifecycle every service shares, written once: a [`Host`] owns the admin port (health
-//! and metrics), the rpc service on NATS, the service's background tasks, and the order in
-//! which all of them stop.
-//!
-//! A service builds its own state (pools, caches, handlers), then hands the host what must run
-//! and what must be released:
+//! The host every service runs in: it owns a service's wiring, so a service's `lib.rs` is the
+//! list of what the service has and nothing else.
 //!
 //! ```no_run
-//! # async fn example(nats: async_nats::Client) -> anyhow::Result<()> {
-//! let running = host::Host::new("example", nats)
-//!     .check(telemetry::admin::check_fn("cache", || async { Ok(()) }))
-//!     .background("sweeper", |cancel| {
-//!         tokio::spawn(async move { cancel.cancelled().await })
-//!     })
-//!     .on_shutdown(async { /* pool.close().await */ })
-//!     .start(rpc::Service::new("example", "0.1.0"), "127.0.0.1:0".parse()?)
-//!     .await?;
-//! running.run_until(telemetry::shutdown_signal()).await
+//! # async fn example(
+//! #     nats: config::NatsArgs,
+//! #     service: config::ServiceArgs,
+//! #     postgres: config::PostgresArgs,
+//! #     outbox: config::OutboxArgs,
+//! #     migrator: &'static sqlx::migrate::Migrator,
+//! #     contract: &'static rpc::ServiceDescriptor,
+//! # ) -> anyhow::Result<()> {
+//! let mut host = host::Host::connect(contract, &nats, &service).await?;
+//! let pool = host.postgres(&postgres, migrator).await?;
+//! host.outbox(&pool, &outbox).await?;
+//! host.background("sweeper", |cancel| tokio::spawn(async move { cancel.cancelled().await }));
+//! let serving = host.serve(Vec::new()).await?;
+//! serving.run_until(telemetry::shutdown_signal()).await
 //! # }
 //! ```
 //!
-//! Shutdown runs in one order, always: stop taking requests and answer those in flight, cancel
-//! the background tasks and wait for them, stop the admin server, flush NATS (the last replies
-//! may still sit in the client's buffer), then run the `on_shutdown` hooks in the order they
-//! were added (closing pools comes last, after nothing can use them any more).
+//! Start-up runs in one order: connect to NATS (as `<service>-service`), then each store as the
+//! service asks for it (a PostgreSQL pool is migrated, and its readiness check and close hook
+//! are registered with it), then, in [`Host::serve`], bind the admin port, create every
+//! consumer's durable, register the rpc service and start the background tasks (the outbox
+//! relay among them). When `serve` returns, requests are served and events consumed.
 //!
-//! It must never know about a particular service, a store, or a contract: it takes checks,
-//! tasks and hooks as values. It never reads configuration or the environment either; the
-//! service passes the addresses it was configured with.
+//! Shutdown runs in one order too ([`Serving::run_until`]): stop taking requests and answer
+//! those in flight, cancel the consumers and background tasks and wait for them (a consumer's
+//! handlers in flight decide their messages), stop the admin server, flush NATS (the last
+//! replies may still sit in the client's buffer), then run the shutdown hooks in the order
+//! they were added (closing pools comes last, after nothing can use them any more).
+//!
+//! It must never know about a particular service or contract: those come in as descriptors,
+//! endpoints, consumers and tasks. It reads no environment: the service passes the argument
+//! groups it was configured with.
+
+mod serving;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,151 +47,224 @@ use telemetry::admin::{AdminServer, Check};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The request limits a service was configured with: `--max-in-flight` per endpoint and
-/// `--request-timeout-ms` for requests that come without a deadline.
-pub fn limits(args: &config::ServiceArgs) -> rpc::Limits {
-    rpc::Limits {
-        max_in_flight_per_endpoint: args.max_in_flight,
-        default_timeout: args.request_timeout(),
-        ..rpc::Limits::default()
-    }
-}
+pub use serving::Serving;
 
 type Starter = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
 
-/// What a service runs, collected before it starts. See the crate docs for the order of
-/// start-up and shutdown.
-#[must_use = "a Host does nothing until `start` is called"]
+/// A service being put together: its NATS connection, its stores, consumers and tasks.
+/// [`Host::serve`] starts it.
+#[must_use = "a Host does nothing until `serve` is called"]
 pub struct Host {
-    name: String,
+    contract: &'static rpc::ServiceDescriptor,
     nats: async_nats::Client,
+    limits: rpc::Limits,
+    admin_addr: SocketAddr,
     checks: Vec<Arc<dyn Check>>,
+    consumers: Vec<events::Consumer>,
     background: Vec<(String, Starter)>,
     on_shutdown: Vec<BoxFuture<'static, ()>>,
 }
 
 impl Host {
-    /// A host for the service `name` (used in logs) on the NATS connection `nats`, which
-    /// serves the rpc endpoints and is the readiness check "nats".
+    /// Connects to NATS for the service `contract` describes (the client is named
+    /// `<service>-service` in `nats server report connections`), with the admin address and
+    /// request limits of `args`.
     ///
-    /// It installs the Prometheus recorder, so create it before the service records metrics.
-    pub fn new(name: impl Into<String>, nats: async_nats::Client) -> Self {
+    /// It installs the Prometheus recorder, so the service's metrics are recorded from here on.
+    pub async fn connect(
+        contract: &'static rpc::ServiceDescriptor,
+        nats: &config::NatsArgs,
+        args: &config::ServiceArgs,
+    ) -> anyhow::Result<Self> {
+        telemetry::metrics();
+        let client = nats.connect(&format!("{}-service", contract.name)).await?;
+        Ok(Self::with_connection(contract, client, args))
+    }
+
+    /// Like [`Host::connect`], on a NATS connection the caller made.
+    pub fn with_connection(
+        contract: &'static rpc::ServiceDescriptor,
+        nats: async_nats::Client,
+        args: &config::ServiceArgs,
+    ) -> Self {
         telemetry::metrics();
         Self {
-            name: name.into(),
+            contract,
             checks: vec![telemetry::admin::nats_check(nats.clone())],
             nats,
+            limits: limits(args),
+            admin_addr: args.admin_addr(),
+            consumers: Vec::new(),
             background: Vec::new(),
             on_shutdown: Vec::new(),
         }
     }
 
-    /// Adds a readiness check to `/health/ready` (PostgreSQL, Redis ...).
-    pub fn check(mut self, check: Arc<dyn Check>) -> Self {
-        self.checks.push(check);
-        self
+    /// The service's name: `product`.
+    pub fn name(&self) -> &'static str {
+        self.contract.name
     }
 
-    /// A task that runs while the service serves. `start` calls `spawn` once the rpc service
-    /// is registered; it must start the task (`tokio::spawn`) and return its handle. The task
-    /// must end soon after its token is cancelled, which happens once requests are drained.
+    /// The NATS connection, for clients of other services.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    /// JetStream on the service's connection.
+    pub fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.nats.clone())
+    }
+
+    /// The service's PostgreSQL database (`args`' URL, or the database named like the service
+    /// on the dev stack's server), created if missing and migrated by `migrator`. Its
+    /// readiness check is added, and the pool is closed at the very end of shutdown.
+    pub async fn postgres(
+        &mut self,
+        args: &config::PostgresArgs,
+        migrator: &'static sqlx::migrate::Migrator,
+    ) -> anyhow::Result<sqlx::PgPool> {
+        let pool = store::postgres::connect(
+            &args.url_or_default(self.contract.name),
+            args.max_connections,
+            migrator,
+        )
+        .await
+        .context("connecting to PostgreSQL")?;
+        self.checks.push(store::postgres::check(pool.clone()));
+        let closing = pool.clone();
+        self.on_shutdown
+            .push(Box::pin(async move { closing.close().await }));
+        Ok(pool)
+    }
+
+    /// Redis at `args`' URL, with its readiness check.
+    pub async fn redis(
+        &mut self,
+        args: &config::RedisArgs,
+    ) -> anyhow::Result<redis::aio::ConnectionManager> {
+        let redis = store::redis::connect(&args.redis_url)
+            .await
+            .context("connecting to Redis")?;
+        self.checks.push(store::redis::check(redis.clone()));
+        Ok(redis)
+    }
+
+    /// The MongoDB database at `url` (the one the URL names, or one named like the service),
+    /// with its readiness check; the client shuts down at the end of shutdown.
+    #[cfg(feature = "mongo")]
+    pub async fn mongo(&mut self, url: &str) -> anyhow::Result<mongodb::Database> {
+        let client = store::mongo::connect(url).await?;
+        let database = client
+            .default_database()
+            .unwrap_or_else(|| client.database(self.contract.name));
+        self.checks.push(store::mongo::check(client.clone()));
+        self.on_shutdown
+            .push(Box::pin(async move { client.shutdown().await }));
+        Ok(database)
+    }
+
+    /// Makes the service a producer of the events its contract declares: the outbox tables in
+    /// `pool`'s database and the event streams now, and the relay that publishes the outbox
+    /// while the service runs. Events still in the outbox at shutdown are published by the
+    /// next relay to run.
+    pub async fn outbox(
+        &mut self,
+        pool: &sqlx::PgPool,
+        args: &config::OutboxArgs,
+    ) -> anyhow::Result<()> {
+        let jetstream = self.jetstream();
+        events::prepare_producer(pool, &jetstream, self.contract.name).await?;
+        let config = events::RelayConfig::configured(self.contract.name, args);
+        let pool = pool.clone();
+        self.background("outbox relay", move |cancel| {
+            events::Relay::spawn(pool, jetstream, config, cancel)
+        });
+        Ok(())
+    }
+
+    /// An event consumer. Its durable is created when the service starts (a failure stops the
+    /// start), and it stops after requests are drained.
+    pub fn consumer(&mut self, consumer: events::Consumer) {
+        self.consumers.push(consumer);
+    }
+
+    /// A task that runs while the service serves. [`Host::serve`] calls `spawn` once the rpc
+    /// service is registered; it must start the task (`tokio::spawn`) and return its handle.
+    /// The task must end soon after its token is cancelled, which happens once requests are
+    /// drained.
     pub fn background(
-        mut self,
+        &mut self,
         name: impl Into<String>,
         spawn: impl FnOnce(CancellationToken) -> JoinHandle<()> + Send + 'static,
-    ) -> Self {
+    ) {
         self.background.push((name.into(), Box::new(spawn)));
-        self
     }
 
-    /// Work for the very end of shutdown, after requests, background tasks and the admin
-    /// server have stopped and NATS is flushed: closing a pool, flushing a buffer.
-    pub fn on_shutdown(mut self, hook: impl Future<Output = ()> + Send + 'static) -> Self {
+    /// Adds a readiness check to `/health/ready`, beside those of the stores.
+    pub fn check(&mut self, check: Arc<dyn Check>) {
+        self.checks.push(check);
+    }
+
+    /// Work for the very end of shutdown, after requests, consumers, background tasks and the
+    /// admin server have stopped and NATS is flushed.
+    pub fn on_shutdown(&mut self, hook: impl Future<Output = ()> + Send + 'static) {
         self.on_shutdown.push(Box::pin(hook));
-        self
     }
 
-    /// Binds the admin port on `admin_addr` (port 0 picks a free one), registers `service` on
-    /// NATS and starts the background tasks. Requests are served once this returns.
-    pub async fn start(
-        self,
-        service: rpc::Service,
-        admin_addr: SocketAddr,
-    ) -> anyhow::Result<Running> {
-        let admin = AdminServer::bind(admin_addr, self.checks).await?;
+    /// Binds the admin port, starts the consumers, registers the contract's service with
+    /// `endpoints` on NATS and starts the background tasks. Requests are served once this
+    /// returns; if any step fails, what was started is stopped again.
+    pub async fn serve(self, endpoints: Vec<rpc::Endpoint>) -> anyhow::Result<Serving> {
+        let name = self.contract.name;
+        let jetstream = self.jetstream();
+        let admin = AdminServer::bind(self.admin_addr, self.checks).await?;
         let admin_addr = admin.local_addr();
-        let service = service
+        let stop = CancellationToken::new();
+        // Stops whatever started if a later step fails.
+        let stop_on_failure = stop.clone().drop_guard();
+
+        let mut tasks = Vec::new();
+        for consumer in self.consumers {
+            let consumer_name = consumer.name().to_owned();
+            let task = consumer
+                .start(jetstream.clone(), stop.child_token())
+                .await
+                .with_context(|| format!("starting the {consumer_name}"))?;
+            tasks.push((consumer_name, task));
+        }
+        let service = rpc::Service::of(self.contract)
+            .endpoints(endpoints)
+            .limits(self.limits)
             .start(self.nats.clone())
             .await
-            .with_context(|| format!("starting the {} service", self.name))?;
-        let stop = CancellationToken::new();
+            .with_context(|| format!("starting the {name} service"))?;
         let admin = tokio::spawn(admin.run_until(stop.clone().cancelled_owned()));
-        let background = self
-            .background
-            .into_iter()
-            .map(|(name, spawn)| (name, spawn(stop.child_token())))
-            .collect();
-        Ok(Running {
-            name: self.name,
+        tasks.extend(
+            self.background
+                .into_iter()
+                .map(|(task_name, spawn)| (task_name, spawn(stop.child_token()))),
+        );
+        stop_on_failure.disarm();
+        tracing::info!(service = name, %admin_addr, "serving");
+        Ok(Serving {
+            name,
             nats: self.nats,
             service,
             admin,
             admin_addr,
-            background,
+            tasks,
             on_shutdown: self.on_shutdown,
             stop,
         })
     }
 }
 
-/// A started service: registered on NATS, admin port bound, background tasks running.
-#[must_use = "dropping Running leaves the service serving without an orderly shutdown"]
-pub struct Running {
-    name: String,
-    nats: async_nats::Client,
-    service: rpc::RunningService,
-    admin: JoinHandle<anyhow::Result<()>>,
-    admin_addr: SocketAddr,
-    background: Vec<(String, JoinHandle<()>)>,
-    on_shutdown: Vec<BoxFuture<'static, ()>>,
-    stop: CancellationToken,
-}
-
-impl Running {
-    /// Where the admin server (health and metrics) listens.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
-    }
-
-    /// Serves until `shutdown` completes, then stops in the order the crate docs give. A task
-    /// that panicked is logged, not returned: the requests were answered, and the remaining
-    /// steps must still run.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let served = self.service.run_until(shutdown).await;
-        self.stop.cancel();
-        for (name, task) in self.background {
-            if let Err(error) = task.await {
-                tracing::warn!(%error, task = %name, "a background task ended abnormally");
-            }
-        }
-        let admin = self
-            .admin
-            .await
-            .context("the admin server ended abnormally")
-            .and_then(|result| result);
-        // The last replies may still sit in the client's write buffer.
-        if let Err(error) = self.nats.flush().await {
-            tracing::warn!(%error, "flushing NATS at shutdown");
-        }
-        for hook in self.on_shutdown {
-            hook.await;
-        }
-        served?;
-        admin?;
-        tracing::info!(service = %self.name, "stopped");
-        Ok(())
+/// The request limits a service was configured with: `--max-in-flight` per endpoint and
+/// `--request-timeout-ms` for requests that come without a deadline.
+fn limits(args: &config::ServiceArgs) -> rpc::Limits {
+    rpc::Limits {
+        max_in_flight_per_endpoint: args.max_in_flight,
+        default_timeout: args.request_timeout(),
+        ..rpc::Limits::default()
     }
 }

@@ -22,5 +22,5 @@ pub use client::{Client, RawReply};
 pub use codec::{Codec, Message};
 pub use context::{Context, Principal, roles};
 pub use error::{Error, ErrorBody, ErrorCode, FieldViolation, Violations};
-pub use method::{Access, MethodDescriptor};
+pub use method::{Access, MethodDescriptor, ServiceDescriptor};
 pub use server::{BoxService, Endpoint, Limits, Reply, Request, RunningService, Service};

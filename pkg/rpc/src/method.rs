@@ -39,3 +39,15 @@ pub struct MethodDescriptor {
     pub request_type: &'static str,
     pub response_type: &'static str,
 }
+
+/// A service contract as NATS micro registers it: generated into the contracts crate, one per
+/// service (`api::product::SERVICE`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServiceDescriptor {
+    /// The NATS micro service name (`product`); also the prefix of its subjects.
+    pub name: &'static str,
+    /// The contract's semver version.
+    pub version: &'static str,
+    /// One sentence, shown by `nats micro ls`.
+    pub description: &'static str,
+}

@@ -146,6 +146,11 @@ impl Service {
         }
     }
 
+    /// The service a contract describes: its name, version and description.
+    pub fn of(contract: &crate::method::ServiceDescriptor) -> Self {
+        Self::new(contract.name, contract.version).description(contract.description)
+    }
+
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.description = description.into();
         self

@@ -16,23 +16,27 @@
 //! `PG_BIN_DIR`), then `<workspace>/.dev/bin/` (filled by `cargo xtask deps`), then `PATH`, and
 //! for PostgreSQL the newest `/usr/lib/postgresql/*/bin`.
 //!
-//! Beside the servers, the machinery every service's integration tests repeat:
-//! [`Running`] runs an application on a task until the test stops it and checks it stopped
+//! Beside the servers, the machinery every service's integration tests would otherwise repeat:
+//! [`Harness`] starts a service under test on the servers its configuration asks for (found
+//! from its clap flags) and reads back its database and events; [`AppTask`] runs any
+//! application (the gateway too) on a task until the test stops it and checks it stopped
 //! cleanly; [`expect_error`] and [`bad_fields`] check the errors a service answers.
 //!
 //! This crate is for tests only: it must never be a dependency of a binary, never use fixed
 //! ports, and never touch data outside the directories it creates.
 
+mod app_task;
 mod binaries;
+mod harness;
 mod nats;
 mod postgres;
 mod process;
 mod redis;
 mod rpc_errors;
-mod running;
 
+pub use app_task::{AppTask, STOP_TIMEOUT, StopSignal};
+pub use harness::{Harness, Servers, ServiceTask};
 pub use nats::NatsServer;
 pub use postgres::{TestDatabase, fresh_database};
 pub use redis::RedisServer;
 pub use rpc_errors::{bad_fields, expect_error};
-pub use running::{Running, STOP_TIMEOUT, StopSignal};

@@ -538,9 +538,9 @@ fn generated_services_build_and_pass_their_tests() {
 }
 
 /// A child process killed when the test ends, whatever happens.
-struct Running(std::process::Child);
+struct KilledOnDrop(std::process::Child);
 
-impl Drop for Running {
+impl Drop for KilledOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -573,7 +573,7 @@ async fn answers_through_the_gateway(root: &Path, package: &str, plural: &str) {
     .unwrap();
     let bin = e2e_target_dir().join("debug");
     let service_admin = free_port();
-    let _service = Running(
+    let _service = KilledOnDrop(
         Command::new(bin.join(package))
             .env("NATS_URL", nats.url())
             .env("REDIS_URL", redis.url())
@@ -584,7 +584,7 @@ async fn answers_through_the_gateway(root: &Path, package: &str, plural: &str) {
             .unwrap(),
     );
     let gateway_port = free_port();
-    let _gateway = Running(
+    let _gateway = KilledOnDrop(
         Command::new(bin.join("gateway"))
             .env("NATS_URL", nats.url())
             .env("REDIS_URL", redis.url())

@@ -31,7 +31,7 @@ async fn the_database_refuses_a_second_default() {
     let first = app.add(&user, address("First")).await;
     app.add(&user, address("Second")).await;
     let result = execute(
-        &app.db,
+        app.db(),
         "UPDATE addresses SET is_default = true WHERE user_id = $1 AND NOT is_default",
         &user,
     )
@@ -50,12 +50,12 @@ async fn the_database_refuses_to_leave_a_user_without_a_default() {
 
     let clear = "UPDATE addresses SET is_default = false WHERE user_id = $1";
     assert_eq!(
-        violated(execute(&app.db, clear, &user).await),
+        violated(execute(app.db(), clear, &user).await),
         "addresses_default_required"
     );
     let delete_default = "DELETE FROM addresses WHERE user_id = $1 AND is_default";
     assert_eq!(
-        violated(execute(&app.db, delete_default, &user).await),
+        violated(execute(app.db(), delete_default, &user).await),
         "addresses_default_required"
     );
     let newcomer = User::signed_up();
@@ -64,7 +64,7 @@ async fn the_database_refuses_to_leave_a_user_without_a_default() {
          VALUES (gen_random_uuid(), $1, 'Nobody', '1 Main St', 'Springfield', '12345', 'US', \
                  false)";
     assert_eq!(
-        violated(execute(&app.db, insert_without_default, &newcomer).await),
+        violated(execute(app.db(), insert_without_default, &newcomer).await),
         "addresses_default_required",
         "a user's only address must be the default"
     );
@@ -72,7 +72,7 @@ async fn the_database_refuses_to_leave_a_user_without_a_default() {
     assert_eq!(app.stored_total().await, 2);
 
     // Moving the default inside one transaction is fine: the check runs at commit.
-    let mut tx = app.db.begin().await.unwrap();
+    let mut tx = app.db().begin().await.unwrap();
     sqlx::query(clear)
         .bind(user.id)
         .execute(&mut *tx)
@@ -90,7 +90,7 @@ async fn the_database_refuses_to_leave_a_user_without_a_default() {
 
     // Deleting every address leaves a user with none, which is allowed.
     let delete_all = "DELETE FROM addresses WHERE user_id = $1";
-    assert_eq!(execute(&app.db, delete_all, &user).await.unwrap(), 2);
+    assert_eq!(execute(app.db(), delete_all, &user).await.unwrap(), 2);
     app.stop().await;
 }
 
@@ -99,7 +99,7 @@ async fn the_database_checks_the_fields_too() {
     let app = TestApp::spawn().await;
     let user = User::signed_up();
     let insert = |country: &'static str, postal_code: &'static str, recipient: String| {
-        let db = app.db.clone();
+        let db = app.db().clone();
         let user_id = user.id;
         async move {
             sqlx::query(

@@ -1,16 +1,12 @@
 //! `TestApp`: the service on private servers, and helpers that read like what a user does.
 
-use std::net::SocketAddr;
-
-use address_service::{Application, Config};
+use address_service::Config;
 use api::address::{
     Address, AddressClient, CreateAddressRequest, DeleteAddressRequest, GetAddressRequest,
     ListAddressesRequest, SetDefaultAddressRequest, UpdateAddressRequest,
 };
-use clap::Parser as _;
 use rpc::{Context, Principal, roles};
-use sqlx::PgPool;
-use testkit::{NatsServer, Running, TestDatabase};
+use testkit::Harness;
 use uuid::Uuid;
 
 pub use testkit::{bad_fields, expect_error};
@@ -68,48 +64,27 @@ pub fn replacement(id: &str) -> UpdateAddressRequest {
     }
 }
 
+/// The address service on private servers (see `testkit::Harness`: `app.db()` ...), with
+/// helpers that read like what a caller does.
 pub struct TestApp {
     pub client: AddressClient,
-    /// The service's own database, for checking what it stored.
-    pub db: PgPool,
-    /// Dropping it stops the application; the servers below are dropped after it, so they
-    /// outlive the application.
-    running: Running,
-    _database: TestDatabase,
-    _nats_server: NatsServer,
+    harness: Harness<Config>,
 }
+
+testkit::deref_to_harness!(TestApp, Config);
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        telemetry::init_for_tests();
-        let nats_server = NatsServer::start().await.expect("starting nats-server");
-        let database = testkit::fresh_database()
-            .await
-            .expect("creating a database");
-        let mut config = Config::try_parse_from(["address-service"]).expect("default config");
-        config.nats.nats_url = nats_server.url().to_owned();
-        config.postgres.database_url = Some(database.url().to_owned());
-        config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        let application = Application::build(config)
-            .await
-            .expect("building the application");
-        let running = Running::spawn("address-service", |signal| application.run_until(signal));
-        let nats = nats_server.connect().await;
-        let db = PgPool::connect(database.url())
-            .await
-            .expect("connecting to the test database");
+        let harness = Harness::start(address_service::start, |_: &mut Config| {}).await;
         Self {
-            client: AddressClient::new(rpc::Client::new(nats)),
-            db,
-            running,
-            _database: database,
-            _nats_server: nats_server,
+            client: AddressClient::new(rpc::Client::new(harness.nats.clone())),
+            harness,
         }
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
     pub async fn stop(self) {
-        self.running.stop().await;
+        self.harness.stop().await;
     }
 
     pub async fn create(
@@ -167,7 +142,7 @@ impl TestApp {
             "SELECT id::text FROM addresses WHERE user_id = $1 AND is_default ORDER BY id",
         )
         .bind(user.id)
-        .fetch_all(&self.db)
+        .fetch_all(self.db())
         .await
         .expect("reading the defaults")
     }
@@ -185,7 +160,7 @@ impl TestApp {
     pub async fn stored_count(&self, user: &User) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM addresses WHERE user_id = $1")
             .bind(user.id)
-            .fetch_one(&self.db)
+            .fetch_one(self.db())
             .await
             .expect("counting addresses")
     }
@@ -193,7 +168,7 @@ impl TestApp {
     /// How many addresses there are in the database, of any user.
     pub async fn stored_total(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM addresses")
-            .fetch_one(&self.db)
+            .fetch_one(self.db())
             .await
             .expect("counting addresses")
     }

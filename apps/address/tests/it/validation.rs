@@ -118,7 +118,7 @@ async fn country_codes_are_accepted_in_any_case_and_stored_upper_case() {
     }
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT country_code::text FROM addresses ORDER BY 1")
-            .fetch_all(&app.db)
+            .fetch_all(app.db())
             .await
             .unwrap();
     assert_eq!(stored, ["BO", "DE", "FR", "JP"]);

@@ -39,7 +39,7 @@ async fn a_new_customer_gets_a_token_that_verifies_with_the_published_keys() {
     // The address is stored normalised, with an argon2id hash and never the password.
     let (email, hash): (String, String) =
         sqlx::query_as("SELECT email, password_hash FROM accounts")
-            .fetch_one(&app.db)
+            .fetch_one(app.db())
             .await
             .unwrap();
     assert_eq!(email, "ada@example.com");

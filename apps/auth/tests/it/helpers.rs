@@ -1,17 +1,12 @@
 //! `TestApp`: the service on private servers, and helpers that read like what a user does.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use api::auth::{
     AuthClient, GetJwksRequest, LoginRequest, RefreshRequest, RegisterRequest, RegisterResponse,
     TokenPair,
 };
-use auth_service::{Application, Config};
-use clap::Parser as _;
+use auth_service::Config;
 use rpc::{Context, Principal, roles};
-use sqlx::PgPool;
-use testkit::{NatsServer, RedisServer, Running, TestDatabase};
+use testkit::Harness;
 
 pub use testkit::{bad_fields, expect_error};
 
@@ -41,19 +36,14 @@ pub fn from_client(ip: &str) -> Context {
     Context::background().with_client_ip(ip)
 }
 
+/// The auth service on private servers (see `testkit::Harness`: `app.db()`, `app.nats`,
+/// `app.config`, `app.published(..)` ...), with helpers that read like what a caller does.
 pub struct TestApp {
     pub client: AuthClient,
-    pub nats: async_nats::Client,
-    /// The service's own database, for checking what it stored.
-    pub db: PgPool,
-    pub config: Config,
-    /// Dropping it stops the application; the servers below are dropped after it, so they
-    /// outlive the application.
-    running: Running,
-    _database: TestDatabase,
-    _redis: RedisServer,
-    _nats_server: NatsServer,
+    harness: Harness<Config>,
 }
+
+testkit::deref_to_harness!(TestApp, Config);
 
 impl TestApp {
     pub async fn spawn() -> Self {
@@ -62,43 +52,23 @@ impl TestApp {
 
     /// Starts the service with its config adjusted by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
-        telemetry::init_for_tests();
-        let nats_server = NatsServer::start().await.expect("starting nats-server");
-        let redis = RedisServer::start().await.expect("starting redis");
-        let database = testkit::fresh_database()
-            .await
-            .expect("creating a database");
-        let mut config = Config::try_parse_from(["auth-service"]).expect("default config");
-        config.nats.nats_url = nats_server.url().to_owned();
-        config.redis.redis_url = redis.url().to_owned();
-        config.postgres.database_url = Some(database.url().to_owned());
-        config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        config.outbox.outbox_poll_interval_ms = 100;
-        // Tests that are not about limits must not trip them.
-        config.login_failures_per_account = 1_000;
-        config.login_attempts_per_client = 1_000;
-        configure(&mut config);
-
-        let running = start(config.clone()).await;
-        let nats = nats_server.connect().await;
-        let db = PgPool::connect(database.url())
-            .await
-            .expect("connecting to the test database");
+        let harness = Harness::start(auth_service::start, |config: &mut Config| {
+            config.outbox.outbox_poll_interval_ms = 100;
+            // Tests that are not about limits must not trip them.
+            config.login_failures_per_account = 1_000;
+            config.login_attempts_per_client = 1_000;
+            configure(config);
+        })
+        .await;
         Self {
-            client: AuthClient::new(rpc::Client::new(nats.clone())),
-            nats,
-            db,
-            config,
-            running,
-            _database: database,
-            _redis: redis,
-            _nats_server: nats_server,
+            client: AuthClient::new(rpc::Client::new(harness.nats.clone())),
+            harness,
         }
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
     pub async fn stop(self) {
-        self.running.stop().await;
+        self.harness.stop().await;
     }
 
     pub async fn register(
@@ -167,62 +137,6 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+        sqlx::query_scalar(sql).fetch_one(self.db()).await.unwrap()
     }
-
-    /// The messages of `event`'s type in its stream, oldest first, once `count` of them have
-    /// arrived (the relay publishes shortly after the commit); fails after a few seconds.
-    pub async fn published(
-        &self,
-        event: &api::EventDescriptor,
-        count: usize,
-    ) -> Vec<async_nats::jetstream::message::StreamMessage> {
-        let started = std::time::Instant::now();
-        loop {
-            let messages = self.events_of(event).await;
-            if messages.len() >= count {
-                return messages;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{} of {count} {} events published",
-                messages.len(),
-                event.name
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Every message of `event`'s type in its stream now.
-    pub async fn events_of(
-        &self,
-        event: &api::EventDescriptor,
-    ) -> Vec<async_nats::jetstream::message::StreamMessage> {
-        let jetstream = async_nats::jetstream::new(self.nats.clone());
-        let stream = jetstream
-            .get_stream(events::names::stream_of(event))
-            .await
-            .expect("the event stream exists");
-        let last = stream.get_info().await.unwrap().state.last_sequence;
-        let mut messages = Vec::new();
-        for sequence in 1..=last {
-            let message = stream.get_raw_message(sequence).await.unwrap();
-            let event_type = message
-                .headers
-                .get(events::headers::EVENT_TYPE)
-                .map(|v| v.as_str().to_owned());
-            if event_type.as_deref() == Some(event.name) {
-                messages.push(message);
-            }
-        }
-        messages
-    }
-}
-
-/// Builds the application and runs it on a task until stopped.
-pub async fn start(config: Config) -> Running {
-    let application = Application::build(config)
-        .await
-        .expect("building the application");
-    Running::spawn("auth-service", |signal| application.run_until(signal))
 }

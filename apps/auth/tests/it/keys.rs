@@ -52,7 +52,7 @@ async fn without_a_key_file_one_database_key_is_made_and_kept_across_restarts() 
     assert_eq!(app.count("SELECT count(*) FROM signing_keys").await, 1);
 
     // A second replica on the same database signs with the same key.
-    let second = crate::helpers::start(app.config.clone()).await;
+    let second = app.start_replica().await;
     second.stop().await;
     assert_eq!(app.count("SELECT count(*) FROM signing_keys").await, 1);
     let pair = app.signed_up("keyed@example.com").await;

@@ -141,7 +141,7 @@ async fn a_refresh_for_a_deleted_account_is_refused() {
     let app = TestApp::spawn().await;
     let pair = app.signed_up("gone@example.com").await;
     sqlx::query("DELETE FROM accounts")
-        .execute(&app.db)
+        .execute(app.db())
         .await
         .unwrap();
     expect_error(

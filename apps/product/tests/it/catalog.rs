@@ -127,7 +127,7 @@ async fn invalid_products_are_refused_naming_every_bad_field() {
 
     // Nothing was written by any of them.
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
-        .fetch_one(&app.db)
+        .fetch_one(app.db())
         .await
         .unwrap();
     assert_eq!(count, 0);

@@ -59,7 +59,7 @@ async fn creating_a_product_publishes_exactly_one_product_created_event() {
     // The outbox row is marked published.
     let unpublished: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events_outbox WHERE published_at IS NULL")
-            .fetch_one(&app.db)
+            .fetch_one(app.db())
             .await
             .unwrap();
     assert_eq!(unpublished, 0);
@@ -80,7 +80,7 @@ async fn a_refused_write_publishes_nothing() {
         .await;
     assert!(refused.is_err());
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM events_outbox")
-        .fetch_one(&app.db)
+        .fetch_one(app.db())
         .await
         .unwrap();
     assert_eq!(rows, 0);

@@ -59,7 +59,7 @@ async fn concurrent_reservations_never_oversell() {
     // Watch the stored row the whole time: reserved must never exceed stock.
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let (db, done, product_id) = (app.db.clone(), done.clone(), product_id.clone());
+        let (db, done, product_id) = (app.db().clone(), done.clone(), product_id.clone());
         tokio::spawn(async move {
             let mut samples = 0;
             while !done.load(Ordering::Relaxed) {
@@ -117,7 +117,7 @@ async fn concurrent_reservations_never_oversell() {
     );
     assert!(!availability.in_stock);
     let held: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE status = 'held'")
-        .fetch_one(&app.db)
+        .fetch_one(app.db())
         .await
         .unwrap();
     assert_eq!(held, 50, "refused reservations left nothing behind");
@@ -126,7 +126,7 @@ async fn concurrent_reservations_never_oversell() {
     let error =
         sqlx::query("UPDATE inventory SET reserved = stock + 1 WHERE product_id = $1::uuid")
             .bind(&product_id)
-            .execute(&app.db)
+            .execute(app.db())
             .await
             .unwrap_err();
     let constraint = error.as_database_error().and_then(|e| e.constraint());
@@ -309,7 +309,7 @@ async fn expired_reservations_give_their_stock_back() {
     }
     let status: String = sqlx::query_scalar("SELECT status FROM reservations WHERE id = $1::uuid")
         .bind(&reservation_id)
-        .fetch_one(&app.db)
+        .fetch_one(app.db())
         .await
         .unwrap();
     assert_eq!(status, "expired");
@@ -346,12 +346,12 @@ async fn the_sweep_can_be_run_directly() {
     let error = expect_error(commit(&app, &due).await, ErrorCode::FailedPrecondition);
     assert!(error.message().contains("expired"), "{error}");
 
-    let expired = product_service::inventory::expire_due_reservations(&app.db)
+    let expired = product_service::inventory::expire_due_reservations(app.db())
         .await
         .unwrap();
     assert_eq!(expired, 1);
     assert_eq!(app.stored_stock(&product_id).await, (3, 1));
-    let again = product_service::inventory::expire_due_reservations(&app.db)
+    let again = product_service::inventory::expire_due_reservations(app.db())
         .await
         .unwrap();
     assert_eq!(again, 0);

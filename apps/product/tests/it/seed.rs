@@ -3,16 +3,16 @@
 use api::product::{ListCategoriesRequest, ListProductsRequest};
 use product_service::seed::{DEMO_SHOP_ID, seed_demo_catalog};
 
-use crate::helpers::{self, TestApp, anonymous, usd};
+use crate::helpers::{TestApp, anonymous, usd};
 
 #[tokio::test]
 async fn seeding_twice_gives_the_three_demo_products_once() {
     let app = TestApp::spawn_with(|config| config.seed_demo_catalog = true).await;
 
     // A second replica starting with the same flag against the same database.
-    let (second, _) = helpers::start(app.config.clone()).await;
+    let second = app.start_replica().await;
     assert_eq!(
-        seed_demo_catalog(&app.db).await.unwrap(),
+        seed_demo_catalog(app.db()).await.unwrap(),
         0,
         "a third run adds nothing"
     );

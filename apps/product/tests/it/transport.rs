@@ -108,7 +108,7 @@ async fn protobuf_is_spoken_when_asked_for() {
 
 /// A GET on the admin port: (status code, body).
 async fn admin_get(app: &TestApp, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(app.admin_addr)
+    let mut stream = tokio::net::TcpStream::connect(app.admin_addr())
         .await
         .unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
@@ -156,7 +156,7 @@ async fn the_admin_port_reports_health_and_metrics() {
 async fn after_shutdown_nobody_answers() {
     let mut app = TestApp::spawn().await;
     let created = app.create_product(product("Ladle")).await;
-    app.stop_application().await;
+    app.stop_service().await;
 
     // The server stops routing to the instance once it has processed the instance's
     // unsubscriptions, which on a loaded machine can trail the end of `run_until` by a moment;

@@ -130,7 +130,7 @@ async fn a_store_failure_naks_and_the_retry_makes_the_profile() {
         .unwrap();
     // The store fails: its table is gone.
     sqlx::query("ALTER TABLE profiles RENAME TO profiles_away")
-        .execute(&app.db)
+        .execute(app.db())
         .await
         .unwrap();
     let id = Uuid::now_v7().to_string();
@@ -153,7 +153,7 @@ async fn a_store_failure_naks_and_the_retry_makes_the_profile() {
     assert!(error.details().is_empty());
 
     sqlx::query("ALTER TABLE profiles_away RENAME TO profiles")
-        .execute(&app.db)
+        .execute(app.db())
         .await
         .unwrap();
     app.handled(sequence).await;

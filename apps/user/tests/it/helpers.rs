@@ -1,6 +1,5 @@
 //! `TestApp`: the service on private servers, and helpers that read like what a user does.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use api::auth::UserRegistered;
@@ -8,11 +7,9 @@ use api::auth::events::USER_REGISTERED;
 use api::user::{GetMyProfileRequest, Profile, UserClient};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull};
-use clap::Parser as _;
 use rpc::{Context, Principal, roles};
-use sqlx::PgPool;
-use testkit::{NatsServer, Running, TestDatabase};
-use user_service::{Application, Config};
+use testkit::Harness;
+use user_service::Config;
 use uuid::Uuid;
 
 pub use testkit::{bad_fields, expect_error};
@@ -38,59 +35,36 @@ pub struct User {
     pub ctx: Context,
 }
 
+/// The user service on private servers (see `testkit::Harness`: `app.db()`, `app.jetstream`
+/// ...), with helpers that publish what the auth service would and read what a caller does.
 pub struct TestApp {
     pub client: UserClient,
-    pub jetstream: jetstream::Context,
-    /// The service's own database, for checking what it stored.
-    pub db: PgPool,
-    /// Dropping it stops the application; the servers below are dropped after it, so they
-    /// outlive the application.
-    running: Option<Running>,
-    _database: TestDatabase,
-    _nats_server: NatsServer,
+    harness: Harness<Config>,
 }
 
-impl TestApp {
-    pub async fn spawn() -> Self {
-        telemetry::init_for_tests();
-        let nats_server = NatsServer::start().await.expect("starting nats-server");
-        let database = testkit::fresh_database()
-            .await
-            .expect("creating a database");
-        let mut config = Config::try_parse_from(["user-service"]).expect("default config");
-        config.nats.nats_url = nats_server.url().to_owned();
-        config.postgres.database_url = Some(database.url().to_owned());
-        config.mongo.mongodb_url = None;
-        config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        let application = Application::build(config)
-            .await
-            .expect("building the application");
-        let running = Running::spawn("user-service", |signal| application.run_until(signal));
+testkit::deref_to_harness!(TestApp, Config);
 
-        let nats = nats_server.connect().await;
-        let jetstream = jetstream::new(nats.clone());
+impl TestApp {
+    /// The service with its profiles in PostgreSQL (no `--mongodb-url`).
+    pub async fn spawn() -> Self {
+        let harness = Harness::start(user_service::start, |config: &mut Config| {
+            config.mongo.mongodb_url = None;
+        })
+        .await;
         // What the auth service does at its start-up.
-        events::streams::ensure_for_producer(&jetstream, "auth", &Default::default())
+        events::streams::ensure_for_producer(&harness.jetstream, "auth", &Default::default())
             .await
             .expect("declaring the auth service's streams");
-        let db = PgPool::connect(database.url())
-            .await
-            .expect("connecting to the test database");
         Self {
-            client: UserClient::new(rpc::Client::new(nats)),
-            jetstream,
-            db,
-            running: Some(running),
-            _database: database,
-            _nats_server: nats_server,
+            client: UserClient::new(rpc::Client::new(harness.nats.clone())),
+            harness,
         }
     }
 
     /// Stops the service the way SIGTERM does, checks that it shut down cleanly, and that its
     /// consumer left no message undelivered or unacknowledged.
     pub async fn stop(mut self) {
-        let running = self.running.take().expect("the application is running");
-        running.stop().await;
+        self.harness.stop_service().await;
         let info = self.consumer_info().await;
         assert_eq!(info.num_ack_pending, 0, "unacknowledged messages remain");
         assert_eq!(info.num_pending, 0, "undelivered messages remain");
@@ -181,14 +155,14 @@ impl TestApp {
             "SELECT document::text, updated_at::text FROM profiles WHERE user_id = $1::uuid",
         )
         .bind(user_id)
-        .fetch_one(&self.db)
+        .fetch_one(self.db())
         .await
         .expect("reading a stored profile")
     }
 
     pub async fn profile_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM profiles")
-            .fetch_one(&self.db)
+            .fetch_one(self.db())
             .await
             .expect("counting profiles")
     }

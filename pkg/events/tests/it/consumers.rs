@@ -63,10 +63,8 @@ async fn a_redelivered_event_has_exactly_one_effect() {
     let cancel = CancellationToken::new();
     let pool = env.pool.clone();
     let seen = deliveries.clone();
-    let consumer = Consumer::<ProductUpdated>::spawn(
-        env.jetstream.clone(),
+    let consumer = Consumer::with_guard(
         fast_config("audit"),
-        cancel.clone(),
         move |delivery: Delivery<ProductUpdated>, guard: AckGuard| {
             let pool = pool.clone();
             let seen = seen.clone();
@@ -82,6 +80,7 @@ async fn a_redelivered_event_has_exactly_one_effect() {
             }
         },
     )
+    .start(env.jetstream.clone(), cancel.clone())
     .await
     .unwrap();
 
@@ -126,20 +125,19 @@ async fn a_dropped_guard_naks_the_message() {
         .await
         .unwrap();
     let cancel = CancellationToken::new();
-    let consumer = Consumer::<ProductUpdated>::spawn(
-        env.jetstream.clone(),
+    let consumer = Consumer::with_guard(
         ConsumerConfig {
             // An ack timeout this long cannot explain anything the test sees.
             backoff: vec![Duration::from_secs(30)],
             max_deliver: 5,
             ..fast_config("forgetful")
         },
-        cancel.clone(),
         |_delivery: Delivery<ProductUpdated>, guard: AckGuard| async move {
             // A handler that returns early and forgets to decide.
             let _forgotten = guard;
         },
     )
+    .start(env.jetstream.clone(), cancel.clone())
     .await
     .unwrap();
     env.append("p1", &product_updated("dropped")).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use api::product::ProductUpdated;
 use events::dead_letter::{self, Selection};
-use events::{AckGuard, Consumer, Delivery, headers};
+use events::{Consumer, Delivery, Outcome, headers};
 use tokio_util::sync::CancellationToken;
 
 use crate::consumers::fast_config;
@@ -23,18 +23,18 @@ async fn a_consumer_that_keeps_failing_moves_the_message_to_the_dead_letters() {
     let attempts = Arc::new(AtomicUsize::new(0));
     let cancel = CancellationToken::new();
     let seen = attempts.clone();
-    let consumer = Consumer::<ProductUpdated>::spawn(
-        env.jetstream.clone(),
+    // A handler whose every attempt fails: the runtime naks it until max_deliver.
+    let consumer = Consumer::new(
         fast_config("flaky"),
-        cancel.clone(),
-        move |_delivery: Delivery<ProductUpdated>, guard: AckGuard| {
+        move |_delivery: Delivery<ProductUpdated>| {
             let seen = seen.clone();
             async move {
                 seen.fetch_add(1, Ordering::SeqCst);
-                guard.nak(None).await.unwrap();
+                Err::<(), _>("the database is down")
             }
         },
     )
+    .start(env.jetstream.clone(), cancel.clone())
     .await
     .unwrap();
     let id = env.append("p1", &product_updated("poison")).await;
@@ -90,23 +90,23 @@ async fn a_terminated_message_is_a_dead_letter_with_its_reason_and_redrive_deliv
     let handled = Arc::new(AtomicUsize::new(0));
     let cancel = CancellationToken::new();
     let (refusing, done) = (refuse.clone(), handled.clone());
-    let consumer = Consumer::<ProductUpdated>::spawn(
-        env.jetstream.clone(),
+    // A handler that returns its outcome: the runtime terminates or acks.
+    let consumer = Consumer::new(
         fast_config("strict"),
-        cancel.clone(),
-        move |delivery: Delivery<ProductUpdated>, guard: AckGuard| {
+        move |delivery: Delivery<ProductUpdated>| {
             let (refusing, done) = (refusing.clone(), done.clone());
             async move {
                 if refusing.load(Ordering::SeqCst) {
-                    guard.term("unknown shop").await.unwrap();
+                    Outcome::give_up("unknown shop")
                 } else {
                     assert_eq!(delivery.payload.product.unwrap().name, "refused");
                     done.fetch_add(1, Ordering::SeqCst);
-                    guard.ack().await.unwrap();
+                    Outcome::Done
                 }
             }
         },
     )
+    .start(env.jetstream.clone(), cancel.clone())
     .await
     .unwrap();
     let id = env.append("p1", &product_updated("refused")).await;

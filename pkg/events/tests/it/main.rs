@@ -80,7 +80,7 @@ impl TestEnv {
     /// Appends `payload` as an event of `aggregate_id` in its own committed transaction.
     pub async fn append<E: Event>(&self, aggregate_id: &str, payload: &E) -> Uuid {
         let mut tx = self.pool.begin().await.unwrap();
-        let id = Outbox::append(&mut tx, &rpc::Context::background(), aggregate_id, payload)
+        let id = Outbox::append(&mut tx, &Default::default(), aggregate_id, payload)
             .await
             .expect("appending an event");
         tx.commit().await.unwrap();

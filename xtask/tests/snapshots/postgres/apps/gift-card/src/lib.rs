@@ -7,7 +7,8 @@
 //! and keeps its state in its own PostgreSQL database.
 //!
 //! A request flows handler (`handlers.rs`) -> domain (`domain.rs`, pure rules) -> store
-//! (`store.rs`); the lifecycle (admin port, registration, shutdown) is `pkg/host`'s.
+//! (`store.rs`); its wiring and lifecycle (stores, admin port, registration,
+//! shutdown) are `pkg/host`'s, so this file only lists what the service has.
 //!
 //! It must never speak HTTP, read another service's data, or write a NATS subject by hand:
 //! other services are reached only through their contracts.
@@ -16,18 +17,9 @@ pub mod domain;
 mod handlers;
 pub mod store;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
 pub use handlers::GiftCardHandlers;
-
-/// The admin port (health, metrics) when `--admin-addr` is not given.
-pub const DEFAULT_ADMIN_PORT: u16 = 9102;
-/// The database name on the configured server when `--database-url` is not given.
-pub const DEFAULT_DATABASE: &str = "gift_card";
 
 /// Everything the service reads at start-up, from flags or environment variables.
 #[derive(clap::Parser, Clone, Debug)]
@@ -41,54 +33,13 @@ pub struct Config {
     pub service: config::ServiceArgs,
 }
 
-/// The running service: registered on NATS, admin port bound.
-pub struct Application {
-    running: host::Running,
-}
-
-impl Application {
-    /// Connects to NATS and PostgreSQL (creating the database and migrating it), binds
-    /// the admin port and registers the service. Requests are served once this returns.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let nats = config.nats.connect("gift-card-service").await?;
-        let host = host::Host::new(api::gift_card::SERVICE_NAME, nats);
-        let pool = ::store::postgres::connect(
-            &config.postgres.url_or_default(DEFAULT_DATABASE),
-            config.postgres.max_connections,
-            &crate::store::MIGRATOR,
-        )
+/// Starts the service on what `config` names: NATS and its PostgreSQL database (created and
+/// migrated). Requests are served once this returns.
+pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
+    let mut host =
+        host::Host::connect(&api::gift_card::SERVICE, &config.nats, &config.service).await?;
+    let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
+    let handlers = GiftCardHandlers::new(store::GiftCardStore::new(pool));
+    host.serve(api::gift_card::endpoints(Arc::new(handlers)))
         .await
-        .context("connecting to PostgreSQL")?;
-        let closing_pool = pool.clone();
-        let host = host
-            .check(::store::postgres::check(pool.clone()))
-            .on_shutdown(async move { closing_pool.close().await });
-        let handlers = Arc::new(GiftCardHandlers::new(crate::store::GiftCardStore::new(
-            pool,
-        )));
-        let service = rpc::Service::new(
-            api::gift_card::SERVICE_NAME,
-            api::gift_card::SERVICE_VERSION,
-        )
-        .description(api::gift_card::SERVICE_DESCRIPTION)
-        .endpoints(api::gift_card::endpoints(handlers))
-        .limits(host::limits(&config.service));
-        let running = host
-            .start(service, config.service.admin_addr_or(DEFAULT_ADMIN_PORT))
-            .await?;
-        Ok(Self { running })
-    }
-
-    /// Where the admin server (health and metrics) listens.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.running.admin_addr()
-    }
-
-    /// Serves until `shutdown` completes, then drains and stops (see `pkg/host`).
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        self.running.run_until(shutdown).await
-    }
 }

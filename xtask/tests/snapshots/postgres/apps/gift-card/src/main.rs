@@ -5,13 +5,11 @@
 //! SIGINT. Everything else is in the library, so tests run the same code.
 
 use clap::Parser as _;
-use gift_card_service::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let config = gift_card_service::Config::parse();
     let _telemetry = telemetry::init("gift-card-service", &config.service.telemetry)?;
-    let application = Application::build(config).await?;
-    tracing::info!(admin_addr = %application.admin_addr(), "gift-card service ready");
-    application.run_until(telemetry::shutdown_signal()).await
+    let serving = gift_card_service::start(config).await?;
+    serving.run_until(telemetry::shutdown_signal()).await
 }

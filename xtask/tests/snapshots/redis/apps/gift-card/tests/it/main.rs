@@ -1,19 +1,16 @@
 //! Integration tests of the gift-card service: each test starts its own nats-server and
-//! Redis, runs the real `Application` on them and calls it over NATS
+//! Redis, runs the real service on them and calls it over NATS
 //! the way the gateway and other services do.
 //!
 //! Written once by `cargo xtask new-service gift-card`; from now on it belongs to the service.
-
-use std::net::SocketAddr;
 
 use api::gift_card::{
     CreateGiftCardRequest, DeleteGiftCardRequest, GetGiftCardRequest, GiftCard, GiftCardClient,
     ListGiftCardsRequest, UpdateGiftCardRequest,
 };
-use clap::Parser as _;
-use gift_card_service::{Application, Config};
+use gift_card_service::Config;
 use rpc::{Context, ErrorCode, Principal, roles};
-use testkit::{NatsServer, Running, bad_fields, expect_error};
+use testkit::{Harness, bad_fields, expect_error};
 
 fn admin() -> Context {
     Context::background().with_principal(Principal {
@@ -29,41 +26,27 @@ fn customer() -> Context {
     })
 }
 
-/// The service on private servers, and helpers that read like what a caller does.
+/// The service on private servers (`testkit::Harness` starts the ones its configuration asks
+/// for), and helpers that read like what a caller does.
 struct TestApp {
     client: GiftCardClient,
-    /// Dropping it stops the application; the servers below are dropped after it, so they
-    /// outlive the application.
-    running: Running,
-    _redis: testkit::RedisServer,
-    _nats_server: NatsServer,
+    harness: Harness<Config>,
 }
+
+testkit::deref_to_harness!(TestApp, Config);
 
 impl TestApp {
     async fn spawn() -> Self {
-        telemetry::init_for_tests();
-        let nats_server = NatsServer::start().await.expect("starting nats-server");
-        let mut config = Config::try_parse_from(["gift-card-service"]).expect("default config");
-        config.nats.nats_url = nats_server.url().to_owned();
-        config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        let redis = testkit::RedisServer::start().await.expect("starting redis");
-        config.redis.redis_url = redis.url().to_owned();
-        let application = Application::build(config)
-            .await
-            .expect("building the application");
-        let running = Running::spawn("gift-card-service", |signal| application.run_until(signal));
-        let nats = nats_server.connect().await;
+        let harness = Harness::start(gift_card_service::start, |_: &mut Config| {}).await;
         Self {
-            client: GiftCardClient::new(rpc::Client::new(nats)),
-            running,
-            _redis: redis,
-            _nats_server: nats_server,
+            client: GiftCardClient::new(rpc::Client::new(harness.nats.clone())),
+            harness,
         }
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
     async fn stop(self) {
-        self.running.stop().await;
+        self.harness.stop().await;
     }
 
     async fn create(&self, name: &str) -> GiftCard {

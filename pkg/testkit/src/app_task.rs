@@ -1,4 +1,4 @@
-//! An application running on a task until the test tells it to stop.
+//! An application (a service, the gateway) running on a task until the test tells it to stop.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,23 +7,23 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// How long [`Running::stop`] waits for the application to shut down.
+/// How long [`AppTask::stop`] waits for the application to shut down.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// An application's `run_until(signal)` on a task of its own.
 ///
-/// [`Running::stop`] fires the signal and checks the application shut down cleanly. Dropping a
-/// `Running` without stopping it (a test that panicked) fires the signal too, so the application
+/// [`AppTask::stop`] fires the signal and checks the application shut down cleanly. Dropping a
+/// `AppTask` without stopping it (a test that panicked) fires the signal too, so the application
 /// winds down in the background instead of outliving its test.
-pub struct Running {
+pub struct AppTask {
     name: &'static str,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-impl Running {
+impl AppTask {
     /// Spawns `run(signal)`, where `signal` completes when the application is to stop:
-    /// `Running::spawn("product", |signal| application.run_until(signal))`. `name` is the
+    /// `AppTask::spawn("product", |signal| application.run_until(signal))`. `name` is the
     /// application's name in failure messages.
     pub fn spawn<F>(name: &'static str, run: impl FnOnce(StopSignal) -> F) -> Self
     where
@@ -54,8 +54,8 @@ impl Running {
     }
 }
 
-/// Completes when the application it was given to is to stop: when [`Running::stop`] is called
-/// or the [`Running`] is dropped.
+/// Completes when the application it was given to is to stop: when [`AppTask::stop`] is called
+/// or the [`AppTask`] is dropped.
 pub struct StopSignal(oneshot::Receiver<()>);
 
 impl Future for StopSignal {
@@ -73,7 +73,7 @@ mod tests {
 
     #[tokio::test]
     async fn stop_fires_the_signal_and_waits_for_a_clean_end() {
-        let running = Running::spawn("app", |signal| async move {
+        let running = AppTask::spawn("app", |signal| async move {
             signal.await;
             Ok(())
         });
@@ -83,7 +83,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_it_fires_the_signal() {
         let (stopped, was_stopped) = oneshot::channel();
-        let running = Running::spawn("app", |signal| async move {
+        let running = AppTask::spawn("app", |signal| async move {
             signal.await;
             let _ = stopped.send(());
             Ok(())
@@ -98,7 +98,7 @@ mod tests {
     #[tokio::test]
     #[should_panic(expected = "app shut down with an error: it broke")]
     async fn stop_names_the_application_that_failed() {
-        let running = Running::spawn("app", |signal| async move {
+        let running = AppTask::spawn("app", |signal| async move {
             signal.await;
             anyhow::bail!("it broke")
         });
@@ -108,7 +108,7 @@ mod tests {
     #[tokio::test]
     #[should_panic(expected = "app panicked")]
     async fn stop_reports_a_panic() {
-        let running = Running::spawn("app", |signal| async move {
+        let running = AppTask::spawn("app", |signal| async move {
             signal.await;
             panic!("boom");
         });
