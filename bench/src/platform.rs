@@ -83,7 +83,7 @@ pub fn product_config(
     mode: CacheMode,
 ) -> anyhow::Result<product_service::Config> {
     let mut config = product_service::Config::try_parse_from(["product-service"])?;
-    config.nats.nats_url = servers.nats.url().to_owned();
+    config.service.nats.nats_url = servers.nats.url().to_owned();
     config.redis.redis_url = servers.redis.url().to_owned();
     config.postgres.database_url = Some(servers.database.url().to_owned());
     config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));

@@ -12,7 +12,7 @@ use api::address::{
     GetAddressRequest, ListAddressesRequest, ListAddressesResponse, SetDefaultAddressRequest,
     UpdateAddressRequest,
 };
-use chrono::{DateTime, Utc};
+use api::timestamp;
 use rpc::Context;
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -146,13 +146,6 @@ impl AddressService for AddressHandlers {
         store::commit(tx).await?;
         Ok(record.into())
     }
-}
-
-fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
-    Some(api::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    })
 }
 
 impl From<AddressRecord> for Address {

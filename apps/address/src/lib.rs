@@ -28,8 +28,6 @@ pub use handlers::AddressHandlers;
 #[command(name = "address-service", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub nats: config::NatsArgs,
-    #[command(flatten)]
     pub postgres: config::PostgresArgs,
     #[command(flatten)]
     pub service: config::ServiceArgs,
@@ -38,8 +36,7 @@ pub struct Config {
 /// Starts the service on what `config` names: NATS and its PostgreSQL database (created and
 /// migrated). Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
-    let mut host =
-        host::Host::connect(&api::address::SERVICE, &config.nats, &config.service).await?;
+    let mut host = host::Host::connect(&api::address::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     host.serve(api::address::endpoints(Arc::new(AddressHandlers::new(
         pool,

@@ -295,8 +295,8 @@ fn message(account: AccountRecord) -> Account {
         user_id: account.id.to_string(),
         email: account.email,
         roles: account.roles,
-        created_at: store::timestamp(account.created_at),
-        updated_at: store::timestamp(account.updated_at),
+        created_at: api::timestamp(account.created_at),
+        updated_at: api::timestamp(account.updated_at),
     }
 }
 

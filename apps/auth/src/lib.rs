@@ -36,8 +36,6 @@ pub use handlers::{AuthHandlers, REGISTERED_MESSAGE, TokenSettings};
 #[command(name = "auth-service", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub nats: config::NatsArgs,
-    #[command(flatten)]
     pub postgres: config::PostgresArgs,
     #[command(flatten)]
     pub redis: config::RedisArgs,
@@ -132,7 +130,7 @@ impl Config {
 /// (the key file, or the one kept in the database). Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let admin_emails = config.admin_emails()?;
-    let mut host = host::Host::connect(&api::auth::SERVICE, &config.nats, &config.service).await?;
+    let mut host = host::Host::connect(&api::auth::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     let redis = host.redis(&config.redis).await?;
     host.outbox(&pool, &config.outbox).await?;

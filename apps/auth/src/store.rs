@@ -91,7 +91,7 @@ pub async fn record_registered(
         user_id: account.id.to_string(),
         email: account.email.clone(),
         roles: account.roles.clone(),
-        registered_at: timestamp(account.created_at),
+        registered_at: api::timestamp(account.created_at),
     };
     events::Outbox::append(conn, trace, &account.id.to_string(), &event).await?;
     Ok(())
@@ -174,11 +174,4 @@ async fn unchanged_or(
 
 fn constraint(error: &sqlx::Error) -> Option<&str> {
     error.as_database_error().and_then(|db| db.constraint())
-}
-
-pub fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
-    Some(api::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    })
 }

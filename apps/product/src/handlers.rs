@@ -15,7 +15,7 @@ use api::product::{
     ListProductsResponse, Product, ProductService, ReleaseReservationRequest, Reservation,
     ReservationItem, ReserveStockRequest, SetStockRequest, UpdateProductRequest,
 };
-use chrono::{DateTime, Utc};
+use api::timestamp;
 use rpc::Context;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -286,13 +286,6 @@ impl ProductService for ProductHandlers {
 // ---------------------------------------------------------------------------------------------
 // Records to contract messages
 // ---------------------------------------------------------------------------------------------
-
-fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
-    Some(api::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    })
-}
 
 fn optional_id(id: Option<Uuid>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()

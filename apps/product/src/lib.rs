@@ -34,8 +34,6 @@ pub const CACHE_NAMESPACE: &str = "product:v1";
 #[command(name = "product-service", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub nats: config::NatsArgs,
-    #[command(flatten)]
     pub postgres: config::PostgresArgs,
     #[command(flatten)]
     pub redis: config::RedisArgs,
@@ -73,8 +71,7 @@ impl Config {
 /// migrated), Redis for the product cache, the outbox relay and the reservation sweeper; seeds
 /// the demo catalog first if asked. Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
-    let mut host =
-        host::Host::connect(&api::product::SERVICE, &config.nats, &config.service).await?;
+    let mut host = host::Host::connect(&api::product::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     let redis = host.redis(&config.redis).await?;
     host.outbox(&pool, &config.outbox).await?;

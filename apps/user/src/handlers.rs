@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
+use api::timestamp;
 use api::user::{
     BatchGetUsersRequest, BatchGetUsersResponse, GetMyProfileRequest, ListUsersRequest,
     ListUsersResponse, NotificationChannels, Preferences, Profile, SearchUsersRequest,
     SearchUsersResponse, UpdateMyProfileRequest, UserService,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rpc::{Context, FieldViolation};
 
 use crate::domain::{BatchIds, Page, ProfileChanges, Search, UserId};
@@ -145,13 +146,6 @@ impl<S: ProfileStore> UserService for UserHandlers<S> {
 // ---------------------------------------------------------------------------------------------
 // Records to contract messages
 // ---------------------------------------------------------------------------------------------
-
-fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
-    Some(api::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    })
-}
 
 impl From<ProfileRecord> for Profile {
     fn from(record: ProfileRecord) -> Self {

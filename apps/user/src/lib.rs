@@ -32,8 +32,6 @@ use crate::store::postgres::PgProfiles;
 #[command(name = "user-service", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub nats: config::NatsArgs,
-    #[command(flatten)]
     pub postgres: config::PostgresArgs,
     /// When set, profiles live in MongoDB and PostgreSQL is not used.
     #[command(flatten)]
@@ -46,7 +44,7 @@ pub struct Config {
 /// is given, otherwise the service's PostgreSQL database, created and migrated), with the
 /// `user.registered` consumer. Requests are served and events consumed once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
-    let mut host = host::Host::connect(&api::user::SERVICE, &config.nats, &config.service).await?;
+    let mut host = host::Host::connect(&api::user::SERVICE, &config.service).await?;
     match &config.mongo.mongodb_url {
         Some(url) => {
             let database = host.mongo(url).await?;

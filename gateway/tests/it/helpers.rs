@@ -61,7 +61,7 @@ impl TestApp {
                 .expect("creating a database");
             let mut config = product_service::Config::try_parse_from(["product-service"])
                 .expect("default product config");
-            config.nats.nats_url = nats_server.url().to_owned();
+            config.service.nats.nats_url = nats_server.url().to_owned();
             config.redis.redis_url = redis.url().to_owned();
             config.postgres.database_url = Some(database.url().to_owned());
             config.service.admin_addr = Some(([127, 0, 0, 1], 0).into());

@@ -62,7 +62,7 @@ impl Platform {
             KEY_ID,
         ])
         .expect("auth config");
-        auth_config.nats.nats_url = nats.url().to_owned();
+        auth_config.service.nats.nats_url = nats.url().to_owned();
         auth_config.redis.redis_url = redis.url().to_owned();
         auth_config.postgres.database_url = Some(auth_db.url().to_owned());
         auth_config.service.admin_addr = admin_addr;
@@ -70,14 +70,14 @@ impl Platform {
 
         let mut user_config =
             user_service::Config::try_parse_from(["user-service"]).expect("user config");
-        user_config.nats.nats_url = nats.url().to_owned();
+        user_config.service.nats.nats_url = nats.url().to_owned();
         user_config.postgres.database_url = Some(user_db.url().to_owned());
         user_config.service.admin_addr = admin_addr;
         let user = ServiceTask::start(user_service::start(user_config)).await;
 
         let mut address_config =
             address_service::Config::try_parse_from(["address-service"]).expect("address config");
-        address_config.nats.nats_url = nats.url().to_owned();
+        address_config.service.nats.nats_url = nats.url().to_owned();
         address_config.postgres.database_url = Some(address_db.url().to_owned());
         address_config.service.admin_addr = admin_addr;
         let address_app = ServiceTask::start(address_service::start(address_config)).await;

@@ -22,6 +22,16 @@ include!(concat!(env!("OUT_DIR"), "/api.rs"));
 
 pub use pbjson_types::Timestamp;
 
+/// A UTC instant as the contracts carry it: a protobuf `Timestamp` (RFC 3339 in JSON), set.
+/// A pure conversion, written here once for every service.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: at.timestamp(),
+        // Always below one billion, so it fits.
+        nanos: at.timestamp_subsec_nanos() as i32,
+    })
+}
+
 /// An HTTP route of a contract method, for the gateway.
 #[derive(Debug)]
 pub struct Route {

@@ -137,9 +137,12 @@ impl OutboxArgs {
     }
 }
 
-/// The admin HTTP port (health and metrics) and the logging set-up.
+/// What every service is configured with: where NATS is, its admin HTTP port (health and
+/// metrics), its request limits and its logging set-up.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServiceArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
     /// Address of the admin HTTP server (/health/live, /health/ready, /metrics); a free port
     /// on 127.0.0.1 when not given.
     #[arg(long = "admin-addr", env = "ADMIN_ADDR")]

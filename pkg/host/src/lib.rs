@@ -3,14 +3,13 @@
 //!
 //! ```no_run
 //! # async fn example(
-//! #     nats: config::NatsArgs,
 //! #     service: config::ServiceArgs,
 //! #     postgres: config::PostgresArgs,
 //! #     outbox: config::OutboxArgs,
 //! #     migrator: &'static sqlx::migrate::Migrator,
 //! #     contract: &'static rpc::ServiceDescriptor,
 //! # ) -> anyhow::Result<()> {
-//! let mut host = host::Host::connect(contract, &nats, &service).await?;
+//! let mut host = host::Host::connect(contract, &service).await?;
 //! let pool = host.postgres(&postgres, migrator).await?;
 //! host.outbox(&pool, &outbox).await?;
 //! host.background("sweeper", |cancel| tokio::spawn(async move { cancel.cancelled().await }));
@@ -66,18 +65,20 @@ pub struct Host {
 }
 
 impl Host {
-    /// Connects to NATS for the service `contract` describes (the client is named
-    /// `<service>-service` in `nats server report connections`), with the admin address and
-    /// request limits of `args`.
+    /// Connects to NATS (`args.nats`) for the service `contract` describes (the client is
+    /// named `<service>-service` in `nats server report connections`), with the admin address
+    /// and request limits of `args`.
     ///
     /// It installs the Prometheus recorder, so the service's metrics are recorded from here on.
     pub async fn connect(
         contract: &'static rpc::ServiceDescriptor,
-        nats: &config::NatsArgs,
         args: &config::ServiceArgs,
     ) -> anyhow::Result<Self> {
         telemetry::metrics();
-        let client = nats.connect(&format!("{}-service", contract.name)).await?;
+        let client = args
+            .nats
+            .connect(&format!("{}-service", contract.name))
+            .await?;
         Ok(Self::with_connection(contract, client, args))
     }
 

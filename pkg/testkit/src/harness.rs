@@ -227,12 +227,31 @@ impl<C: clap::Parser + Clone + Send + 'static> Harness<C> {
     }
 }
 
-/// Lets a crate's `TestApp { harness: Harness<Config>, .. }` be used as its harness
-/// (`app.db()`, `app.nats`, `app.published(..)`): implements `Deref` and `DerefMut` to the
-/// field `harness`.
+/// Declares a crate's `TestApp`: the service's typed client beside its [`Harness`], usable as
+/// the harness itself (`app.db()`, `app.nats`, `app.published(..)`, through `Deref`).
+/// `TestApp::new(harness)` makes the client on the harness's connection.
+///
+/// ```ignore
+/// testkit::test_app!(TestApp, product_service::Config, api::product::ProductClient);
+/// ```
 #[macro_export]
-macro_rules! deref_to_harness {
-    ($app:ty, $config:ty) => {
+macro_rules! test_app {
+    ($app:ident, $config:ty, $client:ty) => {
+        /// The service on private servers, and the client the tests call it with.
+        pub struct $app {
+            pub client: $client,
+            harness: $crate::Harness<$config>,
+        }
+
+        impl $app {
+            fn new(harness: $crate::Harness<$config>) -> Self {
+                Self {
+                    client: <$client>::new(::rpc::Client::new(harness.nats.clone())),
+                    harness,
+                }
+            }
+        }
+
         impl ::std::ops::Deref for $app {
             type Target = $crate::Harness<$config>;
 

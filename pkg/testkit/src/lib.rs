@@ -18,7 +18,7 @@
 //!
 //! Beside the servers, the machinery every service's integration tests would otherwise repeat:
 //! [`Harness`] starts a service under test on the servers its configuration asks for (found
-//! from its clap flags) and reads back its database and events; [`AppTask`] runs any
+//! from its clap flags) and reads back its database and events; [`callers`] are the principals a request comes from; [`AppTask`] runs any
 //! application (the gateway too) on a task until the test stops it and checks it stopped
 //! cleanly; [`expect_error`] and [`bad_fields`] check the errors a service answers.
 //!
@@ -27,6 +27,7 @@
 
 mod app_task;
 mod binaries;
+pub mod callers;
 mod harness;
 mod nats;
 mod postgres;

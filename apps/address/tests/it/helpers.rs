@@ -5,7 +5,7 @@ use api::address::{
     Address, AddressClient, CreateAddressRequest, DeleteAddressRequest, GetAddressRequest,
     ListAddressesRequest, SetDefaultAddressRequest, UpdateAddressRequest,
 };
-use rpc::{Context, Principal, roles};
+use rpc::Context;
 use testkit::Harness;
 use uuid::Uuid;
 
@@ -23,16 +23,11 @@ impl User {
     }
 
     pub fn ctx(&self) -> Context {
-        Context::background().with_principal(Principal {
-            user_id: self.id.to_string(),
-            roles: vec![roles::CUSTOMER.into()],
-        })
+        testkit::callers::customer(&self.id.to_string())
     }
 }
 
-pub fn anonymous() -> Context {
-    Context::background()
-}
+pub use testkit::callers::anonymous;
 
 /// A valid address request to adjust with struct update syntax.
 pub fn address(recipient_name: &str) -> CreateAddressRequest {
@@ -64,22 +59,12 @@ pub fn replacement(id: &str) -> UpdateAddressRequest {
     }
 }
 
-/// The address service on private servers (see `testkit::Harness`: `app.db()` ...), with
-/// helpers that read like what a caller does.
-pub struct TestApp {
-    pub client: AddressClient,
-    harness: Harness<Config>,
-}
-
-testkit::deref_to_harness!(TestApp, Config);
+testkit::test_app!(TestApp, Config, AddressClient);
 
 impl TestApp {
     pub async fn spawn() -> Self {
         let harness = Harness::start(address_service::start, |_: &mut Config| {}).await;
-        Self {
-            client: AddressClient::new(rpc::Client::new(harness.nats.clone())),
-            harness,
-        }
+        Self::new(harness)
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.

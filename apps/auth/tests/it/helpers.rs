@@ -5,7 +5,7 @@ use api::auth::{
     TokenPair,
 };
 use auth_service::Config;
-use rpc::{Context, Principal, roles};
+use rpc::Context;
 use testkit::Harness;
 
 pub use testkit::{bad_fields, expect_error};
@@ -13,22 +13,11 @@ pub use testkit::{bad_fields, expect_error};
 /// A password that meets the policy.
 pub const PASSWORD: &str = "correct horse battery";
 
-pub fn admin() -> Context {
-    Context::background().with_principal(Principal {
-        user_id: "admin-1".into(),
-        roles: vec![roles::ADMIN.into()],
-    })
-}
+pub use testkit::callers::{admin, anonymous};
 
+/// The one customer these tests need.
 pub fn customer() -> Context {
-    Context::background().with_principal(Principal {
-        user_id: "customer-1".into(),
-        roles: vec![roles::CUSTOMER.into()],
-    })
-}
-
-pub fn anonymous() -> Context {
-    Context::background()
+    testkit::callers::customer("customer-1")
 }
 
 /// A request as the gateway forwards it from the HTTP client at `ip`.
@@ -36,14 +25,7 @@ pub fn from_client(ip: &str) -> Context {
     Context::background().with_client_ip(ip)
 }
 
-/// The auth service on private servers (see `testkit::Harness`: `app.db()`, `app.nats`,
-/// `app.config`, `app.published(..)` ...), with helpers that read like what a caller does.
-pub struct TestApp {
-    pub client: AuthClient,
-    harness: Harness<Config>,
-}
-
-testkit::deref_to_harness!(TestApp, Config);
+testkit::test_app!(TestApp, Config, AuthClient);
 
 impl TestApp {
     pub async fn spawn() -> Self {
@@ -60,10 +42,7 @@ impl TestApp {
             configure(config);
         })
         .await;
-        Self {
-            client: AuthClient::new(rpc::Client::new(harness.nats.clone())),
-            harness,
-        }
+        Self::new(harness)
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.

@@ -6,28 +6,17 @@ use api::product::{
     Reservation, ReservationItem, ReserveStockRequest,
 };
 use product_service::Config;
-use rpc::{Context, Principal, roles};
+use rpc::Context;
 use testkit::Harness;
 use uuid::Uuid;
 
 pub use testkit::{bad_fields, expect_error};
 
-pub fn admin() -> Context {
-    Context::background().with_principal(Principal {
-        user_id: "admin-1".into(),
-        roles: vec![roles::ADMIN.into()],
-    })
-}
+pub use testkit::callers::{admin, anonymous};
 
+/// The one customer these tests need.
 pub fn customer() -> Context {
-    Context::background().with_principal(Principal {
-        user_id: "customer-1".into(),
-        roles: vec![roles::CUSTOMER.into()],
-    })
-}
-
-pub fn anonymous() -> Context {
-    Context::background()
+    testkit::callers::customer("customer-1")
 }
 
 pub fn usd(minor_units: i64) -> Option<Money> {
@@ -56,14 +45,7 @@ pub fn item(product_id: &str, quantity: i64) -> ReservationItem {
     }
 }
 
-/// The product service on private servers (see `testkit::Harness`: `app.db()`, `app.nats`,
-/// `app.config`, `app.published(..)` ...), with helpers that read like what a caller does.
-pub struct TestApp {
-    pub client: ProductClient,
-    harness: Harness<Config>,
-}
-
-testkit::deref_to_harness!(TestApp, Config);
+testkit::test_app!(TestApp, Config, ProductClient);
 
 impl TestApp {
     pub async fn spawn() -> Self {
@@ -78,10 +60,7 @@ impl TestApp {
             configure(config);
         })
         .await;
-        Self {
-            client: ProductClient::new(rpc::Client::new(harness.nats.clone())),
-            harness,
-        }
+        Self::new(harness)
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.

@@ -7,27 +7,14 @@ use api::auth::events::USER_REGISTERED;
 use api::user::{GetMyProfileRequest, Profile, UserClient};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull};
-use rpc::{Context, Principal, roles};
+use rpc::{Context, roles};
 use testkit::Harness;
 use user_service::Config;
 use uuid::Uuid;
 
 pub use testkit::{bad_fields, expect_error};
 
-pub fn admin() -> Context {
-    Context::background().with_principal(Principal {
-        user_id: Uuid::now_v7().to_string(),
-        roles: vec![roles::ADMIN.into()],
-    })
-}
-
-/// A signed-in customer with this user id.
-pub fn customer(user_id: &str) -> Context {
-    Context::background().with_principal(Principal {
-        user_id: user_id.to_owned(),
-        roles: vec![roles::CUSTOMER.into()],
-    })
-}
+pub use testkit::callers::{admin, customer};
 
 /// A registered account: its id and the context of a request it makes.
 pub struct User {
@@ -35,14 +22,7 @@ pub struct User {
     pub ctx: Context,
 }
 
-/// The user service on private servers (see `testkit::Harness`: `app.db()`, `app.jetstream`
-/// ...), with helpers that publish what the auth service would and read what a caller does.
-pub struct TestApp {
-    pub client: UserClient,
-    harness: Harness<Config>,
-}
-
-testkit::deref_to_harness!(TestApp, Config);
+testkit::test_app!(TestApp, Config, UserClient);
 
 impl TestApp {
     /// The service with its profiles in PostgreSQL (no `--mongodb-url`).
@@ -55,10 +35,7 @@ impl TestApp {
         events::streams::ensure_for_producer(&harness.jetstream, "auth", &Default::default())
             .await
             .expect("declaring the auth service's streams");
-        Self {
-            client: UserClient::new(rpc::Client::new(harness.nats.clone())),
-            harness,
-        }
+        Self::new(harness)
     }
 
     /// Stops the service the way SIGTERM does, checks that it shut down cleanly, and that its

@@ -26,8 +26,6 @@ pub use handlers::GiftCardHandlers;
 #[command(name = "gift-card-service", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub nats: config::NatsArgs,
-    #[command(flatten)]
     pub postgres: config::PostgresArgs,
     #[command(flatten)]
     pub service: config::ServiceArgs,
@@ -36,8 +34,7 @@ pub struct Config {
 /// Starts the service on what `config` names: NATS and its PostgreSQL database (created and
 /// migrated). Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
-    let mut host =
-        host::Host::connect(&api::gift_card::SERVICE, &config.nats, &config.service).await?;
+    let mut host = host::Host::connect(&api::gift_card::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     let handlers = GiftCardHandlers::new(store::GiftCardStore::new(pool));
     host.serve(api::gift_card::endpoints(Arc::new(handlers)))

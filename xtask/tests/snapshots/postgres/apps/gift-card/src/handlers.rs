@@ -8,7 +8,7 @@ use api::gift_card::{
     CreateGiftCardRequest, DeleteGiftCardRequest, DeleteGiftCardResponse, GetGiftCardRequest,
     GiftCard, GiftCardService, ListGiftCardsRequest, ListGiftCardsResponse, UpdateGiftCardRequest,
 };
-use chrono::{DateTime, Utc};
+use api::timestamp;
 use rpc::Context;
 
 use crate::domain::{GiftCardChanges, GiftCardId, NewGiftCard, Page};
@@ -119,11 +119,4 @@ fn message(record: GiftCardRecord) -> GiftCard {
         created_at: timestamp(record.created_at),
         updated_at: timestamp(record.updated_at),
     }
-}
-
-fn timestamp(at: DateTime<Utc>) -> Option<api::Timestamp> {
-    Some(api::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    })
 }

@@ -26,8 +26,6 @@ pub use handlers::GiftCardHandlers;
 #[command(name = "gift-card-service", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub nats: config::NatsArgs,
-    #[command(flatten)]
     pub redis: config::RedisArgs,
     #[command(flatten)]
     pub service: config::ServiceArgs,
@@ -35,8 +33,7 @@ pub struct Config {
 
 /// Starts the service on what `config` names: NATS and Redis. Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
-    let mut host =
-        host::Host::connect(&api::gift_card::SERVICE, &config.nats, &config.service).await?;
+    let mut host = host::Host::connect(&api::gift_card::SERVICE, &config.service).await?;
     let redis = host.redis(&config.redis).await?;
     let handlers = GiftCardHandlers::new(store::GiftCardStore::new(redis));
     host.serve(api::gift_card::endpoints(Arc::new(handlers)))

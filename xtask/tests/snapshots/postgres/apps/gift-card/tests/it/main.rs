@@ -9,39 +9,20 @@ use api::gift_card::{
     ListGiftCardsRequest, UpdateGiftCardRequest,
 };
 use gift_card_service::Config;
-use rpc::{Context, ErrorCode, Principal, roles};
+use rpc::{Context, ErrorCode};
+use testkit::callers::{self, admin};
 use testkit::{Harness, bad_fields, expect_error};
 
-fn admin() -> Context {
-    Context::background().with_principal(Principal {
-        user_id: "admin-1".into(),
-        roles: vec![roles::ADMIN.into()],
-    })
-}
-
 fn customer() -> Context {
-    Context::background().with_principal(Principal {
-        user_id: "customer-1".into(),
-        roles: vec![roles::CUSTOMER.into()],
-    })
+    callers::customer("customer-1")
 }
 
-/// The service on private servers (`testkit::Harness` starts the ones its configuration asks
-/// for), and helpers that read like what a caller does.
-struct TestApp {
-    client: GiftCardClient,
-    harness: Harness<Config>,
-}
-
-testkit::deref_to_harness!(TestApp, Config);
+testkit::test_app!(TestApp, Config, GiftCardClient);
 
 impl TestApp {
     async fn spawn() -> Self {
         let harness = Harness::start(gift_card_service::start, |_: &mut Config| {}).await;
-        Self {
-            client: GiftCardClient::new(rpc::Client::new(harness.nats.clone())),
-            harness,
-        }
+        Self::new(harness)
     }
 
     /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
