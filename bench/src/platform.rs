@@ -95,8 +95,8 @@ pub fn product_config(
     Ok(config)
 }
 
-fn cache_config(config: &product_service::Config) -> store::cache::CacheConfig {
-    store::cache::CacheConfig {
+fn cache_config(config: &product_service::Config) -> db::cache::CacheConfig {
+    db::cache::CacheConfig {
         namespace: product_service::CACHE_NAMESPACE.to_owned(),
         redis_ttl: Duration::from_millis(config.product_cache_ttl_ms),
         local_ttl: (config.product_cache_local_ttl_ms > 0)
@@ -122,7 +122,7 @@ pub fn write_jwks() -> anyhow::Result<(PathBuf, PathBuf)> {
     let file = dir.join("jwks.json");
     std::fs::write(
         &file,
-        auth::SigningKey::generate("bench-1").jwks().to_json(),
+        tokens::SigningKey::generate("bench-1").jwks().to_json(),
     )?;
     Ok((dir, file))
 }
@@ -155,10 +155,10 @@ impl Platform {
             .connect(servers.database.url())
             .await
             .context("connecting to the product database")?;
-        let redis = store::redis::connect(servers.redis.url()).await?;
+        let redis = db::redis::connect(servers.redis.url()).await?;
         let handlers = Arc::new(ProductHandlers::new(
             pool.clone(),
-            store::cache::Cache::new(redis, cache_config(&config)),
+            db::cache::Cache::new(redis, cache_config(&config)),
         ));
         let catalog = create_catalog(&handlers, catalog_size).await?;
 

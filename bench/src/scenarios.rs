@@ -197,10 +197,19 @@ enum Echo {
     },
 }
 
+/// `GetProduct`'s subject answered with its own request: the runtime's cost without a
+/// handler's.
+enum EchoGetProduct {}
+
+impl rpc::Method for EchoGetProduct {
+    type Request = GetProductRequest;
+    type Response = GetProductRequest;
+    const DESCRIPTOR: &'static rpc::MethodDescriptor = &methods::GET_PRODUCT;
+}
+
 impl Echo {
     async fn runtime(nats: async_nats::Client) -> anyhow::Result<Self> {
-        let endpoint = rpc::Endpoint::unary(
-            &methods::GET_PRODUCT,
+        let endpoint = rpc::Endpoint::bind::<EchoGetProduct, _, _>(
             |_ctx: rpc::Context, request: GetProductRequest| async move { Ok::<_, rpc::Error>(request) },
         );
         let running = rpc::Service::new(api::product::SERVICE_NAME, api::product::SERVICE_VERSION)

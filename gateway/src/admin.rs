@@ -81,7 +81,7 @@ async fn metrics() -> Response {
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, rpc::headers::JSON)],
-        api::OPENAPI_JSON,
+        crate::openapi::document(),
     )
         .into_response()
 }

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use auth::{Claims, Jwk, Jwks, Verifier, VerifyError};
 use axum::http::{HeaderMap, header};
 use rpc::{Access, ErrorCode, Principal};
+use tokens::{Claims, Jwk, Jwks, Verifier, VerifyError};
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -364,7 +364,7 @@ mod tests {
         headers
     }
 
-    async fn authenticator(key: &auth::SigningKey) -> Arc<Authenticator> {
+    async fn authenticator(key: &tokens::SigningKey) -> Arc<Authenticator> {
         let dir = std::env::temp_dir().join(format!("gateway-jwks-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("jwks.json");
@@ -374,8 +374,8 @@ mod tests {
             jwks_url: None,
             jwks_nats: None,
             refresh_interval: Duration::from_secs(300),
-            issuer: auth::DEFAULT_ISSUER.into(),
-            audience: auth::DEFAULT_AUDIENCE.into(),
+            issuer: tokens::DEFAULT_ISSUER.into(),
+            audience: tokens::DEFAULT_AUDIENCE.into(),
         })
         .await
         .unwrap();
@@ -384,13 +384,13 @@ mod tests {
         authenticator
     }
 
-    fn token(key: &auth::SigningKey, roles: &[&str]) -> String {
+    fn token(key: &tokens::SigningKey, roles: &[&str]) -> String {
         let token = key.mint(
             "user-1",
             roles,
             Duration::from_secs(600),
-            auth::DEFAULT_ISSUER,
-            auth::DEFAULT_AUDIENCE,
+            tokens::DEFAULT_ISSUER,
+            tokens::DEFAULT_AUDIENCE,
         );
         format!("Bearer {token}")
     }
@@ -401,7 +401,7 @@ mod tests {
 
     #[tokio::test]
     async fn access_rules_are_applied() {
-        let key = auth::SigningKey::generate("k1");
+        let key = tokens::SigningKey::generate("k1");
         let auth = authenticator(&key).await;
         let customer = token(&key, &["customer"]);
         let admin = token(&key, &["admin"]);
@@ -450,9 +450,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_token_is_refused_even_on_public_routes() {
-        let key = auth::SigningKey::generate("k1");
+        let key = tokens::SigningKey::generate("k1");
         let auth = authenticator(&key).await;
-        let stranger = token(&auth::SigningKey::generate("k2"), &["admin"]);
+        let stranger = token(&tokens::SigningKey::generate("k2"), &["admin"]);
         for value in [
             stranger.as_str(),
             "Bearer not-a-token",
@@ -474,13 +474,13 @@ mod tests {
             jwks_url: None,
             jwks_nats: None,
             refresh_interval: Duration::from_secs(300),
-            issuer: auth::DEFAULT_ISSUER.into(),
-            audience: auth::DEFAULT_AUDIENCE.into(),
+            issuer: tokens::DEFAULT_ISSUER.into(),
+            audience: tokens::DEFAULT_AUDIENCE.into(),
         })
         .await
         .unwrap();
         assert!(task.is_none());
-        let key = auth::SigningKey::generate("k1");
+        let key = tokens::SigningKey::generate("k1");
         assert_eq!(
             status(auth.authorize(&headers(None), Access::Public).await),
             200

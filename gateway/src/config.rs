@@ -60,10 +60,10 @@ pub struct Config {
     )]
     pub jwt_jwks_refresh_seconds: u64,
     /// The `iss` access tokens must carry.
-    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", default_value = auth::DEFAULT_ISSUER)]
+    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", default_value = tokens::DEFAULT_ISSUER)]
     pub jwt_issuer: String,
     /// The `aud` access tokens must carry.
-    #[arg(long = "jwt-audience", env = "JWT_AUDIENCE", default_value = auth::DEFAULT_AUDIENCE)]
+    #[arg(long = "jwt-audience", env = "JWT_AUDIENCE", default_value = tokens::DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
     /// Origins browsers may call the API from, comma separated; "*" allows any (development
     /// only). Empty: no cross-origin access.
@@ -242,8 +242,8 @@ mod tests {
     fn defaults_match_the_documented_ones() {
         let config = Config::try_parse_from(["gateway"]).unwrap();
         assert_eq!(config.port, 8080);
-        assert_eq!(config.jwt_issuer, auth::DEFAULT_ISSUER);
-        assert_eq!(config.jwt_audience, auth::DEFAULT_AUDIENCE);
+        assert_eq!(config.jwt_issuer, tokens::DEFAULT_ISSUER);
+        assert_eq!(config.jwt_audience, tokens::DEFAULT_AUDIENCE);
         assert_eq!(config.body_limit_bytes, 1024 * 1024);
         assert_eq!(config.rate_limits.limit_for("search").1.capacity, 300);
         assert!(config.cors_allowed_origins.is_empty());

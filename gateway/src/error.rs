@@ -30,6 +30,57 @@ pub enum ApiCode {
 }
 
 impl ApiCode {
+    /// Every code, in the order the OpenAPI document lists them.
+    pub const ALL: [ApiCode; 13] = [
+        ApiCode::Service(ErrorCode::InvalidArgument),
+        ApiCode::Service(ErrorCode::Unauthenticated),
+        ApiCode::Service(ErrorCode::PermissionDenied),
+        ApiCode::Service(ErrorCode::NotFound),
+        ApiCode::MethodNotAllowed,
+        ApiCode::Service(ErrorCode::Conflict),
+        ApiCode::Service(ErrorCode::FailedPrecondition),
+        ApiCode::PayloadTooLarge,
+        ApiCode::UnsupportedMediaType,
+        ApiCode::Service(ErrorCode::RateLimited),
+        ApiCode::Service(ErrorCode::Internal),
+        ApiCode::Service(ErrorCode::Unavailable),
+        ApiCode::Service(ErrorCode::DeadlineExceeded),
+    ];
+
+    /// The code spelled `code`, as error bodies and the contracts spell it.
+    pub fn parse(code: &str) -> Option<ApiCode> {
+        ApiCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
+    /// What the code means to a client, for the OpenAPI document.
+    pub fn description(self) -> &'static str {
+        match self {
+            ApiCode::Service(code) => match code {
+                ErrorCode::InvalidArgument => "Invalid argument: `details` names each bad field",
+                ErrorCode::Unauthenticated => {
+                    "Missing or invalid bearer token, or wrong credentials"
+                }
+                ErrorCode::PermissionDenied => {
+                    "The caller may not do this (an admin method needs the admin role)"
+                }
+                ErrorCode::NotFound => "Not found, or not the caller's to see",
+                ErrorCode::Conflict => {
+                    "Conflicts with what exists (a duplicate, a concurrent change)"
+                }
+                ErrorCode::FailedPrecondition => {
+                    "Refused by the current state (not enough stock, an expired reservation)"
+                }
+                ErrorCode::RateLimited => "Rate limited: see Retry-After",
+                ErrorCode::Unavailable => "The service is unavailable: see Retry-After",
+                ErrorCode::DeadlineExceeded => "The service did not answer in time",
+                ErrorCode::Internal => "Internal error",
+            },
+            ApiCode::MethodNotAllowed => "The path exists but not with this method: see Allow",
+            ApiCode::PayloadTooLarge => "The body is larger than the gateway accepts",
+            ApiCode::UnsupportedMediaType => "The body is not JSON",
+        }
+    }
+
     /// The error table: the HTTP status of every code.
     ///
     /// `failed_precondition` (not enough stock, an expired reservation) is 409 Conflict: the

@@ -36,6 +36,8 @@ pub struct Forwarder {
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub trust_forwarded_for: bool,
+    /// Ends the event streams of streaming routes when the gateway shuts down.
+    pub streams_end: crate::stream::Closer,
 }
 
 /// A router with every route of `routes`, several methods sharing a path.
@@ -181,6 +183,13 @@ impl Forwarder {
         headers.insert(rpc::headers::CONTENT_TYPE, rpc::headers::JSON);
         let timeout = context.write_headers(&mut headers, self.request_timeout);
 
+        // A streaming route listens before it reads the snapshot, so nothing falls between.
+        let subscription = match &route.stream {
+            Some(stream) => {
+                Some(crate::stream::subscribe(self.rpc.nats(), stream, &path_params).await?)
+            }
+            None => None,
+        };
         let reply = self
             .rpc
             .call_raw(route.descriptor.subject, headers, payload, timeout)
@@ -198,6 +207,9 @@ impl Forwarder {
                 }
                 ApiError::from(error)
             })?;
+        if let Some(subscription) = subscription {
+            return Ok(subscription.respond(reply.payload, &self.streams_end));
+        }
         let mut response = Response::new(Body::from(reply.payload));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

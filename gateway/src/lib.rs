@@ -10,7 +10,8 @@
 //! - The access rule is applied before anything reaches NATS. Principal and deadline headers
 //!   on NATS are built by the gateway from the verified token; whatever such headers a client
 //!   sends are never forwarded.
-//! - Error codes become HTTP statuses in exactly one table ([`error::ApiCode::status`]); every
+//! - Error codes become HTTP statuses in exactly one table ([`error::ApiCode::status`]), which
+//!   also writes the error responses of the OpenAPI document ([`openapi`]); every
 //!   error body is `{"code", "message", "details"}`. `failed_precondition` is 409; a body over
 //!   the limit is 413 `payload_too_large` (not 400); a body with a Content-Type other than
 //!   JSON is 415, while a body without one is taken as JSON.
@@ -29,7 +30,9 @@ pub mod error;
 pub mod forward;
 pub mod message;
 pub mod observe;
+pub mod openapi;
 pub mod rate_limit;
+pub mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,6 +73,8 @@ pub struct Application {
     local_addr: SocketAddr,
     nats: async_nats::Client,
     background: Vec<JoinHandle<()>>,
+    /// Ends the open event streams when shutdown begins, so their connections can close.
+    streams_end: stream::Closer,
 }
 
 impl Application {
@@ -95,7 +100,9 @@ impl Application {
         .await?;
 
         let request_timeout = config.request_timeout();
+        let streams_end = stream::Closer::new();
         let forwarder = Forwarder {
+            streams_end: streams_end.clone(),
             rpc: rpc::Client::new(nats.clone()).with_default_timeout(request_timeout),
             authenticator,
             rate_limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
@@ -120,6 +127,7 @@ impl Application {
             local_addr,
             nats,
             background: refresh_task.into_iter().collect(),
+            streams_end,
         })
     }
 
@@ -135,6 +143,12 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        let streams_end = self.streams_end;
+        let shutdown = async move {
+            shutdown.await;
+            // A live stream never finishes on its own; graceful shutdown would wait for it.
+            streams_end.close();
+        };
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;

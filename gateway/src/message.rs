@@ -232,6 +232,7 @@ mod tests {
             path_params,
             rate_class: "default",
             request_fields: FIELDS,
+            stream: None,
         }
     }
 

@@ -37,21 +37,21 @@ impl Role {
 }
 
 /// Reads the dev key, generating it (and the JWKS the gateway reads) on first use.
-pub fn load_or_generate(layout: &Layout) -> anyhow::Result<auth::SigningKey> {
+pub fn load_or_generate(layout: &Layout) -> anyhow::Result<tokens::SigningKey> {
     let pem_path = layout.signing_key();
     let key = if pem_path.exists() {
         let pem = std::fs::read_to_string(&pem_path)
             .with_context(|| format!("reading {}", pem_path.display()))?;
-        auth::SigningKey::from_pkcs8_pem(&pem, DEV_KEY_ID)
+        tokens::SigningKey::from_pkcs8_pem(&pem, DEV_KEY_ID)
             .with_context(|| format!("reading {}", pem_path.display()))?
     } else {
-        let key = auth::SigningKey::generate(DEV_KEY_ID);
+        let key = tokens::SigningKey::generate(DEV_KEY_ID);
         std::fs::create_dir_all(layout.keys())?;
         write_private(&pem_path, &key.to_pkcs8_pem())?;
         key
     };
     // Rewritten each time so it always matches the key.
-    let jwks = auth::Jwks {
+    let jwks = tokens::Jwks {
         keys: vec![key.jwk()],
     };
     std::fs::write(layout.jwks(), jwks.to_json())
@@ -73,13 +73,13 @@ fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
 }
 
 /// A token for `subject` with `role`, issued for the public API.
-pub fn mint(key: &auth::SigningKey, subject: uuid::Uuid, role: Role, ttl: Duration) -> String {
+pub fn mint(key: &tokens::SigningKey, subject: uuid::Uuid, role: Role, ttl: Duration) -> String {
     key.mint(
         &subject.to_string(),
         &[role.name()],
         ttl,
-        auth::DEFAULT_ISSUER,
-        auth::DEFAULT_AUDIENCE,
+        tokens::DEFAULT_ISSUER,
+        tokens::DEFAULT_AUDIENCE,
     )
 }
 
@@ -102,9 +102,9 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
 
-        let jwks = auth::Jwks::from_json(&std::fs::read(layout.jwks()).unwrap()).unwrap();
+        let jwks = tokens::Jwks::from_json(&std::fs::read(layout.jwks()).unwrap()).unwrap();
         let verifier =
-            auth::Verifier::new(&jwks, auth::DEFAULT_ISSUER, auth::DEFAULT_AUDIENCE).unwrap();
+            tokens::Verifier::new(&jwks, tokens::DEFAULT_ISSUER, tokens::DEFAULT_AUDIENCE).unwrap();
         let token = mint(
             &second,
             Role::Seller.dev_subject(),

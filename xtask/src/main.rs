@@ -6,6 +6,7 @@
 //! - `down` stops a stack left behind by an `up` that was killed.
 //! - `dev-token` prints an access token signed with the dev key.
 //! - `test` runs every test in one cargo invocation and prints the total.
+//! - `api-docs` writes the committed OpenAPI and AsyncAPI documents.
 //! - `events republish` re-publishes a service's kept outbox rows (after a broker lost them).
 //! - `dlq list|redrive` shows the dead letters and puts them back for their consumer.
 //! - `new-service` generates a service from `templates/`; `sync-services` regenerates the places
@@ -28,6 +29,7 @@ mod republish;
 mod services;
 mod stack;
 mod system;
+mod templates;
 mod test_run;
 
 use std::process::ExitCode;
@@ -59,7 +61,6 @@ enum Command {
     Down,
     /// Print an access token signed with the dev key.
     DevToken(DevTokenArgs),
-    /// Run every test of the workspace and print the total; extra arguments go to cargo test.
     /// Domain events: `events republish --service S --since T`.
     Events(republish::EventsArgs),
     /// Dead letters: `dlq list [--consumer C]`, `dlq redrive --consumer C (--all | --seq N)`.
@@ -73,6 +74,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write docs/api/openapi.json (the gateway's document) and docs/api/asyncapi.json from
+    /// the contracts.
+    ApiDocs,
+    /// Run every test of the workspace and print the total; extra arguments go to cargo test.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
         Command::Up(args) => stack::up(&layout, args.gateway_port, args.gateway_bind),
         Command::Down => stack::down(&layout).map(|()| ExitCode::SUCCESS),
         Command::DevToken(args) => dev_token(&layout, &args).map(|()| ExitCode::SUCCESS),
+        Command::ApiDocs => write_api_documents(&layout).map(|()| ExitCode::SUCCESS),
         Command::Test { cargo_args } => test_run::run(&cargo_args),
         Command::Events(args) => republish::run(args),
         Command::Dlq(args) => dlq::run(args),
@@ -144,12 +150,23 @@ fn new_service(layout: &Layout, args: &new_service::NewServiceArgs) -> anyhow::R
         println!("==> nothing to change");
         return Ok(());
     }
-    println!("==> refreshing docs/api (UPDATE_GENERATED=1 cargo test -p api)");
+    println!("==> refreshing docs/api (cargo xtask api-docs)");
     new_service::refresh_api_documents(layout.root())?;
     println!(
         "==> done: `cargo test -p {0}-service`, then `make up` serves it; see docs/SERVICES.md",
         args.name
     );
+    Ok(())
+}
+
+/// The committed copies of the API documents, as the gateway serves the OpenAPI one (with the
+/// error responses of its status table) and the contracts write the AsyncAPI one. Tests in
+/// the gateway and the contracts crate fail when these are out of date.
+fn write_api_documents(layout: &Layout) -> anyhow::Result<()> {
+    let dir = layout.root().join("docs/api");
+    std::fs::write(dir.join("openapi.json"), gateway::openapi::document())?;
+    std::fs::write(dir.join("asyncapi.json"), api::ASYNCAPI_JSON)?;
+    println!("==> wrote docs/api/openapi.json and docs/api/asyncapi.json");
     Ok(())
 }
 

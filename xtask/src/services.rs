@@ -1,8 +1,8 @@
 //! The one list of services, `apps/services.toml`, and the places generated from it.
 //!
-//! `cargo xtask up` reads the list (see `stack.rs`). docker-compose.yml's service section and
-//! the service tables in README.md and docs/ARCHITECTURE.md are rendered from it between
-//! marker comments by [`sync`] (`cargo xtask sync-services`). [`problems`] says where the
+//! `cargo xtask up` reads the list (see `stack/`). docker-compose.yml's services and volumes
+//! sections and the service tables in README.md and docs/ARCHITECTURE.md are rendered from it
+//! between marker comments by [`sync`] (`cargo xtask sync-services`). [`problems`] says where the
 //! workspace disagrees with the list; the `services_are_in_step` test runs it on every
 //! `make test`.
 
@@ -10,8 +10,10 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use serde::{Deserialize, Serialize};
+
+use crate::templates::render_template;
 
 /// Where the list lives, relative to the workspace root.
 pub const LIST: &str = "apps/services.toml";
@@ -26,7 +28,8 @@ pub enum StoreKind {
     Postgres,
     /// JSON values in Redis.
     Redis,
-    /// JSON documents (PostgreSQL JSONB until a MongoDB deployment exists).
+    /// JSON documents: in MongoDB when the service is given MONGODB_URL (docker-compose
+    /// gives it one), otherwise PostgreSQL JSONB.
     Mongo,
 }
 
@@ -39,8 +42,8 @@ impl StoreKind {
         }
     }
 
-    /// Whether the service has a PostgreSQL database (the `mongo` kind stores its documents
-    /// there too).
+    /// Whether the service can keep its state in PostgreSQL and so has migrations (the
+    /// `mongo` kind does when it is not given MONGODB_URL).
     pub fn uses_postgres(self) -> bool {
         self != Self::Redis
     }
@@ -93,15 +96,74 @@ struct ListFile {
     service: Vec<ServiceEntry>,
 }
 
+/// Rust keywords (strict and reserved): a name becomes a module (`api::<name>`).
+const RUST_KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+    "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro", "override",
+    "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Names the platform already uses for something else (the contracts crate's own modules,
+/// workspace crates).
+const RESERVED: &[&str] = &[
+    "common", "options", "emporium", "google", "tests", "gateway", "xtask", "bench", "host",
+];
+
+/// Checks a service name; the error says what is wrong with it.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    ensure!(
+        name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+        "invalid service name {name:?}: use lower case letters, digits and hyphens, starting with a letter ([a-z][a-z0-9-]*)"
+    );
+    ensure!(
+        !name.ends_with('-') && !name.contains("--"),
+        "invalid service name {name:?}: a hyphen must sit between two words"
+    );
+    ensure!(
+        name.len() <= 40,
+        "invalid service name {name:?}: at most 40 characters"
+    );
+    let snake = name.replace('-', "_");
+    ensure!(
+        !RUST_KEYWORDS.contains(&snake.as_str()),
+        "invalid service name {name:?}: it is a Rust keyword"
+    );
+    ensure!(
+        !RESERVED.contains(&snake.as_str()),
+        "invalid service name {name:?}: the platform already uses that name"
+    );
+    Ok(())
+}
+
+/// Checks a description: it goes into a proto string, TOML, YAML and a Markdown table.
+pub fn check_description(description: &str) -> anyhow::Result<()> {
+    ensure!(
+        !description.trim().is_empty(),
+        "the description must not be empty"
+    );
+    ensure!(
+        !description
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | '\\' | '|')),
+        "invalid description {description:?}: one line, without quotes, backslashes or |"
+    );
+    Ok(())
+}
+
 /// Parses the list and checks what every entry must satisfy.
 pub fn parse(text: &str) -> anyhow::Result<Vec<ServiceEntry>> {
     let file: ListFile = toml::from_str(text).context("parsing apps/services.toml")?;
     let mut names = BTreeSet::new();
     let mut ports = BTreeSet::new();
     for entry in &file.service {
-        crate::new_service::check_name(&entry.name)
+        check_name(&entry.name)
             .with_context(|| format!("apps/services.toml: service {:?}", entry.name))?;
-        crate::new_service::check_description(&entry.description)
+        check_description(&entry.description)
             .with_context(|| format!("apps/services.toml: service {:?}", entry.name))?;
         if !names.insert(entry.name.as_str()) {
             bail!("apps/services.toml lists {:?} twice", entry.name);
@@ -133,7 +195,8 @@ pub fn next_admin_port(services: &[ServiceEntry]) -> u16 {
         .unwrap_or(FIRST_ADMIN_PORT)
 }
 
-/// A section of a file that is generated between two marker lines.
+/// A section of a file that is generated between two marker lines. A file may have several;
+/// they are rendered in the order of [`SECTIONS`].
 struct Section {
     file: &'static str,
     begin: &'static str,
@@ -147,6 +210,14 @@ const SECTIONS: &[Section] = &[
         begin: "  # BEGIN generated services",
         end: "  # END generated services",
         template: "places/compose.yml.tera",
+    },
+    // Top-level named volumes must be declared outside `services:`: the ones the generated
+    // services section uses (MongoDB's, when a service's store is mongo).
+    Section {
+        file: "docker-compose.yml",
+        begin: "  # BEGIN generated volumes",
+        end: "  # END generated volumes",
+        template: "places/compose-volumes.yml.tera",
     },
     Section {
         file: "README.md",
@@ -177,7 +248,7 @@ struct PlaceService {
 }
 
 /// The files of the workspace at `root` with their generated sections rendered from
-/// `services`: (path, current text, wanted text).
+/// `services`: (path, current text, wanted text), one entry per file.
 pub fn render_places(
     root: &Path,
     services: &[ServiceEntry],
@@ -216,14 +287,30 @@ pub fn render_places(
         .collect();
     let mut context = tera::Context::new();
     context.insert("services", &places);
+    // docker-compose.yml has a MongoDB server when some service keeps its documents there.
+    context.insert(
+        "mongodb",
+        &services
+            .iter()
+            .any(|service| service.store == StoreKind::Mongo),
+    );
 
-    let mut out = Vec::new();
+    let mut out: Vec<(PathBuf, String, String)> = Vec::new();
     for section in SECTIONS {
         let path = root.join(section.file);
-        let current = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let block = crate::new_service::render_template(root, section.template, &context)?;
-        let wanted = replace_section(&current, section)
+        // The sections of one file are applied one after the other to one wanted text.
+        let index = match out.iter().position(|(seen, _, _)| *seen == path) {
+            Some(index) => index,
+            None => {
+                let current = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                out.push((path, current.clone(), current));
+                out.len() - 1
+            }
+        };
+        let block = render_template(root, section.template, &context)?;
+        let wanted = &mut out[index].2;
+        *wanted = replace_section(wanted, section)
             .map(|(before, after)| format!("{before}{}{after}", block.trim_end_matches('\n')))
             .with_context(|| {
                 format!(
@@ -233,7 +320,6 @@ pub fn render_places(
                     section.end.trim()
                 )
             })?;
-        out.push((path, current, wanted));
     }
     Ok(out)
 }
@@ -262,7 +348,6 @@ pub fn sync(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(changed)
 }
 
-/// Everything in the workspace at `root` that disagrees with its list; empty when in step.
 /// Every `.rs` file under `dir`, recursively; none when it does not exist.
 fn rust_sources(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -280,6 +365,7 @@ fn rust_sources(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Everything in the workspace at `root` that disagrees with its list; empty when in step.
 pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
     let services = load(root)?;
     let mut problems = Vec::new();
@@ -359,7 +445,7 @@ pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
                 .unwrap_or(&path)
                 .display()
                 .to_string();
-            let mut problem = format!("{shown}: its generated services section is out of date");
+            let mut problem = format!("{shown}: a generated section is out of date");
             let _ = write!(problem, "; run `cargo xtask sync-services`");
             problems.push(problem);
         }
@@ -431,5 +517,150 @@ mod tests {
         assert_eq!(entry.snake(), "gift_card");
         assert_eq!(next_admin_port(&[entry]), 9108);
         assert_eq!(next_admin_port(&[]), FIRST_ADMIN_PORT);
+    }
+
+    /// A workspace under the system's temp dir, removed on drop.
+    struct TempTree(PathBuf);
+
+    impl TempTree {
+        fn new() -> Self {
+            let root =
+                std::env::temp_dir().join(format!("xtask-services-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&root).unwrap();
+            Self(root)
+        }
+
+        fn write(&self, relative: &str, text: &str) {
+            let path = self.0.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+    }
+
+    impl Drop for TempTree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The smallest workspace that is in step with its list: one service, `widget`, with admin
+    /// port 9150, and the places made from the list by the real templates.
+    fn workspace_in_step() -> TempTree {
+        let tree = TempTree::new();
+        tree.write("Cargo.toml", "[workspace]\nmembers = [\"apps/*\"]\n");
+        tree.write(
+            LIST,
+            "[[service]]\nname = \"widget\"\nstore = \"postgres\"\nadmin_port = 9150\ndescription = \"Widgets.\"\n",
+        );
+        tree.write(
+            "apps/widget/Cargo.toml",
+            "[package]\nname = \"widget-service\"\n",
+        );
+        tree.write(
+            "apps/widget/src/main.rs",
+            "fn main() {\n    widget_service::main();\n}\n",
+        );
+        std::fs::create_dir_all(tree.0.join("pkg/api/proto/emporium/widget/v1")).unwrap();
+        // Each file with the marker lines of each of its sections.
+        let mut files: std::collections::BTreeMap<&str, String> = Default::default();
+        for section in SECTIONS {
+            let template = Path::new("templates").join(section.template);
+            let text = std::fs::read_to_string(workspace_root().join(&template)).unwrap();
+            tree.write(template.to_str().unwrap(), &text);
+            let file = files
+                .entry(section.file)
+                .or_insert_with(|| "before\n".into());
+            file.push_str(&format!("{}\n{}\nafter\n", section.begin, section.end));
+        }
+        for (file, text) in files {
+            tree.write(file, &text);
+        }
+        sync(&tree.0).unwrap();
+        tree
+    }
+
+    fn compose(tree: &TempTree) -> String {
+        std::fs::read_to_string(tree.0.join("docker-compose.yml")).unwrap()
+    }
+
+    /// A service whose store is mongo brings MongoDB into docker-compose.yml (the server, its
+    /// volume) and is pointed at it instead of PostgreSQL; without one there is no MongoDB.
+    #[test]
+    fn compose_has_mongodb_exactly_when_a_service_keeps_documents_there() {
+        let tree = workspace_in_step();
+        let without = compose(&tree);
+        for absent in ["mongodb", "MONGODB_URL"] {
+            assert!(!without.contains(absent), "{without}");
+        }
+        assert!(
+            without.contains("DATABASE_URL: postgres://postgres:postgres@postgres:5432/widget")
+        );
+
+        let list = std::fs::read_to_string(tree.0.join(LIST)).unwrap();
+        tree.write(LIST, &list.replace("\"postgres\"", "\"mongo\""));
+        sync(&tree.0).unwrap();
+        let with = compose(&tree);
+        assert!(
+            with.contains("\n  mongodb:\n    image: mongo:7\n"),
+            "{with}"
+        );
+        assert!(with.contains("      - mongodb-data:/data/db\n"), "{with}");
+        assert!(
+            with.contains("    healthcheck:\n      test: [\"CMD\", \"mongosh\""),
+            "{with}"
+        );
+        assert!(
+            with.contains("\n  mongodb-data:\n  # END generated volumes"),
+            "the volume is declared: {with}"
+        );
+        let widget = &with[with.find("\n  widget-service:\n").unwrap()..];
+        let widget = &widget[..widget.find("\n\n").unwrap_or(widget.len())];
+        assert!(
+            widget.contains("      MONGODB_URL: mongodb://mongodb:27017/widget\n"),
+            "{widget}"
+        );
+        assert!(
+            widget.contains("      mongodb:\n        condition: service_healthy\n"),
+            "{widget}"
+        );
+        for absent in ["DATABASE_URL", "postgres"] {
+            assert!(
+                !widget.contains(absent),
+                "it does not use PostgreSQL: {widget}"
+            );
+        }
+        assert_eq!(problems(&tree.0).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_workspace_in_step_with_its_list_has_no_problems() {
+        let tree = workspace_in_step();
+        assert_eq!(problems(&tree.0).unwrap(), Vec::<String>::new());
+    }
+
+    /// The admin port is written in the list only; a service that writes it (or a default of
+    /// its own) anywhere under its `src/` is out of step.
+    #[test]
+    fn a_service_source_that_writes_an_admin_port_is_a_problem() {
+        for (file, source) in [
+            (
+                "apps/widget/src/main.rs",
+                "const ADMIN_ADDR: &str = \"127.0.0.1:9150\";\n",
+            ),
+            (
+                "apps/widget/src/config/admin.rs",
+                "pub const DEFAULT_ADMIN_PORT: u16 = 0;\n",
+            ),
+        ] {
+            let tree = workspace_in_step();
+            tree.write(file, source);
+            assert_eq!(
+                problems(&tree.0).unwrap(),
+                [format!(
+                    "{file}: writes an admin port; it belongs in {LIST} only"
+                )],
+                "{source}"
+            );
+        }
     }
 }

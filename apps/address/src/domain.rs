@@ -6,24 +6,21 @@
 //! fits its country's format where the service knows it. Code past the parsers never checks
 //! these things again.
 //!
-//! Parsing a request names every bad field at once (`rpc::Violations`), using the request's
-//! own field names. Nothing in this module does I/O, so it is all unit-tested in place.
+//! Parsing a request names every bad field at once (`vocab::Fields`), using the request's
+//! own field names; free text follows the rule every service shares (`vocab::bounded_text`).
+//! Nothing in this module does I/O, so it is all unit-tested in place.
 
 mod country;
 mod postal_code;
 
-use std::borrow::Cow;
 use std::fmt;
 
 use api::address::{CreateAddressRequest, UpdateAddressRequest};
-use rpc::Violations;
 use uuid::Uuid;
+use vocab::{Fields, LineBreaks, Problem, bounded_text};
 
 pub use country::CountryCode;
 pub use postal_code::PostalCode;
-
-/// What is wrong with one field, in words a caller can act on.
-pub type Problem = Cow<'static, str>;
 
 /// How many addresses one user may keep.
 pub const MAX_ADDRESSES_PER_USER: i64 = 50;
@@ -87,25 +84,8 @@ impl fmt::Display for OwnerId {
     }
 }
 
-/// Trims `value` and checks its length in characters (as PostgreSQL's `char_length` counts).
-fn bounded_text(value: &str, min_chars: usize, max_chars: usize) -> Result<String, Problem> {
-    let value = value.trim();
-    let chars = value.chars().count();
-    if chars < min_chars {
-        return Err("must not be empty".into());
-    }
-    if chars > max_chars {
-        return Err(format!("must have at most {max_chars} characters").into());
-    }
-    // PostgreSQL text cannot hold NUL, and a line break or other control character inside
-    // one line of an address label is always a mistake.
-    if value.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
-    }
-    Ok(value.to_owned())
-}
-
-/// A text field of an address: trimmed, `MIN` to `MAX` characters, no control characters.
+/// A text field of an address: trimmed, `MIN` to `MAX` characters, no control characters (a
+/// line break inside one line of an address label is always a mistake).
 macro_rules! text_field {
     ($(#[$doc:meta])* $name:ident, $min:literal ..= $max:literal) => {
         $(#[$doc])*
@@ -116,7 +96,7 @@ macro_rules! text_field {
             pub const MAX_CHARS: usize = $max;
 
             pub fn parse(value: &str) -> Result<Self, Problem> {
-                bounded_text(value, $min, $max).map($name)
+                bounded_text(value, $min..=$max, LineBreaks::Refused).map($name)
             }
 
             pub fn as_str(&self) -> &str {
@@ -207,21 +187,22 @@ struct RawFields<'a> {
 }
 
 impl AddressFields {
-    /// Parses every field, recording each problem in `violations` in the request's field order.
-    fn parse(raw: RawFields<'_>, violations: &mut Violations) -> Option<Self> {
+    /// Parses every field, recording each problem in `request_fields` in the request's field
+    /// order.
+    fn parse(raw: RawFields<'_>, request_fields: &mut Fields) -> Option<Self> {
         // The postal code's format depends on the country, so the country is parsed first;
         // its problem is still reported in field order below.
         let country_code = CountryCode::parse(raw.country_code);
         let postal_code = PostalCode::parse(raw.postal_code, country_code.as_ref().ok().copied());
         let recipient_name = RecipientName::parse(raw.recipient_name);
-        let recipient_name = check(violations, "recipient_name", recipient_name);
-        let phone = check(violations, "phone", Phone::parse(raw.phone));
-        let line1 = check(violations, "line1", StreetLine::parse(raw.line1));
-        let line2 = check(violations, "line2", ExtraLine::parse(raw.line2));
-        let city = check(violations, "city", City::parse(raw.city));
-        let region = check(violations, "region", Region::parse(raw.region));
-        let postal_code = check(violations, "postal_code", postal_code);
-        let country_code = check(violations, "country_code", country_code);
+        let recipient_name = request_fields.parse("recipient_name", recipient_name);
+        let phone = request_fields.parse("phone", Phone::parse(raw.phone));
+        let line1 = request_fields.parse("line1", StreetLine::parse(raw.line1));
+        let line2 = request_fields.parse("line2", ExtraLine::parse(raw.line2));
+        let city = request_fields.parse("city", City::parse(raw.city));
+        let region = request_fields.parse("region", Region::parse(raw.region));
+        let postal_code = request_fields.parse("postal_code", postal_code);
+        let country_code = request_fields.parse("country_code", country_code);
         Some(AddressFields {
             recipient_name: recipient_name?,
             phone: phone?,
@@ -235,20 +216,6 @@ impl AddressFields {
     }
 }
 
-/// The value, or `None` with its problem recorded against `field`.
-fn check<T>(violations: &mut Violations, field: &str, parsed: Result<T, Problem>) -> Option<T> {
-    parsed
-        .map_err(|problem| violations.add(field, problem))
-        .ok()
-}
-
-/// One `invalid_argument` naming every bad field, or the parsed value. `value` is `None` only
-/// when a field failed, and every failure was recorded, so the `expect` states an invariant.
-fn finish<T>(violations: Violations, value: Option<T>) -> Result<T, rpc::Error> {
-    violations.into_result()?;
-    Ok(value.expect("a field failed to parse without recording a violation"))
-}
-
 /// A new address, valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAddress {
@@ -259,7 +226,7 @@ pub struct NewAddress {
 
 impl NewAddress {
     pub fn parse(request: &CreateAddressRequest) -> Result<Self, rpc::Error> {
-        let mut violations = Violations::new();
+        let mut request_fields = Fields::default();
         let fields = AddressFields::parse(
             RawFields {
                 recipient_name: &request.recipient_name,
@@ -271,9 +238,9 @@ impl NewAddress {
                 postal_code: &request.postal_code,
                 country_code: &request.country_code,
             },
-            &mut violations,
+            &mut request_fields,
         );
-        let fields = finish(violations, fields)?;
+        let fields = request_fields.finish(|| fields)?;
         Ok(NewAddress {
             fields,
             make_default: request.is_default,
@@ -290,8 +257,8 @@ pub struct AddressReplacement {
 
 impl AddressReplacement {
     pub fn parse(request: &UpdateAddressRequest) -> Result<Self, rpc::Error> {
-        let mut violations = Violations::new();
-        let id = check(&mut violations, "id", AddressId::parse(&request.id));
+        let mut request_fields = Fields::default();
+        let id = request_fields.parse("id", AddressId::parse(&request.id));
         let fields = AddressFields::parse(
             RawFields {
                 recipient_name: &request.recipient_name,
@@ -303,9 +270,9 @@ impl AddressReplacement {
                 postal_code: &request.postal_code,
                 country_code: &request.country_code,
             },
-            &mut violations,
+            &mut request_fields,
         );
-        let (id, fields) = finish(violations, id.zip(fields))?;
+        let (id, fields) = request_fields.finish(|| id.zip(fields))?;
         Ok(AddressReplacement { id, fields })
     }
 }
@@ -326,12 +293,9 @@ pub fn becomes_default(existing: i64, make_default: bool) -> Result<bool, Addres
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use testkit::bad_fields;
 
-    fn bad_fields(error: rpc::Error) -> Vec<String> {
-        assert_eq!(error.code(), rpc::ErrorCode::InvalidArgument, "{error}");
-        error.details().iter().map(|d| d.field.clone()).collect()
-    }
+    use super::*;
 
     fn request() -> CreateAddressRequest {
         CreateAddressRequest {
@@ -372,7 +336,7 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(
-            bad_fields(error),
+            bad_fields(&error),
             [
                 "recipient_name",
                 "phone",
@@ -409,7 +373,7 @@ mod tests {
             country_code: request.country_code.clone(),
         };
         assert_eq!(
-            bad_fields(AddressReplacement::parse(&update).unwrap_err()),
+            bad_fields(&AddressReplacement::parse(&update).unwrap_err()),
             ["id", "line1"]
         );
         let id = AddressId::generate();
@@ -465,7 +429,7 @@ mod tests {
         assert_eq!(AddressId::parse("").unwrap_err(), "is required");
         assert_eq!(AddressId::parse("42").unwrap_err(), "must be a UUID");
         let error = AddressId::parse_field("id", "42").unwrap_err();
-        assert_eq!(bad_fields(error), ["id"]);
+        assert_eq!(bad_fields(&error), ["id"]);
         assert!(OwnerId::parse("customer-1").is_err());
         assert!(OwnerId::parse(&Uuid::now_v7().to_string()).is_ok());
     }

@@ -35,7 +35,7 @@ enum Source {
 /// The key that signs new tokens, and the source of the published key set.
 #[derive(Debug)]
 pub struct Keys {
-    signing: auth::SigningKey,
+    signing: tokens::SigningKey,
     source: Source,
 }
 
@@ -56,7 +56,7 @@ impl Keys {
     pub fn from_file(path: &Path, kid: &str) -> anyhow::Result<Self> {
         let pem = std::fs::read_to_string(path)
             .with_context(|| format!("reading the signing key file {}", path.display()))?;
-        let signing = auth::SigningKey::from_pkcs8_pem(&pem, kid)
+        let signing = tokens::SigningKey::from_pkcs8_pem(&pem, kid)
             .with_context(|| format!("reading the signing key in {}", path.display()))?;
         tracing::info!(kid, "signing access tokens with the key file");
         Ok(Self {
@@ -79,10 +79,10 @@ impl Keys {
         .fetch_optional(&mut *tx)
         .await?;
         let signing = match newest {
-            Some(stored) => auth::SigningKey::from_pkcs8_pem(&stored.private_key_pem, stored.kid)
+            Some(stored) => tokens::SigningKey::from_pkcs8_pem(&stored.private_key_pem, stored.kid)
                 .context("reading the newest signing key of the database")?,
             None => {
-                let key = auth::SigningKey::generate(Uuid::now_v7().to_string());
+                let key = tokens::SigningKey::generate(Uuid::now_v7().to_string());
                 let x = key.jwk().x.context("an Ed25519 JWK has x")?;
                 sqlx::query(
                     "INSERT INTO signing_keys (kid, private_key_pem, public_key_x) \
@@ -109,7 +109,7 @@ impl Keys {
         })
     }
 
-    pub fn signing_key(&self) -> &auth::SigningKey {
+    pub fn signing_key(&self) -> &tokens::SigningKey {
         &self.signing
     }
 
@@ -130,7 +130,7 @@ impl Keys {
                         crv: "Ed25519".into(),
                         x: row.public_key_x,
                         kid: row.kid,
-                        alg: auth::ALGORITHM.into(),
+                        alg: tokens::ALGORITHM.into(),
                         r#use: "sig".into(),
                     })
                     .collect()
@@ -140,7 +140,7 @@ impl Keys {
     }
 }
 
-fn message(jwk: auth::Jwk) -> JsonWebKey {
+fn message(jwk: tokens::Jwk) -> JsonWebKey {
     JsonWebKey {
         kty: jwk.kty,
         crv: jwk.crv.unwrap_or_default(),

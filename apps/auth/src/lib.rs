@@ -50,10 +50,10 @@ pub struct Config {
     #[arg(long, env = "AUTH_SIGNING_KEY_ID", default_value = "auth-1")]
     pub signing_key_id: String,
     /// The `iss` of access tokens.
-    #[arg(long, env = "AUTH_TOKEN_ISSUER", default_value = auth::DEFAULT_ISSUER)]
+    #[arg(long, env = "AUTH_TOKEN_ISSUER", default_value = tokens::DEFAULT_ISSUER)]
     pub token_issuer: String,
     /// The `aud` of access tokens.
-    #[arg(long, env = "AUTH_TOKEN_AUDIENCE", default_value = auth::DEFAULT_AUDIENCE)]
+    #[arg(long, env = "AUTH_TOKEN_AUDIENCE", default_value = tokens::DEFAULT_AUDIENCE)]
     pub token_audience: String,
     /// How long an access token is valid, in seconds.
     #[arg(long, env = "AUTH_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]

@@ -13,23 +13,27 @@ use api::product::{
     CommitReservationRequest, CreateCategoryRequest, CreateProductRequest, GetAvailabilityRequest,
     GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListProductsRequest,
     ListProductsResponse, Product, ProductService, ReleaseReservationRequest, Reservation,
-    ReservationItem, ReserveStockRequest, SetStockRequest, UpdateProductRequest,
+    ReserveStockRequest, SetStockRequest, UpdateProductRequest,
 };
-use api::timestamp;
 use rpc::Context;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use vocab::Problem;
+use vocab::page::encode_token;
+
 use crate::domain::{
-    self, CategoryId, NewCategory, NewProduct, NewReservation, Problem, ProductChanges, ProductId,
+    self, CategoryId, NewCategory, NewProduct, NewReservation, ProductChanges, ProductId,
     ProductQuery, ProductStatus, ReservationId, StockChange,
 };
 use crate::error::Error;
-use crate::inventory::{self, InventoryRecord, ReservationRecord};
-use crate::store::{self, CategoryRecord, Change, ProductRecord};
+use crate::inventory;
+use crate::outbox::{self, Change};
+use crate::records::{InventoryRecord, ProductRecord, availability};
+use crate::store;
 
 // `::store` is the workspace's storage crate; plain `store` is this crate's queries.
-use ::store::cache::Cache;
+use ::db::cache::Cache;
 
 /// The product service: its database and the product cache.
 pub struct ProductHandlers {
@@ -86,7 +90,7 @@ impl ProductService for ProductHandlers {
             products: page.products.into_iter().map(Product::from).collect(),
             next_cursor: page
                 .next_cursor
-                .map(|cursor| cursor.encode())
+                .map(|cursor| encode_token(&cursor))
                 .unwrap_or_default(),
         })
     }
@@ -105,6 +109,16 @@ impl ProductService for ProductHandlers {
         Ok(product.into())
     }
 
+    /// The first event of the product's live stream: the product as `get_product` answers it,
+    /// with the same rule on who may see it. The gateway streams its events after it.
+    async fn watch_product(
+        &self,
+        ctx: Context,
+        request: GetProductRequest,
+    ) -> Result<Product, rpc::Error> {
+        self.get_product(ctx, request).await
+    }
+
     async fn create_product(
         &self,
         ctx: Context,
@@ -119,7 +133,7 @@ impl ProductService for ProductHandlers {
             product: &record,
             initial_stock: product.initial_stock.get(),
         };
-        store::record_change(&mut tx, ctx.trace(), change).await?;
+        outbox::record_change(&mut tx, ctx.trace(), change).await?;
         commit(tx).await?;
         Ok(record.into())
     }
@@ -140,7 +154,7 @@ impl ProductService for ProductHandlers {
         let record = store::update_product(&mut tx, id, &changes)
             .await?
             .ok_or(Error::ProductNotFound(id))?;
-        store::record_change(&mut tx, ctx.trace(), Change::ProductUpdated(&record)).await?;
+        outbox::record_change(&mut tx, ctx.trace(), Change::ProductUpdated(&record)).await?;
         commit(tx).await?;
         // After the commit, so a reader that misses the cache loads the new row. A read that
         // loaded the old row just before the commit can still store it afterwards; the Redis
@@ -168,7 +182,7 @@ impl ProductService for ProductHandlers {
         let category = NewCategory::parse(&request)?;
         let mut tx = self.begin().await?;
         let record = store::insert_category(&mut tx, CategoryId::generate(), &category).await?;
-        store::record_change(&mut tx, ctx.trace(), Change::CategoryCreated(&record)).await?;
+        outbox::record_change(&mut tx, ctx.trace(), Change::CategoryCreated(&record)).await?;
         commit(tx).await?;
         Ok(record.into())
     }
@@ -195,7 +209,7 @@ impl ProductService for ProductHandlers {
         let mut tx = self.begin().await?;
         let level = inventory::set_stock(&mut tx, change).await?;
         let product_id = change.product_id;
-        store::record_change(&mut tx, ctx.trace(), Change::StockSet { product_id, level }).await?;
+        outbox::record_change(&mut tx, ctx.trace(), Change::StockSet { product_id, level }).await?;
         commit(tx).await?;
         Ok(availability(product_id, level))
     }
@@ -238,7 +252,7 @@ impl ProductService for ProductHandlers {
         let outcome = inventory::reserve(&mut tx, &reservation).await?;
         if outcome.changed {
             let change = Change::ReservationHeld(&outcome.reservation);
-            store::record_change(&mut tx, ctx.trace(), change).await?;
+            outbox::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())
@@ -257,7 +271,7 @@ impl ProductService for ProductHandlers {
         let outcome = inventory::release(&mut tx, id).await?;
         if outcome.changed {
             let change = Change::ReservationReleased(&outcome.reservation);
-            store::record_change(&mut tx, ctx.trace(), change).await?;
+            outbox::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())
@@ -276,85 +290,9 @@ impl ProductService for ProductHandlers {
         let outcome = inventory::commit(&mut tx, id).await?;
         if outcome.changed {
             let change = Change::ReservationCommitted(&outcome.reservation);
-            store::record_change(&mut tx, ctx.trace(), change).await?;
+            outbox::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
         Ok(outcome.reservation.into())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Records to contract messages
-// ---------------------------------------------------------------------------------------------
-
-fn optional_id(id: Option<Uuid>) -> String {
-    id.map(|id| id.to_string()).unwrap_or_default()
-}
-
-impl From<ProductRecord> for Product {
-    fn from(record: ProductRecord) -> Self {
-        Product {
-            id: record.id.to_string(),
-            shop_id: record.shop_id.to_string(),
-            name: record.name,
-            description: record.description,
-            price: Some(api::common::Money {
-                minor_units: record.price_minor_units,
-                currency: record.price_currency,
-            }),
-            category_id: optional_id(record.category_id),
-            image_urls: record.image_urls,
-            status: record.status.as_str().to_owned(),
-            created_at: timestamp(record.created_at),
-            updated_at: timestamp(record.updated_at),
-        }
-    }
-}
-
-impl From<CategoryRecord> for Category {
-    fn from(record: CategoryRecord) -> Self {
-        Category {
-            id: record.id.to_string(),
-            parent_id: optional_id(record.parent_id),
-            name: record.name,
-            slug: record.slug,
-            description: record.description,
-            created_at: timestamp(record.created_at),
-        }
-    }
-}
-
-fn availability(product_id: ProductId, level: domain::StockLevel) -> Availability {
-    Availability {
-        product_id: product_id.to_string(),
-        stock: level.stock,
-        reserved: level.reserved,
-        available: level.available(),
-        in_stock: level.in_stock(),
-    }
-}
-
-impl From<InventoryRecord> for Availability {
-    fn from(record: InventoryRecord) -> Self {
-        availability(ProductId::from_uuid(record.product_id), record.level())
-    }
-}
-
-impl From<ReservationRecord> for Reservation {
-    fn from(record: ReservationRecord) -> Self {
-        Reservation {
-            reservation_id: record.id.to_string(),
-            status: record.status.as_str().to_owned(),
-            items: record
-                .items
-                .into_iter()
-                .map(|item| ReservationItem {
-                    product_id: item.product_id.to_string(),
-                    quantity: item.quantity,
-                })
-                .collect(),
-            expires_at: timestamp(record.expires_at),
-            created_at: timestamp(record.created_at),
-        }
     }
 }

@@ -16,9 +16,8 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use events::TraceHeaders;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -28,45 +27,8 @@ use crate::domain::{
     StockLevel, Transition,
 };
 use crate::error::Error;
-use crate::store::{self, Change};
-
-/// The stock of one product, with the product's status.
-#[derive(Clone, Copy, Debug, FromRow)]
-pub struct InventoryRecord {
-    pub product_id: Uuid,
-    pub stock: i64,
-    pub reserved: i64,
-    #[sqlx(try_from = "String")]
-    pub status: ProductStatus,
-}
-
-impl InventoryRecord {
-    pub fn level(&self) -> StockLevel {
-        StockLevel {
-            stock: self.stock,
-            reserved: self.reserved,
-        }
-    }
-}
-
-/// A stored reservation and its items.
-#[derive(Clone, Debug, FromRow)]
-pub struct ReservationRecord {
-    pub id: Uuid,
-    #[sqlx(try_from = "String")]
-    pub status: ReservationStatus,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    /// Sorted by product id.
-    #[sqlx(skip)]
-    pub items: Vec<ReservedItem>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, FromRow)]
-pub struct ReservedItem {
-    pub product_id: Uuid,
-    pub quantity: i64,
-}
+use crate::outbox::{self, Change};
+use crate::records::{InventoryRecord, ReservationRecord, ReservedItem};
 
 /// The reservation after a request, and whether the request changed anything: a repeated
 /// reserve, release or commit returns the reservation as it was and changes nothing.
@@ -465,7 +427,7 @@ async fn expire_batch(pool: &PgPool) -> Result<u64, Error> {
     let trace = TraceHeaders::default();
     for id in &expired {
         let id = ReservationId::from_uuid(*id);
-        store::record_change(&mut tx, &trace, Change::ReservationExpired(id)).await?;
+        outbox::record_change(&mut tx, &trace, Change::ReservationExpired(id)).await?;
     }
     tx.commit().await?;
     metrics::counter!("product_reservations_expired_total").increment(expired.len() as u64);

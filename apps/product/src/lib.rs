@@ -15,6 +15,8 @@ pub mod domain;
 mod error;
 mod handlers;
 pub mod inventory;
+pub mod outbox;
+pub mod records;
 pub mod seed;
 pub mod store;
 
@@ -57,8 +59,8 @@ pub struct Config {
 }
 
 impl Config {
-    fn cache_config(&self) -> ::store::cache::CacheConfig {
-        ::store::cache::CacheConfig {
+    fn cache_config(&self) -> ::db::cache::CacheConfig {
+        ::db::cache::CacheConfig {
             namespace: CACHE_NAMESPACE.to_owned(),
             redis_ttl: Duration::from_millis(self.product_cache_ttl_ms),
             local_ttl: (self.product_cache_local_ttl_ms > 0)
@@ -85,7 +87,7 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     host.background("reservation sweeper", move |cancel| {
         inventory::spawn_sweeper(sweeper_pool, sweep_interval, cancel)
     });
-    let cache = ::store::cache::Cache::new(redis, config.cache_config());
+    let cache = ::db::cache::Cache::new(redis, config.cache_config());
     let handlers = ProductHandlers::new(pool, cache);
     host.serve(api::product::endpoints(Arc::new(handlers)))
         .await

@@ -9,7 +9,8 @@ use sqlx::PgPool;
 use uuid::{Uuid, uuid};
 
 use crate::error::Error;
-use crate::store::{self, Change, ProductRecord};
+use crate::outbox::{self, Change};
+use crate::records::ProductRecord;
 
 /// The shop that sells the demo products.
 pub const DEMO_SHOP_ID: Uuid = uuid!("01900000-0000-7000-8000-00000000d001");
@@ -95,7 +96,7 @@ pub async fn seed_demo_catalog(pool: &PgPool) -> Result<u64, Error> {
                 product: &record,
                 initial_stock: product.stock,
             };
-            store::record_change(&mut tx, &TraceHeaders::default(), change).await?;
+            outbox::record_change(&mut tx, &TraceHeaders::default(), change).await?;
             added += 1;
         }
     }

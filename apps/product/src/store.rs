@@ -1,26 +1,21 @@
-//! PostgreSQL access for the catalog: products, categories, and the outbox record of each change.
+//! PostgreSQL access for the catalog: products and categories.
 //!
 //! One small function per query. Reads take the pool; writes take a connection that the
 //! caller has opened a transaction on (`&mut *tx`), so that several writes and the record of
-//! the change they make commit or roll back together. Queries are checked at run time
-//! (`query_as` with `FromRow` rows): no database is needed to build the crate, and the
-//! integration tests run every query against a real server.
+//! the change they make (`outbox::record_change`) commit or roll back together. Queries are
+//! checked at run time (`query_as` with `FromRow` rows): no database is needed to build the
+//! crate, and the integration tests run every query against a real server.
 //!
 //! Constraint violations are turned into domain errors by constraint name (the names are
 //! spelled out in the migrations); every other database failure stays `Error::Database`.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
-use uuid::Uuid;
 
 use crate::domain::{
     CategoryId, Cursor, NewCategory, NewProduct, ProductChanges, ProductId, ProductQuery,
-    ProductStatus, ReservationId, StockLevel,
 };
 use crate::error::Error;
-use crate::inventory::ReservationRecord;
-use events::{Outbox, TraceHeaders};
+use crate::records::{CategoryRecord, ProductRecord};
 
 /// The schema, embedded from `migrations/` and applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -33,123 +28,12 @@ macro_rules! product_columns {
     };
 }
 
-/// A stored product. Serializable because `GetProduct` caches it.
-#[derive(Clone, Debug, PartialEq, Eq, FromRow, Serialize, Deserialize)]
-pub struct ProductRecord {
-    pub id: Uuid,
-    pub shop_id: Uuid,
-    pub name: String,
-    pub description: String,
-    pub price_minor_units: i64,
-    pub price_currency: String,
-    pub category_id: Option<Uuid>,
-    pub image_urls: Vec<String>,
-    #[sqlx(try_from = "String")]
-    pub status: ProductStatus,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A stored category.
-#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
-pub struct CategoryRecord {
-    pub id: Uuid,
-    pub parent_id: Option<Uuid>,
-    pub name: String,
-    pub slug: String,
-    pub description: String,
-    pub created_at: DateTime<Utc>,
-}
-
 /// One page of a product listing.
 #[derive(Debug)]
 pub struct ProductPage {
     pub products: Vec<ProductRecord>,
     /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<Cursor>,
-}
-
-/// A change to the catalog or the inventory, as the event it is published as.
-#[derive(Debug)]
-pub enum Change<'a> {
-    ProductCreated {
-        product: &'a ProductRecord,
-        initial_stock: i64,
-    },
-    ProductUpdated(&'a ProductRecord),
-    CategoryCreated(&'a CategoryRecord),
-    StockSet {
-        product_id: ProductId,
-        level: StockLevel,
-    },
-    ReservationHeld(&'a ReservationRecord),
-    ReservationReleased(&'a ReservationRecord),
-    ReservationCommitted(&'a ReservationRecord),
-    ReservationExpired(ReservationId),
-}
-
-/// Records `change` in the transaction that made it: the transactional outbox.
-///
-/// The event row is inserted through `conn`, so an event is published (by the relay) if and
-/// only if the change it describes committed. Call it after the write that locks the changed
-/// row, so that two changes of one aggregate append their events in commit order. Changes no
-/// other service needs to hear about (categories, stock levels) are not published yet.
-#[tracing::instrument(skip_all)]
-pub async fn record_change(
-    conn: &mut PgConnection,
-    trace: &TraceHeaders,
-    change: Change<'_>,
-) -> Result<(), Error> {
-    use api::product::{
-        InventoryCommitted, InventoryExpired, InventoryReleased, InventoryReserved, ProductCreated,
-        ProductUpdated,
-    };
-    match change {
-        Change::ProductCreated {
-            product,
-            initial_stock,
-        } => {
-            let event = ProductCreated {
-                product: Some(product.clone().into()),
-                initial_stock,
-            };
-            Outbox::append(conn, trace, &product.id.to_string(), &event).await?;
-        }
-        Change::ProductUpdated(product) => {
-            let event = ProductUpdated {
-                product: Some(product.clone().into()),
-            };
-            Outbox::append(conn, trace, &product.id.to_string(), &event).await?;
-        }
-        Change::ReservationHeld(reservation) => {
-            let event = InventoryReserved {
-                reservation: Some(reservation.clone().into()),
-            };
-            Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;
-        }
-        Change::ReservationReleased(reservation) => {
-            let event = InventoryReleased {
-                reservation: Some(reservation.clone().into()),
-            };
-            Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;
-        }
-        Change::ReservationCommitted(reservation) => {
-            let event = InventoryCommitted {
-                reservation: Some(reservation.clone().into()),
-            };
-            Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;
-        }
-        Change::ReservationExpired(id) => {
-            let event = InventoryExpired {
-                reservation_id: id.to_string(),
-            };
-            Outbox::append(conn, trace, &id.to_string(), &event).await?;
-        }
-        Change::CategoryCreated(_) | Change::StockSet { .. } => {
-            tracing::trace!(?change, "change not published");
-        }
-    }
-    Ok(())
 }
 
 /// The domain error for a violated constraint, as `map` names it, or the database error.
@@ -194,8 +78,8 @@ pub async fn insert_product(
     .bind(product.shop_id.as_uuid())
     .bind(product.name.as_str())
     .bind(product.description.as_str())
-    .bind(product.price.minor_units())
-    .bind(product.price.currency().as_str())
+    .bind(product.price.money().minor_units())
+    .bind(product.price.money().currency().code())
     .bind(product.category_id.map(|c| c.as_uuid()))
     .bind(product.image_urls.as_slice())
     .bind(product.status.as_str())
@@ -227,8 +111,8 @@ pub async fn update_product(
     .bind(id.as_uuid())
     .bind(changes.name.as_ref().map(|n| n.as_str()))
     .bind(changes.description.as_ref().map(|d| d.as_str()))
-    .bind(changes.price.map(|p| p.minor_units()))
-    .bind(changes.price.map(|p| p.currency().as_str()))
+    .bind(changes.price.map(|p| p.money().minor_units()))
+    .bind(changes.price.map(|p| p.money().currency().code()))
     .bind(changes.category_id.is_some())
     .bind(changes.category_id.flatten().map(|c| c.as_uuid()))
     .bind(changes.image_urls.as_ref().map(|urls| urls.as_slice()))
@@ -302,7 +186,7 @@ pub async fn list_products(pool: &PgPool, query: &ProductQuery) -> Result<Produc
     }
     if let Some(currency) = query.currency {
         sql.push(" AND p.price_currency = ")
-            .push_bind(currency.as_str());
+            .push_bind(currency.code());
     }
     match query.cursor {
         Some(Cursor::Newest { created_at, id }) => {
@@ -327,12 +211,11 @@ pub async fn list_products(pool: &PgPool, query: &ProductQuery) -> Result<Produc
         " ORDER BY p.created_at DESC, p.id DESC"
     });
     // One more than a page tells whether there is a next page.
-    let page_size = query.page_size.get();
-    sql.push(" LIMIT ").push_bind(page_size + 1);
+    sql.push(" LIMIT ").push_bind(query.page_size.as_i64() + 1);
 
     let mut rows: Vec<ListedProduct> = sql.build_query_as().fetch_all(pool).await?;
-    let next_cursor = if rows.len() as i64 > page_size {
-        rows.truncate(page_size as usize);
+    let next_cursor = if rows.len() > query.page_size.get() {
+        rows.truncate(query.page_size.get());
         rows.last().map(|last| {
             let id = ProductId::from_uuid(last.product.id);
             if query.search.is_some() {

@@ -15,6 +15,7 @@ use api::user::{
 };
 use chrono::Utc;
 use rpc::{Context, FieldViolation};
+use vocab::page::encode_token;
 
 use crate::domain::{BatchIds, Page, ProfileChanges, Search, UserId};
 use crate::store::{ProfileRecord, ProfileStore, StoreError};
@@ -95,7 +96,7 @@ impl<S: ProfileStore> UserService for UserHandlers<S> {
             records.truncate(size);
             records
                 .last()
-                .map(|r| r.user_id.to_string())
+                .map(|r| encode_token(&r.user_id))
                 .unwrap_or_default()
         } else {
             String::new()

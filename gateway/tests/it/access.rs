@@ -183,12 +183,12 @@ async fn the_gateway_sends_request_id_trace_context_and_principal_to_the_service
 async fn an_invalid_token_is_refused_even_on_a_public_route() {
     let app = TestApp::spawn().await;
     let mut requests = app.watch(&api::product::methods::LIST_PRODUCTS).await;
-    let stranger = auth::SigningKey::generate("someone-elses-key").mint(
+    let stranger = tokens::SigningKey::generate("someone-elses-key").mint(
         "x",
         &["admin"],
         std::time::Duration::from_secs(60),
-        auth::DEFAULT_ISSUER,
-        auth::DEFAULT_AUDIENCE,
+        tokens::DEFAULT_ISSUER,
+        tokens::DEFAULT_AUDIENCE,
     );
     let response = app.get_with_token(&products_path(), &stranger).await;
     expect_error(response, 401, "unauthenticated").await;

@@ -33,7 +33,7 @@ pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
     pub http: reqwest::Client,
-    pub signing_key: auth::SigningKey,
+    pub signing_key: tokens::SigningKey,
     /// A client of the test's NATS server, to watch what reaches it.
     pub nats: async_nats::Client,
     gateway: Option<AppTask>,
@@ -72,7 +72,7 @@ impl TestApp {
             (None, None)
         };
 
-        let signing_key = auth::SigningKey::generate("test-key-1");
+        let signing_key = tokens::SigningKey::generate("test-key-1");
         let jwks_dir = std::env::temp_dir().join(format!("gateway-it-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&jwks_dir).expect("creating the JWKS directory");
         let jwks_file = jwks_dir.join("jwks.json");
@@ -152,8 +152,8 @@ impl TestApp {
             subject,
             roles,
             Duration::from_secs(600),
-            auth::DEFAULT_ISSUER,
-            auth::DEFAULT_AUDIENCE,
+            tokens::DEFAULT_ISSUER,
+            tokens::DEFAULT_AUDIENCE,
         )
     }
 

@@ -18,7 +18,7 @@ const KEY_ID: &str = "journey-1";
 struct Platform {
     address: String,
     http: reqwest::Client,
-    signing_key: auth::SigningKey,
+    signing_key: tokens::SigningKey,
     /// Stopped first, then the services in order.
     gateway: AppTask,
     services: Vec<ServiceTask>,
@@ -46,7 +46,7 @@ impl Platform {
         let key_dir =
             KeyDir(std::env::temp_dir().join(format!("journey-{}", uuid::Uuid::now_v7())));
         std::fs::create_dir_all(&key_dir.0).expect("creating the key directory");
-        let signing_key = auth::SigningKey::generate(KEY_ID);
+        let signing_key = tokens::SigningKey::generate(KEY_ID);
         let key_file = key_dir.0.join("signing-key.pem");
         std::fs::write(&key_file, signing_key.to_pkcs8_pem()).expect("writing the key");
 
@@ -190,8 +190,8 @@ impl Platform {
             &uuid::Uuid::now_v7().to_string(),
             &[rpc::roles::ADMIN],
             Duration::from_secs(300),
-            auth::DEFAULT_ISSUER,
-            auth::DEFAULT_AUDIENCE,
+            tokens::DEFAULT_ISSUER,
+            tokens::DEFAULT_AUDIENCE,
         )
     }
 }
@@ -227,9 +227,9 @@ async fn a_customer_registers_logs_in_keeps_addresses_refreshes_and_logs_out() {
     // The gateway verifies the token with the keys the auth service publishes.
     let (status, jwks) = platform.get("/.well-known/jwks.json", None).await;
     assert_eq!(status, StatusCode::OK, "{jwks}");
-    let jwks = auth::Jwks::from_json(jwks.to_string().as_bytes()).expect("a JWKS document");
-    let verifier =
-        auth::Verifier::new(&jwks, auth::DEFAULT_ISSUER, auth::DEFAULT_AUDIENCE).expect("keys");
+    let jwks = tokens::Jwks::from_json(jwks.to_string().as_bytes()).expect("a JWKS document");
+    let verifier = tokens::Verifier::new(&jwks, tokens::DEFAULT_ISSUER, tokens::DEFAULT_AUDIENCE)
+        .expect("keys");
     let claims = verifier.verify(&access).expect("the access token verifies");
     assert_eq!(claims.sub, user_id);
 
@@ -292,7 +292,7 @@ async fn a_customer_registers_logs_in_keeps_addresses_refreshes_and_logs_out() {
     let (status, body) = platform
         .post(
             "/api/v1/addresses",
-            json!({"recipient_name": "", "line1": "x", "city": "y", "postal_code": "1", "country_code": "XX"}),
+            json!({"recipient_name": "", "line1": "x", "city": "y", "postal_code": "1", "country_code": "XXX"}),
             Some(&access),
         )
         .await;

@@ -8,4 +8,5 @@ mod helpers;
 mod journey;
 mod limits;
 mod platform;
+mod streams;
 mod tokens;

@@ -13,7 +13,7 @@ use crate::helpers::{Options, TestApp, expect_error, new_product, products_path}
 /// A JWKS endpoint whose keys the test can change, counting its fetches.
 #[derive(Clone, Default)]
 struct KeyServer {
-    jwks: Arc<Mutex<auth::Jwks>>,
+    jwks: Arc<Mutex<tokens::Jwks>>,
     fetches: Arc<AtomicUsize>,
 }
 
@@ -37,8 +37,8 @@ impl KeyServer {
         url
     }
 
-    fn publish(&self, keys: &[&auth::SigningKey]) {
-        *self.jwks.lock().unwrap() = auth::Jwks {
+    fn publish(&self, keys: &[&tokens::SigningKey]) {
+        *self.jwks.lock().unwrap() = tokens::Jwks {
             keys: keys.iter().map(|k| k.jwk()).collect(),
         };
     }
@@ -48,20 +48,20 @@ impl KeyServer {
     }
 }
 
-fn admin_token(key: &auth::SigningKey) -> String {
+fn admin_token(key: &tokens::SigningKey) -> String {
     key.mint(
         "admin-9",
         &[rpc::roles::ADMIN],
         Duration::from_secs(600),
-        auth::DEFAULT_ISSUER,
-        auth::DEFAULT_AUDIENCE,
+        tokens::DEFAULT_ISSUER,
+        tokens::DEFAULT_AUDIENCE,
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_fetched_from_the_jwks_url_and_rotated_without_a_restart() {
-    let first = auth::SigningKey::generate("2024-01");
-    let second = auth::SigningKey::generate("2024-02");
+    let first = tokens::SigningKey::generate("2024-01");
+    let second = tokens::SigningKey::generate("2024-02");
     let server = KeyServer::default();
     server.publish(&[&first]);
     let url = server.clone().start().await;
@@ -97,7 +97,7 @@ async fn keys_are_fetched_from_the_jwks_url_and_rotated_without_a_restart() {
     assert_eq!(server.fetches(), 2, "fetched again for the new key id");
 
     // A made-up key id does not make the gateway fetch again within the minute.
-    let stranger = auth::SigningKey::generate("2024-03");
+    let stranger = tokens::SigningKey::generate("2024-03");
     for _ in 0..3 {
         let response = app
             .post_json(
@@ -136,11 +136,11 @@ async fn without_keys_signed_in_routes_are_401_and_public_ones_work() {
 async fn expired_and_foreign_audience_tokens_are_401() {
     let app = TestApp::spawn().await;
     let now = chrono_now();
-    let expired = app.signing_key.sign(&auth::Claims {
+    let expired = app.signing_key.sign(&tokens::Claims {
         sub: "admin-1".into(),
         roles: vec!["admin".into()],
-        iss: auth::DEFAULT_ISSUER.into(),
-        aud: auth::DEFAULT_AUDIENCE.into(),
+        iss: tokens::DEFAULT_ISSUER.into(),
+        aud: tokens::DEFAULT_AUDIENCE.into(),
         exp: now - 3600,
         iat: now - 7200,
         nbf: now - 7200,
@@ -159,7 +159,7 @@ async fn expired_and_foreign_audience_tokens_are_401() {
         "admin-1",
         &["admin"],
         Duration::from_secs(600),
-        auth::DEFAULT_ISSUER,
+        tokens::DEFAULT_ISSUER,
         "another-api",
     );
     let response = app

@@ -13,6 +13,25 @@
 //! a place in [`EVENTS`], and a channel in the AsyncAPI catalogue ([`ASYNCAPI_JSON`]). Stream
 //! names and subjects are derived from the descriptors by `pkg/events`, nowhere else.
 //!
+//! Each method is also a type (`api::product::methods::GetProduct`, an [`rpc::Method`]) that
+//! carries its descriptor, request and response, so a call or a binding with the wrong message
+//! types does not compile:
+//!
+//! ```
+//! use api::product::{GetProductRequest, Product, methods::GetProduct};
+//! let _endpoint = rpc::Endpoint::bind::<GetProduct, _, _>(
+//!     |_ctx, _request: GetProductRequest| async move { Ok(Product::default()) },
+//! );
+//! ```
+//!
+//! ```compile_fail
+//! // A handler of another method's request is refused.
+//! use api::product::{ListProductsRequest, Product, methods::GetProduct};
+//! let _endpoint = rpc::Endpoint::bind::<GetProduct, _, _>(
+//!     |_ctx, _request: ListProductsRequest| async move { Ok(Product::default()) },
+//! );
+//! ```
+//!
 //! It must never hold behaviour: no I/O, no business rules, only what the contracts say.
 //! A subject or route string written anywhere else in the platform is a bug.
 
@@ -46,6 +65,26 @@ pub struct Route {
     pub rate_class: &'static str,
     /// The top-level fields of the request message, for turning query strings into JSON.
     pub request_fields: &'static [Field],
+    /// Present when the route answers with server-sent events.
+    pub stream: Option<Stream>,
+}
+
+/// A streaming route: the method's reply first (the current state, after its access rules),
+/// then each event of one aggregate as it is published. The subject is the events crate's to
+/// derive from `domain` (events.<domain>.<aggregate id>.>).
+#[derive(Debug)]
+pub struct Stream {
+    /// The event domain whose events are streamed: "product".
+    pub domain: &'static str,
+    /// The path parameter holding the aggregate id: "id".
+    pub key: &'static str,
+}
+
+impl Stream {
+    /// The events a client of this stream can receive, as the contracts declare them.
+    pub fn events(&self) -> impl Iterator<Item = &'static EventDescriptor> + '_ {
+        EVENTS.iter().copied().filter(|e| e.domain == self.domain)
+    }
 }
 
 impl Route {
@@ -78,7 +117,9 @@ pub enum FieldKind {
     Message,
 }
 
-/// The OpenAPI 3.1 document of every route, generated from the contracts.
+/// The OpenAPI 3.1 document of every route, generated from the contracts. Each operation lists
+/// the error codes it can answer with (`x-error-codes`); the gateway, which decides the HTTP
+/// status of each code, adds the error responses to the document it serves.
 pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// The AsyncAPI 3.0 catalogue of every domain event, generated from the event declarations.
@@ -149,6 +190,18 @@ mod tests {
             rpc::Access::Internal
         );
         assert_eq!(product::methods::CREATE_PRODUCT.access, rpc::Access::Admin);
+    }
+
+    #[test]
+    fn a_method_type_carries_its_descriptor() {
+        use rpc::Method as _;
+        let descriptor = product::methods::GetProduct::DESCRIPTOR;
+        assert!(std::ptr::eq(descriptor, &product::methods::GET_PRODUCT));
+        assert_eq!(descriptor.subject, "product.get_product");
+        assert_eq!(
+            auth::methods::GrantRole::DESCRIPTOR.access,
+            rpc::Access::Admin
+        );
     }
 
     #[test]
@@ -248,32 +301,14 @@ mod tests {
     }
 
     /// docs/api/asyncapi.json is the committed event catalogue. Regenerate with
-    /// `UPDATE_GENERATED=1 cargo test -p api`.
+    /// `cargo xtask api-docs`.
     #[test]
     fn committed_asyncapi_document_is_fresh() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/asyncapi.json");
-        if std::env::var_os("UPDATE_GENERATED").is_some() {
-            std::fs::write(path, ASYNCAPI_JSON).unwrap();
-        }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             committed == ASYNCAPI_JSON,
-            "docs/api/asyncapi.json is out of date: run `UPDATE_GENERATED=1 cargo test -p api`"
-        );
-    }
-
-    /// docs/api/openapi.json is the committed copy of the generated document, so reviewers
-    /// see API changes in diffs. Regenerate with `UPDATE_GENERATED=1 cargo test -p api`.
-    #[test]
-    fn committed_openapi_document_is_fresh() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json");
-        if std::env::var_os("UPDATE_GENERATED").is_some() {
-            std::fs::write(path, OPENAPI_JSON).unwrap();
-        }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == OPENAPI_JSON,
-            "docs/api/openapi.json is out of date: run `UPDATE_GENERATED=1 cargo test -p api`"
+            "docs/api/asyncapi.json is out of date: run `cargo xtask api-docs`"
         );
     }
 }

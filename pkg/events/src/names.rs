@@ -56,6 +56,19 @@ pub fn subject(event: &EventDescriptor, aggregate_id: &str) -> Result<String, Na
     ))
 }
 
+/// `events.product.<aggregate_id>.>`: every event of one aggregate (a streaming route's
+/// subscription).
+pub fn aggregate_subjects(domain: &str, aggregate_id: &str) -> Result<String, NameError> {
+    check_token("aggregate id", aggregate_id)?;
+    Ok(format!("{EVENTS_PREFIX}.{domain}.{aggregate_id}.>"))
+}
+
+/// `events.product.{id}.>`: the documented pattern of a streaming route whose aggregate id is
+/// the path parameter `key`.
+pub fn aggregate_pattern(domain: &str, key: &str) -> String {
+    format!("{EVENTS_PREFIX}.{domain}.{{{key}}}.>")
+}
+
 /// `events.product.*.created`: every aggregate's events of one type (a consumer's filter).
 pub fn filter_subject(event: &EventDescriptor) -> String {
     format!("{EVENTS_PREFIX}.{}.*.{}", event.domain, event.event)
@@ -163,6 +176,7 @@ mod tests {
     fn tokens_that_would_change_the_subject_are_refused() {
         for bad in ["", "a.b", "*", ">", "a b"] {
             assert!(subject(&PRODUCT_CREATED, bad).is_err(), "{bad:?}");
+            assert!(aggregate_subjects("product", bad).is_err(), "{bad:?}");
         }
         assert!(durable_name("Notification", &PRODUCT_CREATED).is_err());
         assert!(durable_name("a.b", &PRODUCT_CREATED).is_err());
@@ -179,5 +193,34 @@ mod tests {
             let description = channel["description"].as_str().unwrap();
             assert!(description.contains(&stream_of(event)), "{description}");
         }
+    }
+
+    /// pkg/api writes the subject of each streaming route into the OpenAPI document; it must
+    /// be the one this module subscribes to.
+    #[test]
+    fn streaming_routes_document_these_subjects() {
+        let document: serde_json::Value = serde_json::from_str(api::OPENAPI_JSON).unwrap();
+        let mut streams = 0;
+        for route in api::ROUTES {
+            let Some(stream) = &route.stream else {
+                continue;
+            };
+            streams += 1;
+            let operation = &document["paths"][route.path][route.http_method.to_lowercase()];
+            assert_eq!(
+                operation["x-stream"]["subject"],
+                aggregate_pattern(stream.domain, stream.key),
+                "{}",
+                route.path
+            );
+            assert_eq!(
+                aggregate_subjects(stream.domain, "0190aaaa-0000-7000-8000-000000000001").unwrap(),
+                format!(
+                    "events.{}.0190aaaa-0000-7000-8000-000000000001.>",
+                    stream.domain
+                )
+            );
+        }
+        assert!(streams > 0, "no contract declares a streaming route");
     }
 }

@@ -124,14 +124,14 @@ impl Host {
         args: &config::PostgresArgs,
         migrator: &'static sqlx::migrate::Migrator,
     ) -> anyhow::Result<sqlx::PgPool> {
-        let pool = store::postgres::connect(
+        let pool = db::postgres::connect(
             &args.url_or_default(self.contract.name),
             args.max_connections,
             migrator,
         )
         .await
         .context("connecting to PostgreSQL")?;
-        self.checks.push(store::postgres::check(pool.clone()));
+        self.checks.push(db::postgres::check(pool.clone()));
         let closing = pool.clone();
         self.on_shutdown
             .push(Box::pin(async move { closing.close().await }));
@@ -143,10 +143,10 @@ impl Host {
         &mut self,
         args: &config::RedisArgs,
     ) -> anyhow::Result<redis::aio::ConnectionManager> {
-        let redis = store::redis::connect(&args.redis_url)
+        let redis = db::redis::connect(&args.redis_url)
             .await
             .context("connecting to Redis")?;
-        self.checks.push(store::redis::check(redis.clone()));
+        self.checks.push(db::redis::check(redis.clone()));
         Ok(redis)
     }
 
@@ -154,11 +154,11 @@ impl Host {
     /// with its readiness check; the client shuts down at the end of shutdown.
     #[cfg(feature = "mongo")]
     pub async fn mongo(&mut self, url: &str) -> anyhow::Result<mongodb::Database> {
-        let client = store::mongo::connect(url).await?;
+        let client = db::mongo::connect(url).await?;
         let database = client
             .default_database()
             .unwrap_or_else(|| client.database(self.contract.name));
-        self.checks.push(store::mongo::check(client.clone()));
+        self.checks.push(db::mongo::check(client.clone()));
         self.on_shutdown
             .push(Box::pin(async move { client.shutdown().await }));
         Ok(database)

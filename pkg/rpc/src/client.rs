@@ -7,11 +7,11 @@ use async_nats::client::RequestErrorKind;
 use bytes::Bytes;
 use tracing::Instrument;
 
-use crate::codec::{Codec, Message};
+use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::{Error, ErrorBody, ErrorCode};
 use crate::headers;
-use crate::method::MethodDescriptor;
+use crate::method::Method;
 
 /// A NATS connection used to call services. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -53,13 +53,13 @@ impl Client {
         &self.nats
     }
 
-    /// Calls `method` with `request` on behalf of `ctx`.
-    pub async fn call<Req: Message, Resp: Message>(
+    /// Calls the method `M` with `request` on behalf of `ctx`.
+    pub async fn call<M: Method>(
         &self,
         ctx: &Context,
-        method: &'static MethodDescriptor,
-        request: &Req,
-    ) -> Result<Resp, Error> {
+        request: &M::Request,
+    ) -> Result<M::Response, Error> {
+        let method = M::DESCRIPTOR;
         // DEBUG, like every per-request span: see the logging policy of the telemetry crate.
         let span = tracing::debug_span!(
             target: telemetry::REQUEST_TARGET,

@@ -192,7 +192,7 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorCode;
+    use crate::error::ErrorCode;
 
     #[test]
     fn headers_round_trip_through_an_outgoing_call() {

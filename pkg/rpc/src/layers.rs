@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::error::{Error, ErrorCode};
 use crate::method::MethodDescriptor;
-use crate::server::{Reply, Request};
+use crate::request::{Reply, Request};
 
 /// A request that takes at least this long is logged at INFO even when it succeeds.
 pub const SLOW_REQUEST: Duration = Duration::from_secs(1);

@@ -16,11 +16,14 @@ mod error;
 pub mod headers;
 pub mod layers;
 mod method;
+mod request;
+pub mod rules;
 mod server;
 
 pub use client::{Client, RawReply};
 pub use codec::{Codec, Message};
 pub use context::{Context, Principal, roles};
 pub use error::{Error, ErrorBody, ErrorCode, FieldViolation, Violations};
-pub use method::{Access, MethodDescriptor, ServiceDescriptor};
-pub use server::{BoxService, Endpoint, Limits, Reply, Request, RunningService, Service};
+pub use method::{Access, Method, MethodDescriptor, ServiceDescriptor};
+pub use request::{Reply, Request};
+pub use server::{BoxService, Endpoint, Limits, RunningService, Service};

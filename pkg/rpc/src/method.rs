@@ -40,6 +40,17 @@ pub struct MethodDescriptor {
     pub response_type: &'static str,
 }
 
+/// A method of a contract as a type: its descriptor with its request and response types.
+/// Generated into the contracts crate, one uninhabited type per method
+/// (`api::product::methods::GetProduct`), so that calling or binding a method with the wrong
+/// message types is a compile error.
+pub trait Method: 'static {
+    /// Checked against its declared field rules before the handler sees it.
+    type Request: crate::codec::Message + crate::rules::Validate;
+    type Response: crate::codec::Message;
+    const DESCRIPTOR: &'static MethodDescriptor;
+}
+
 /// A service contract as NATS micro registers it: generated into the contracts crate, one per
 /// service (`api::product::SERVICE`).
 #[derive(Debug, PartialEq, Eq)]

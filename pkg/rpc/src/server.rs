@@ -33,26 +33,12 @@ use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 
 use crate::codec::{Codec, Message};
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{Error, Violations};
 use crate::headers;
 use crate::layers::{CatchPanicLayer, DeadlineLayer, MetricsLayer, TraceLayer};
-use crate::method::{Access, MethodDescriptor};
-
-/// A decoded request on its way through the layers to a handler.
-#[derive(Debug)]
-pub struct Request {
-    pub ctx: Context,
-    pub method: &'static MethodDescriptor,
-    pub codec: Codec,
-    pub payload: Bytes,
-}
-
-/// An encoded reply.
-#[derive(Debug)]
-pub struct Reply {
-    pub codec: Codec,
-    pub payload: Bytes,
-}
+use crate::method::{Access, Method, MethodDescriptor};
+use crate::request::{Reply, Request};
+use crate::rules::Validate;
 
 /// A handler with its layers, as a tower service.
 pub type BoxService = BoxCloneSyncService<Request, Reply, Error>;
@@ -64,11 +50,22 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Binds a typed handler to `method`: decodes the request in the codec the caller used,
-    /// checks the method's access level, runs the handler and encodes its reply.
-    pub fn unary<Req, Resp, F, Fut>(method: &'static MethodDescriptor, handler: F) -> Self
+    /// Binds `handler` to the method `M`: decodes the request in the codec the caller used,
+    /// checks the method's access level and the request's declared field rules, runs the
+    /// handler and encodes its reply. The handler's
+    /// types are the method's own, so binding a handler of another method does not compile.
+    pub fn bind<M, F, Fut>(handler: F) -> Self
     where
-        Req: Message,
+        M: Method,
+        F: Fn(Context, M::Request) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<M::Response, Error>> + Send + 'static,
+    {
+        Self::unary(M::DESCRIPTOR, handler)
+    }
+
+    fn unary<Req, Resp, F, Fut>(method: &'static MethodDescriptor, handler: F) -> Self
+    where
+        Req: Message + Validate,
         Resp: Message,
         F: Fn(Context, Req) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, Error>> + Send + 'static,
@@ -78,6 +75,9 @@ impl Endpoint {
             async move {
                 authorize(&request.ctx, request.method.access)?;
                 let message: Req = request.codec.decode(&request.payload)?;
+                let mut violations = Violations::new();
+                message.validate("", &mut violations);
+                violations.into_result()?;
                 let response = handler(request.ctx, message).await?;
                 Ok(Reply {
                     codec: request.codec,

@@ -561,11 +561,11 @@ async fn answers_through_the_gateway(root: &Path, package: &str, plural: &str) {
     let nats = testkit::NatsServer::start().await.unwrap();
     let redis = testkit::RedisServer::start().await.unwrap();
     let database = testkit::fresh_database().await.unwrap();
-    let key = auth::SigningKey::generate("e2e");
+    let key = tokens::SigningKey::generate("e2e");
     let jwks = root.join("e2e-jwks.json");
     std::fs::write(
         &jwks,
-        auth::Jwks {
+        tokens::Jwks {
             keys: vec![key.jwk()],
         }
         .to_json(),
@@ -610,8 +610,8 @@ async fn answers_through_the_gateway(root: &Path, package: &str, plural: &str) {
         "01900000-0000-7000-8000-000000000001",
         &["admin"],
         std::time::Duration::from_secs(600),
-        auth::DEFAULT_ISSUER,
-        auth::DEFAULT_AUDIENCE,
+        tokens::DEFAULT_ISSUER,
+        tokens::DEFAULT_AUDIENCE,
     );
     let base = format!("http://127.0.0.1:{gateway_port}/api/v1/{plural}");
     let http = reqwest::Client::new();

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::Problem;
+use vocab::Problem;
 
 /// A country from the table, always upper case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

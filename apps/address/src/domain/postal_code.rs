@@ -7,7 +7,9 @@
 //! [`FORMATS`] only gets the general check: better to accept an odd code than to refuse a real
 //! address because of a rule the service does not know.
 
-use super::{CountryCode, Problem};
+use vocab::Problem;
+
+use super::CountryCode;
 
 /// A postal code: 0 to 20 of letters, digits, spaces and hyphens, in the country's format
 /// where the service knows it. Empty only for countries without postal codes.

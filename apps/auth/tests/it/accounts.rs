@@ -26,8 +26,8 @@ async fn a_new_customer_gets_a_token_that_verifies_with_the_published_keys() {
         .expect("the token verifies");
     assert_eq!(claims.sub, pair.user_id);
     assert_eq!(claims.roles, ["customer"]);
-    assert_eq!(claims.iss, auth::DEFAULT_ISSUER);
-    assert_eq!(claims.aud, auth::DEFAULT_AUDIENCE);
+    assert_eq!(claims.iss, tokens::DEFAULT_ISSUER);
+    assert_eq!(claims.aud, tokens::DEFAULT_AUDIENCE);
     assert_eq!(claims.exp - claims.iat, 900);
     // The header: EdDSA, an access token, signed by a key of the published set.
     let header = access_token_header(&pair.access_token);

@@ -105,14 +105,14 @@ impl TestApp {
     }
 
     /// A verifier built from the key set the service publishes, as the gateway builds it.
-    pub async fn verifier(&self) -> auth::Verifier {
+    pub async fn verifier(&self) -> tokens::Verifier {
         let set = self
             .client
             .get_jwks(&anonymous(), &GetJwksRequest {})
             .await
             .expect("reading the key set");
-        let jwks = auth::Jwks::from_json(&serde_json::to_vec(&set).unwrap()).unwrap();
-        auth::Verifier::new(&jwks, auth::DEFAULT_ISSUER, auth::DEFAULT_AUDIENCE).unwrap()
+        let jwks = tokens::Jwks::from_json(&serde_json::to_vec(&set).unwrap()).unwrap();
+        tokens::Verifier::new(&jwks, tokens::DEFAULT_ISSUER, tokens::DEFAULT_AUDIENCE).unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -6,7 +6,7 @@ use crate::helpers::{TestApp, anonymous};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_key_file_tokens_are_signed_by_it_and_the_key_set_is_its_key() {
-    let key = auth::SigningKey::generate("file-key-1");
+    let key = tokens::SigningKey::generate("file-key-1");
     let path = std::env::temp_dir().join(format!("auth-test-key-{}.pem", uuid::Uuid::now_v7()));
     std::fs::write(&path, key.to_pkcs8_pem()).unwrap();
     let key_path = path.clone();
@@ -34,8 +34,12 @@ async fn with_a_key_file_tokens_are_signed_by_it_and_the_key_set_is_its_key() {
 
     // A token from the service verifies with the key the file holds.
     let pair = app.signed_up("filed@example.com").await;
-    let verifier =
-        auth::Verifier::new(&key.jwks(), auth::DEFAULT_ISSUER, auth::DEFAULT_AUDIENCE).unwrap();
+    let verifier = tokens::Verifier::new(
+        &key.jwks(),
+        tokens::DEFAULT_ISSUER,
+        tokens::DEFAULT_AUDIENCE,
+    )
+    .unwrap();
     verifier.verify(&pair.access_token).unwrap();
     assert_eq!(app.count("SELECT count(*) FROM signing_keys").await, 0);
 }

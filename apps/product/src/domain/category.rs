@@ -2,8 +2,9 @@
 
 use api::product::CreateCategoryRequest;
 
-use super::fields::Fields;
-use super::{CategoryId, Description, Problem, bounded_text};
+use vocab::{Fields, LineBreaks, Problem, bounded_text};
+
+use super::{CategoryId, Description};
 
 /// A category's name: 1 to 100 characters once trimmed, with at least one letter or digit so
 /// that it has a slug.
@@ -14,7 +15,7 @@ impl CategoryName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(value: &str) -> Result<Self, Problem> {
-        let name = bounded_text(value, 1, Self::MAX_CHARS, false)?;
+        let name = bounded_text(value, 1..=Self::MAX_CHARS, LineBreaks::Refused)?;
         if !name.chars().any(char::is_alphanumeric) {
             return Err("must contain a letter or a digit".into());
         }

@@ -4,8 +4,9 @@ use std::fmt;
 
 use api::product::{CheckAvailabilityRequest, ReserveStockRequest, SetStockRequest};
 
-use super::fields::Fields;
-use super::{Problem, ProductId, ReservationId, Stock, UnknownValue};
+use vocab::{Fields, Problem};
+
+use super::{ProductId, ReservationId, Stock, UnknownValue};
 
 /// Stock on hand and the part of it held by reservations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,11 +82,11 @@ impl ReservationItems {
 
     fn parse(fields: &mut Fields, items: &[api::product::ReservationItem]) -> Option<Self> {
         if items.is_empty() {
-            fields.violations.add("items", "must not be empty");
+            fields.add("items", "must not be empty");
             return None;
         }
         if items.len() > Self::MAX_ITEMS {
-            fields.violations.add(
+            fields.add(
                 "items",
                 format!("must have at most {} items", Self::MAX_ITEMS),
             );
@@ -110,9 +111,7 @@ impl ReservationItems {
         }
         parsed.sort_unstable();
         if parsed.windows(2).any(|pair| pair[0].0 == pair[1].0) {
-            fields
-                .violations
-                .add("items", "must not name a product twice");
+            fields.add("items", "must not name a product twice");
             return None;
         }
         Some(ReservationItems(parsed))
@@ -264,7 +263,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::fields::bad_fields;
+    use testkit::bad_fields;
 
     fn item(product_id: &str, quantity: i64) -> ReservationItem {
         ReservationItem {
@@ -291,7 +290,7 @@ mod tests {
             ..request.clone()
         };
         assert_eq!(
-            bad_fields(NewReservation::parse(&duplicate).unwrap_err()),
+            bad_fields(&NewReservation::parse(&duplicate).unwrap_err()),
             ["items"]
         );
 
@@ -301,7 +300,7 @@ mod tests {
             ttl_seconds: 86_401,
         };
         assert_eq!(
-            bad_fields(NewReservation::parse(&bad).unwrap_err()),
+            bad_fields(&NewReservation::parse(&bad).unwrap_err()),
             [
                 "reservation_id",
                 "items[0].product_id",
@@ -316,7 +315,7 @@ mod tests {
             ..request.clone()
         };
         assert_eq!(
-            bad_fields(NewReservation::parse(&empty).unwrap_err()),
+            bad_fields(&NewReservation::parse(&empty).unwrap_err()),
             ["items"]
         );
         let many = ReserveStockRequest {
@@ -326,7 +325,7 @@ mod tests {
             ..request
         };
         assert_eq!(
-            bad_fields(NewReservation::parse(&many).unwrap_err()),
+            bad_fields(&NewReservation::parse(&many).unwrap_err()),
             ["items"]
         );
     }

@@ -1,36 +1,12 @@
-//! Listing products: filters, page size and the opaque keyset cursor.
+//! Listing products: filters, and the keyset position a page token carries.
 
 use api::product::ListProductsRequest;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+use vocab::page::{self, Keyset, PageSize};
+use vocab::{Currency, Fields, LineBreaks, Problem, bounded_text};
 
-use super::fields::Fields;
-use super::{
-    CategoryId, CurrencyCode, Money, Problem, ProductId, ProductStatus, ShopId, bounded_text,
-};
-
-/// How many products one page holds: 1 to 100, 20 when the request says 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageSize(u8);
-
-impl PageSize {
-    pub const DEFAULT: PageSize = PageSize(20);
-    pub const MAX: i32 = 100;
-
-    pub fn parse(value: i32) -> Result<Self, Problem> {
-        match value {
-            0 => Ok(Self::DEFAULT),
-            1..=Self::MAX => Ok(PageSize(value as u8)),
-            _ => Err(format!("must be between 1 and {}", Self::MAX).into()),
-        }
-    }
-
-    pub fn get(self) -> i64 {
-        i64::from(self.0)
-    }
-}
+use super::{CategoryId, Price, ProductId, ProductStatus, ShopId};
 
 /// Full-text search input, as a user typed it (websearch syntax: `"exact phrase" -word or`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +17,7 @@ impl SearchText {
 
     /// `None` when there is nothing to search for.
     pub fn parse(value: &str) -> Result<Option<Self>, Problem> {
-        let text = bounded_text(value, 0, Self::MAX_CHARS, false)?;
+        let text = bounded_text(value, 0..=Self::MAX_CHARS, LineBreaks::Refused)?;
         Ok((!text.is_empty()).then_some(SearchText(text)))
     }
 
@@ -50,8 +26,8 @@ impl SearchText {
     }
 }
 
-/// Where the previous page ended. Opaque to callers: base64url of `1:<kind>:<key>:<id>`, with
-/// a version first so the format can change without breaking cursors already handed out.
+/// Where the previous page ended, carried in a `vocab::page` token as `<kind>:<key>:<id>`
+/// (version 1): the token of a newest-first listing is base64url of `1:n:<micros>:<id>`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cursor {
     /// After this product, newest first: keyset on (created_at DESC, id DESC).
@@ -63,31 +39,24 @@ pub enum Cursor {
     Relevance { rank: f32, id: ProductId },
 }
 
-impl Cursor {
-    const VERSION: &'static str = "1";
+impl Keyset for Cursor {
+    const VERSION: u32 = 1;
 
-    pub fn encode(&self) -> String {
-        let text = match self {
+    fn write(&self) -> String {
+        match self {
             Cursor::Newest { created_at, id } => {
-                format!("{}:n:{}:{id}", Self::VERSION, created_at.timestamp_micros())
+                format!("n:{}:{id}", created_at.timestamp_micros())
             }
             // Rust prints the shortest form that parses back to the same f32, so the rank
             // compares equal to the one PostgreSQL computes again for the next page.
-            Cursor::Relevance { rank, id } => format!("{}:r:{rank}:{id}", Self::VERSION),
-        };
-        URL_SAFE_NO_PAD.encode(text)
+            Cursor::Relevance { rank, id } => format!("r:{rank}:{id}"),
+        }
     }
 
-    pub fn parse(value: &str) -> Result<Self, Problem> {
-        Self::decode(value).ok_or_else(|| "is not a cursor this service issued".into())
-    }
-
-    fn decode(value: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
+    fn read(text: &str) -> Option<Self> {
         let mut parts = text.split(':');
-        let (version, kind, key, id) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version != Self::VERSION || parts.next().is_some() {
+        let (kind, key, id) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
             return None;
         }
         let id = ProductId(Uuid::try_parse(id).ok()?);
@@ -113,7 +82,7 @@ pub struct ProductQuery {
     pub shop_id: Option<ShopId>,
     pub min_price_minor_units: Option<i64>,
     pub max_price_minor_units: Option<i64>,
-    pub currency: Option<CurrencyCode>,
+    pub currency: Option<Currency>,
     pub status: ProductStatus,
     pub page_size: PageSize,
     /// Always of the kind that matches `search`: relevance with a search, newest without.
@@ -131,7 +100,7 @@ impl ProductQuery {
         let shop_id = fields.parse("shop_id", ShopId::parse_optional(&request.shop_id));
         let price_bound = |value: Option<i64>| {
             value
-                .map(|minor_units| Money::check_minor_units(minor_units).map(Some))
+                .map(|minor_units| Price::check_minor_units(minor_units).map(Some))
                 .unwrap_or(Ok(None))
         };
         let min_price = fields.parse(
@@ -145,7 +114,7 @@ impl ProductQuery {
         if let (Some(Some(min)), Some(Some(max))) = (min_price, max_price)
             && min > max
         {
-            fields.violations.add(
+            fields.add(
                 "max_price_minor_units",
                 "must not be less than min_price_minor_units",
             );
@@ -153,15 +122,11 @@ impl ProductQuery {
         let currency = fields.optional(
             "currency",
             Some(request.currency.as_str()).filter(|c| !c.is_empty()),
-            CurrencyCode::parse,
+            Currency::parse,
         );
         let status = fields.parse("status", ProductStatus::parse_or_default(&request.status));
         let page_size = fields.parse("page_size", PageSize::parse(request.page_size));
-        let cursor = fields.optional(
-            "cursor",
-            Some(request.cursor.as_str()).filter(|c| !c.is_empty()),
-            Cursor::parse,
-        );
+        let cursor = fields.parse("cursor", page::parse_token::<Cursor>(&request.cursor));
         // A cursor only makes sense for the ordering that produced it.
         if let (Some(search), Some(Some(cursor))) = (&search, cursor) {
             let matches = matches!(
@@ -169,9 +134,7 @@ impl ProductQuery {
                 (Some(_), Cursor::Relevance { .. }) | (None, Cursor::Newest { .. })
             );
             if !matches {
-                fields
-                    .violations
-                    .add("cursor", "belongs to a listing with a different q");
+                fields.add("cursor", "belongs to a listing with a different q");
             }
         }
         fields.finish(|| {
@@ -192,46 +155,47 @@ impl ProductQuery {
 
 #[cfg(test)]
 mod tests {
+    use testkit::bad_fields;
+
     use super::*;
-    use crate::domain::fields::bad_fields;
 
     #[test]
-    fn page_size_defaults_to_20_and_stays_within_1_to_100() {
-        assert_eq!(PageSize::parse(0).unwrap().get(), 20);
-        assert_eq!(PageSize::parse(1).unwrap().get(), 1);
-        assert_eq!(PageSize::parse(100).unwrap().get(), 100);
-        assert!(PageSize::parse(101).is_err());
-        assert!(PageSize::parse(-1).is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
+    fn cursors_round_trip_through_page_tokens() {
         let id = ProductId::generate();
         let newest = Cursor::Newest {
             created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
             id,
         };
-        assert_eq!(Cursor::parse(&newest.encode()).unwrap(), newest);
         let relevance = Cursor::Relevance {
             rank: 0.060_792_7,
             id,
         };
-        assert_eq!(Cursor::parse(&relevance.encode()).unwrap(), relevance);
-        let encoded = newest.encode();
-        assert!(
-            encoded
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
-        for bad in [
-            "",
-            "!!!",
-            "bm9wZQ",
-            &URL_SAFE_NO_PAD.encode(format!("2:n:1:{id}")),
-        ] {
-            assert!(Cursor::parse(bad).is_err(), "{bad:?} was accepted");
+        for cursor in [newest, relevance] {
+            let token = page::encode_token(&cursor);
+            assert_eq!(page::parse_token(&token), Ok(Some(cursor)));
         }
-        assert!(Cursor::parse(&URL_SAFE_NO_PAD.encode(format!("1:r:NaN:{id}"))).is_err());
+        // The layout tokens already handed out have: changing it needs a new version.
+        assert_eq!(
+            newest.write(),
+            format!("n:1700000000123456:{id}"),
+            "bump Cursor::VERSION when the layout changes"
+        );
+    }
+
+    #[test]
+    fn positions_that_cursors_never_hold_are_refused() {
+        let id = ProductId::generate();
+        for bad in [
+            format!("r:NaN:{id}"),
+            format!("r:inf:{id}"),
+            format!("x:1:{id}"),
+            format!("n:1:{id}:extra"),
+            "n:1:not-a-uuid".to_owned(),
+            format!("n:{}:{id}", i64::MAX),
+            format!("n:{id}"),
+        ] {
+            assert_eq!(Cursor::read(&bad), None, "{bad:?} was accepted");
+        }
     }
 
     #[test]
@@ -240,6 +204,7 @@ mod tests {
         assert_eq!(query.status, ProductStatus::Active);
         assert_eq!(query.page_size, PageSize::DEFAULT);
         assert_eq!(query.search, None);
+        assert_eq!(query.cursor, None);
 
         let error = ProductQuery::parse(&ListProductsRequest {
             category_id: "x".into(),
@@ -253,7 +218,7 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(
-            bad_fields(error),
+            bad_fields(&error),
             [
                 "category_id",
                 "max_price_minor_units",
@@ -267,20 +232,20 @@ mod tests {
 
     #[test]
     fn a_cursor_must_match_the_ordering_it_came_from() {
-        let newest = Cursor::Newest {
+        let newest = page::encode_token(&Cursor::Newest {
             created_at: Utc::now(),
             id: ProductId::generate(),
-        };
+        });
         let error = ProductQuery::parse(&ListProductsRequest {
             q: "widget".into(),
-            cursor: newest.encode(),
+            cursor: newest.clone(),
             ..Default::default()
         })
         .unwrap_err();
-        assert_eq!(bad_fields(error), ["cursor"]);
+        assert_eq!(bad_fields(&error), ["cursor"]);
         assert!(
             ProductQuery::parse(&ListProductsRequest {
-                cursor: newest.encode(),
+                cursor: newest,
                 ..Default::default()
             })
             .is_ok()

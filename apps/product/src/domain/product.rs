@@ -1,9 +1,9 @@
 //! Products: names, descriptions, prices, images, status, and the create and update requests.
 
 use api::product::{CreateProductRequest, UpdateProductRequest};
+use vocab::{Fields, LineBreaks, Money, Problem, bounded_text};
 
-use super::fields::Fields;
-use super::{CategoryId, CurrencyCode, Problem, ProductId, ShopId, UnknownValue, bounded_text};
+use super::{CategoryId, ProductId, ShopId, UnknownValue};
 
 /// A product's name: 1 to 200 characters once trimmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,7 +13,7 @@ impl ProductName {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(value: &str) -> Result<Self, Problem> {
-        bounded_text(value, 1, Self::MAX_CHARS, false).map(ProductName)
+        bounded_text(value, 1..=Self::MAX_CHARS, LineBreaks::Refused).map(ProductName)
     }
 
     pub fn as_str(&self) -> &str {
@@ -29,7 +29,7 @@ impl Description {
     pub const MAX_CHARS: usize = 5000;
 
     pub fn parse(value: &str) -> Result<Self, Problem> {
-        bounded_text(value, 0, Self::MAX_CHARS, true).map(Description)
+        bounded_text(value, 0..=Self::MAX_CHARS, LineBreaks::Allowed).map(Description)
     }
 
     pub fn as_str(&self) -> &str {
@@ -37,26 +37,23 @@ impl Description {
     }
 }
 
-/// An amount of money: integer minor units (cents for USD) of an ISO 4217 currency.
+/// What a product costs: an amount of money from 0 (free) up to 10^12 minor units, in any
+/// ISO 4217 currency. The ceiling is the catalog's rule, not money's: it keeps a mistyped price
+/// (and every total computed from it) far from overflowing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Money {
-    minor_units: i64,
-    currency: CurrencyCode,
-}
+pub struct Price(Money);
 
-impl Money {
+impl Price {
     /// The largest price accepted: 10^12 minor units (ten billion dollars).
     pub const MAX_MINOR_UNITS: i64 = 1_000_000_000_000;
 
-    pub fn new(minor_units: i64, currency: CurrencyCode) -> Result<Self, Problem> {
-        Self::check_minor_units(minor_units)?;
-        Ok(Money {
-            minor_units,
-            currency,
-        })
+    pub fn new(money: Money) -> Result<Self, Problem> {
+        Self::check_minor_units(money.minor_units())?;
+        Ok(Price(money))
     }
 
-    pub(super) fn check_minor_units(minor_units: i64) -> Result<i64, Problem> {
+    /// The bound on a price's minor units; a listing's price filters are held to it too.
+    pub fn check_minor_units(minor_units: i64) -> Result<i64, Problem> {
         if minor_units < 0 {
             Err("must not be negative".into())
         } else if minor_units > Self::MAX_MINOR_UNITS {
@@ -66,12 +63,15 @@ impl Money {
         }
     }
 
-    pub fn minor_units(&self) -> i64 {
-        self.minor_units
+    /// Reads the required money field `field` of a request, with the price's bound.
+    fn read(fields: &mut Fields, field: &str, money: Option<&api::common::Money>) -> Option<Self> {
+        fields
+            .money(field, money, Self::check_minor_units)
+            .map(Price)
     }
 
-    pub fn currency(&self) -> CurrencyCode {
-        self.currency
+    pub fn money(self) -> Money {
+        self.0
     }
 }
 
@@ -183,7 +183,7 @@ pub struct NewProduct {
     pub shop_id: ShopId,
     pub name: ProductName,
     pub description: Description,
-    pub price: Money,
+    pub price: Price,
     pub category_id: Option<CategoryId>,
     pub image_urls: ImageUrls,
     pub status: ProductStatus,
@@ -196,7 +196,7 @@ impl NewProduct {
         let shop_id = fields.parse("shop_id", ShopId::parse(&request.shop_id));
         let name = fields.parse("name", ProductName::parse(&request.name));
         let description = fields.parse("description", Description::parse(&request.description));
-        let price = fields.money("price", request.price.as_ref());
+        let price = Price::read(&mut fields, "price", request.price.as_ref());
         let category_id = fields.parse(
             "category_id",
             CategoryId::parse_optional(&request.category_id),
@@ -224,7 +224,7 @@ impl NewProduct {
 pub struct ProductChanges {
     pub name: Option<ProductName>,
     pub description: Option<Description>,
-    pub price: Option<Money>,
+    pub price: Option<Price>,
     /// `Some(None)` takes the product out of its category.
     pub category_id: Option<Option<CategoryId>>,
     pub image_urls: Option<ImageUrls>,
@@ -245,7 +245,7 @@ impl ProductChanges {
         let price = request
             .price
             .as_ref()
-            .map(|price| fields.money("price", Some(price)));
+            .map(|price| Price::read(&mut fields, "price", Some(price)));
         let category_id = fields.optional(
             "category_id",
             request.category_id.as_deref(),
@@ -283,10 +283,11 @@ impl ProductChanges {
 #[cfg(test)]
 mod tests {
     use api::common::Money as ApiMoney;
+    use testkit::bad_fields;
     use uuid::Uuid;
+    use vocab::Currency;
 
     use super::*;
-    use crate::domain::fields::bad_fields;
 
     fn valid_create() -> CreateProductRequest {
         CreateProductRequest {
@@ -308,8 +309,8 @@ mod tests {
     fn a_valid_product_parses_trimmed_with_defaults() {
         let product = NewProduct::parse(&valid_create()).unwrap();
         assert_eq!(product.name.as_str(), "Premium Widget");
-        assert_eq!(product.price.minor_units(), 2999);
-        assert_eq!(product.price.currency().as_str(), "USD");
+        assert_eq!(product.price.money().minor_units(), 2999);
+        assert_eq!(product.price.money().currency(), Currency::USD);
         assert_eq!(product.status, ProductStatus::Active);
         assert_eq!(product.category_id, None);
         assert_eq!(product.initial_stock.get(), 5);
@@ -330,9 +331,9 @@ mod tests {
             status: "archived".into(),
             initial_stock: -3,
         };
-        let fields = bad_fields(NewProduct::parse(&request).unwrap_err());
+        let error = NewProduct::parse(&request).unwrap_err();
         assert_eq!(
-            fields,
+            bad_fields(&error),
             [
                 "shop_id",
                 "name",
@@ -354,7 +355,7 @@ mod tests {
             ..valid_create()
         };
         assert_eq!(
-            bad_fields(NewProduct::parse(&request).unwrap_err()),
+            bad_fields(&NewProduct::parse(&request).unwrap_err()),
             ["price"]
         );
     }
@@ -372,11 +373,17 @@ mod tests {
 
     #[test]
     fn prices_are_bounded_minor_units() {
-        let usd = CurrencyCode::parse("USD").unwrap();
-        assert!(Money::new(0, usd).is_ok());
-        assert!(Money::new(Money::MAX_MINOR_UNITS, usd).is_ok());
-        assert!(Money::new(Money::MAX_MINOR_UNITS + 1, usd).is_err());
-        assert!(Money::new(-1, usd).is_err());
+        let usd = Currency::USD;
+        assert!(Price::new(Money::new(0, usd)).is_ok());
+        assert!(Price::new(Money::new(Price::MAX_MINOR_UNITS, usd)).is_ok());
+        assert_eq!(
+            Price::new(Money::new(Price::MAX_MINOR_UNITS + 1, usd)).unwrap_err(),
+            "must be at most 1000000000000"
+        );
+        assert_eq!(
+            Price::new(Money::new(-1, usd)).unwrap_err(),
+            "must not be negative"
+        );
     }
 
     #[test]
@@ -435,7 +442,7 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(
-            bad_fields(error),
+            bad_fields(&error),
             ["id", "name", "price.currency", "status"]
         );
     }

@@ -2,8 +2,9 @@
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use vocab::{Fields, LineBreaks, Problem, bounded_text};
 
-use super::{CurrencyCode, Fields, Problem, UserId, bounded_text};
+use super::{PreferredCurrency, UserId};
 
 pub const USERNAME_MIN_CHARS: usize = 3;
 pub const USERNAME_MAX_CHARS: usize = 30;
@@ -74,7 +75,7 @@ impl Profile {
 pub struct Preferences {
     /// A [`LanguageTag`].
     pub language: String,
-    /// A [`CurrencyCode`].
+    /// A [`PreferredCurrency`].
     pub currency: String,
     pub notifications: Notifications,
 }
@@ -84,7 +85,7 @@ impl Default for Preferences {
     fn default() -> Self {
         Self {
             language: DEFAULT_LANGUAGE.to_owned(),
-            currency: CurrencyCode::USD.as_str().to_owned(),
+            currency: PreferredCurrency::USD.as_str().to_owned(),
             notifications: Notifications {
                 email: true,
                 sms: false,
@@ -166,7 +167,7 @@ pub struct PersonName(String);
 
 impl PersonName {
     pub fn parse(value: &str) -> Result<Self, Problem> {
-        bounded_text(value, NAME_MAX_CHARS).map(Self)
+        bounded_text(value, 0..=NAME_MAX_CHARS, LineBreaks::Refused).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -350,7 +351,7 @@ impl Preferences {
         );
         let currency = fields.parse(
             "preferences.currency",
-            CurrencyCode::parse(&request.currency),
+            PreferredCurrency::parse(&request.currency),
         );
         let notifications = request.notifications.unwrap_or_default();
         Some(Self {
@@ -432,8 +433,8 @@ impl ProfileChanges {
 #[cfg(test)]
 mod tests {
     use api::user::UpdateMyProfileRequest;
+    use testkit::bad_fields;
 
-    use super::super::bad_fields;
     use super::*;
 
     fn today() -> NaiveDate {
@@ -480,6 +481,25 @@ mod tests {
             NewProfile::from_event(&registered(id, "  ")).unwrap_err(),
             "email is required"
         );
+    }
+
+    #[test]
+    fn person_names_are_trimmed_single_lines_of_at_most_100_characters() {
+        assert_eq!(PersonName::parse("  Ada  ").unwrap().as_str(), "Ada");
+        assert_eq!(PersonName::parse("").unwrap().as_str(), "");
+        assert!(
+            PersonName::parse(&"é".repeat(100)).is_ok(),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            PersonName::parse(&"é".repeat(101)).unwrap_err(),
+            "must have at most 100 characters"
+        );
+        assert_eq!(
+            PersonName::parse("A\u{0}a").unwrap_err(),
+            "must not contain control characters"
+        );
+        assert!(PersonName::parse("Ada\nLovelace").is_err());
     }
 
     #[test]
@@ -656,7 +676,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            bad_fields(error),
+            bad_fields(&error),
             [
                 "username",
                 "first_name",

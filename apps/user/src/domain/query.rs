@@ -1,37 +1,17 @@
 //! The admin queries: pages of profiles, searches and batch reads.
 
 use api::user::{BatchGetUsersRequest, ListUsersRequest, SearchUsersRequest};
+use uuid::Uuid;
+use vocab::page::{self, PageSize};
+use vocab::{Fields, Problem};
 
-use super::{Fields, Problem, UserId};
+use super::UserId;
 
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-pub const MAX_PAGE_SIZE: usize = 100;
 pub const SEARCH_MAX_CHARS: usize = 100;
 pub const BATCH_MAX_IDS: usize = 100;
 
-/// How many profiles one answer holds: 1 to 100; 0 in a request means 20.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageSize(usize);
-
-impl PageSize {
-    pub fn parse(value: i32) -> Result<Self, Problem> {
-        match usize::try_from(value) {
-            Ok(0) => Ok(Self(DEFAULT_PAGE_SIZE)),
-            Ok(size) if size <= MAX_PAGE_SIZE => Ok(Self(size)),
-            _ => Err(format!(
-                "must be between 1 and {MAX_PAGE_SIZE}, or 0 for {DEFAULT_PAGE_SIZE}"
-            )
-            .into()),
-        }
-    }
-
-    pub fn get(self) -> usize {
-        self.0
-    }
-}
-
 /// One page of the listing: profiles in user id order (registration order, the ids being
-/// UUID v7), after the cursor, which is the last user id of the previous page.
+/// UUID v7), after the cursor, a page token holding the last user id of the previous page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     pub size: PageSize,
@@ -42,15 +22,7 @@ impl Page {
     pub fn parse(request: &ListUsersRequest) -> Result<Self, rpc::Error> {
         let mut fields = Fields::default();
         let size = fields.parse("page_size", PageSize::parse(request.page_size));
-        let after = fields.parse(
-            "cursor",
-            match request.cursor.as_str() {
-                "" => Ok(None),
-                cursor => UserId::parse(cursor)
-                    .map(Some)
-                    .map_err(|_| "must be the next_cursor of a previous page".into()),
-            },
-        );
+        let after = fields.parse("cursor", parse_cursor(&request.cursor));
         fields.finish(|| {
             Some(Self {
                 size: size?,
@@ -58,6 +30,18 @@ impl Page {
             })
         })
     }
+}
+
+/// The page token in `cursor`, or, for a while, a bare user id: the `next_cursor` the service
+/// handed out before it used page tokens. Accepting those keeps an admin who is paging through
+/// the list while the new version rolls out from getting an error; once every replica issues
+/// tokens, a bare id lives only as long as someone's half-read listing, and this fallback can go.
+fn parse_cursor(cursor: &str) -> Result<Option<UserId>, Problem> {
+    page::parse_token::<UserId>(cursor).or_else(|problem| {
+        Uuid::try_parse(cursor)
+            .map(|id| Some(UserId::from_uuid(id)))
+            .map_err(|_| problem)
+    })
 }
 
 /// What to look for: 1 to 100 characters (after trimming), no control characters, kept in
@@ -168,7 +152,8 @@ impl BatchIds {
 
 #[cfg(test)]
 mod tests {
-    use super::super::bad_fields;
+    use testkit::bad_fields;
+
     use super::*;
 
     const A: &str = "0190f5c6-1e2b-7a1c-9d3e-4f5a6b7c8d9e";
@@ -177,22 +162,36 @@ mod tests {
     #[test]
     fn pages_default_to_twenty_and_refuse_out_of_range_sizes_and_bad_cursors() {
         let page = Page::parse(&ListUsersRequest::default()).unwrap();
-        assert_eq!(page.size.get(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page.size, PageSize::DEFAULT);
         assert_eq!(page.after, None);
+        let a = UserId::parse(A).unwrap();
         let page = Page::parse(&ListUsersRequest {
             page_size: 100,
-            cursor: A.into(),
+            cursor: page::encode_token(&a),
         })
         .unwrap();
         assert_eq!(page.size.get(), 100);
-        assert_eq!(page.after.unwrap().to_string(), A);
+        assert_eq!(page.after, Some(a));
         let error = Page::parse(&ListUsersRequest {
             page_size: 101,
             cursor: "garbage".into(),
         })
         .unwrap_err();
-        assert_eq!(bad_fields(error), ["page_size", "cursor"]);
-        assert!(PageSize::parse(-1).is_err());
+        assert_eq!(bad_fields(&error), ["page_size", "cursor"]);
+        assert_eq!(
+            error.details()[1].problem,
+            "is not a cursor this service issued"
+        );
+    }
+
+    #[test]
+    fn a_bare_user_id_from_before_page_tokens_is_still_a_cursor() {
+        let page = Page::parse(&ListUsersRequest {
+            page_size: 0,
+            cursor: A.into(),
+        })
+        .unwrap();
+        assert_eq!(page.after.unwrap().to_string(), A);
     }
 
     #[test]
@@ -207,7 +206,7 @@ mod tests {
             page_size: 1000,
         })
         .unwrap_err();
-        assert_eq!(bad_fields(error), ["q", "page_size"]);
+        assert_eq!(bad_fields(&error), ["q", "page_size"]);
     }
 
     #[test]
@@ -228,16 +227,16 @@ mod tests {
         assert_eq!(ids, [B, A]);
 
         let error = BatchIds::parse(&BatchGetUsersRequest { user_ids: vec![] }).unwrap_err();
-        assert_eq!(bad_fields(error), ["user_ids"]);
+        assert_eq!(bad_fields(&error), ["user_ids"]);
         let error = BatchIds::parse(&BatchGetUsersRequest {
             user_ids: vec![A.into(); 101],
         })
         .unwrap_err();
-        assert_eq!(bad_fields(error), ["user_ids"]);
+        assert_eq!(bad_fields(&error), ["user_ids"]);
         let error = BatchIds::parse(&BatchGetUsersRequest {
             user_ids: vec![A.into(), "nope".into(), String::new()],
         })
         .unwrap_err();
-        assert_eq!(bad_fields(error), ["user_ids[1]", "user_ids[2]"]);
+        assert_eq!(bad_fields(&error), ["user_ids[1]", "user_ids[2]"]);
     }
 }

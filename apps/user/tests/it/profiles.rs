@@ -200,15 +200,23 @@ async fn an_invalid_update_names_every_bad_field_and_changes_nothing() {
             "first_name",
             "phone",
             "avatar_url",
-            "date_of_birth",
             "gender",
             "preferences.language",
             "preferences.currency"
-        ]
+        ],
+        "the field rules name every malformed field; a well-formed date in the future is \
+         the service's to refuse once the request has the right shape"
     );
     assert_eq!(app.stored(&ada.id).await, stored, "nothing was written");
 
     for (request, field) in [
+        (
+            UpdateMyProfileRequest {
+                date_of_birth: Some("2999-01-01".into()),
+                ..Default::default()
+            },
+            "date_of_birth",
+        ),
         (
             UpdateMyProfileRequest {
                 date_of_birth: Some("1899-12-31".into()),

@@ -8,6 +8,7 @@ use api::user::{ListUsersRequest, SearchUsersRequest, UpdateMyProfileRequest};
 use user_service::domain::{NewProfile, Page, ProfileChanges, Search, UserId};
 use user_service::store::{ProfileRecord, ProfileStore, StoreError};
 use uuid::Uuid;
+use vocab::page::encode_token;
 
 use crate::helpers::registered;
 
@@ -29,7 +30,7 @@ fn username(name: &str) -> ProfileChanges {
 fn page(page_size: i32, after: Option<UserId>) -> Page {
     Page::parse(&ListUsersRequest {
         page_size,
-        cursor: after.map(|id| id.to_string()).unwrap_or_default(),
+        cursor: after.map(|id| encode_token(&id)).unwrap_or_default(),
     })
     .unwrap()
 }
@@ -222,10 +223,9 @@ async fn postgres_store() -> (
     let database = testkit::fresh_database()
         .await
         .expect("creating a database");
-    let pool =
-        ::store::postgres::connect(database.url(), 4, &user_service::store::postgres::MIGRATOR)
-            .await
-            .expect("connecting and migrating");
+    let pool = ::db::postgres::connect(database.url(), 4, &user_service::store::postgres::MIGRATOR)
+        .await
+        .expect("connecting and migrating");
     (
         user_service::store::postgres::PgProfiles::new(pool),
         database,
@@ -236,7 +236,7 @@ async fn postgres_store() -> (
 async fn mongo_store() -> (user_service::store::mongo::MongoProfiles, mongodb::Database) {
     telemetry::init_for_tests();
     let url = std::env::var("MONGODB_URL").expect("needs MongoDB: set MONGODB_URL");
-    let client = ::store::mongo::connect(&url)
+    let client = ::db::mongo::connect(&url)
         .await
         .expect("connecting to MongoDB");
     let database = client.database(&format!("user_test_{}", Uuid::now_v7().simple()));

@@ -34,12 +34,12 @@ async fn srv_ping_info_and_stats_describe_the_service() {
 
     let _: Echo = service
         .rpc
-        .call(&Context::background(), &SAY, &echo("count me"))
+        .call::<Say>(&Context::background(), &echo("count me"))
         .await
         .unwrap();
     let _ = service
         .rpc
-        .call::<_, Echo>(&Context::background(), &PANIC, &echo("boom"))
+        .call::<Panic>(&Context::background(), &echo("boom"))
         .await;
     let stats = service
         .client

@@ -14,6 +14,14 @@ static COUNT: MethodDescriptor = MethodDescriptor {
     response_type: "test.Echo",
 };
 
+enum Count {}
+
+impl rpc::Method for Count {
+    type Request = Echo;
+    type Response = Echo;
+    const DESCRIPTOR: &'static MethodDescriptor = &COUNT;
+}
+
 fn value(rendered: &str, series: &str) -> Option<f64> {
     rendered
         .lines()
@@ -26,8 +34,7 @@ async fn requests_are_counted_by_outcome_timed_and_none_is_left_in_flight() {
     let nats = testkit::NatsServer::start().await.expect("nats-server");
     let client = nats.connect().await;
     let _running = Service::new("metered", "1.0.0")
-        .endpoints([Endpoint::unary(
-            &COUNT,
+        .endpoints([Endpoint::bind::<Count, _, _>(
             |_ctx: Context, request: Echo| async move {
                 if request.text.is_empty() {
                     return Err(Error::not_found("nothing to count"));
@@ -53,13 +60,10 @@ async fn requests_are_counted_by_outcome_timed_and_none_is_left_in_flight() {
             sleep_ms: 5,
         },
     ] {
-        rpc.call::<_, Echo>(&ctx, &COUNT, &request).await.unwrap();
+        rpc.call::<Count>(&ctx, &request).await.unwrap();
     }
     for _ in 0..2 {
-        let error = rpc
-            .call::<_, Echo>(&ctx, &COUNT, &echo(""))
-            .await
-            .unwrap_err();
+        let error = rpc.call::<Count>(&ctx, &echo("")).await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::NotFound);
     }
 

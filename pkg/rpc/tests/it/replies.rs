@@ -11,14 +11,14 @@ async fn a_request_is_answered_in_json_and_in_protobuf() {
     let (service, _running) = TestService::start().await;
     let reply: Echo = service
         .rpc
-        .call(&Context::background(), &SAY, &echo("hi"))
+        .call::<Say>(&Context::background(), &echo("hi"))
         .await
         .unwrap();
     assert_eq!(reply.text, "hi");
 
     let protobuf = service.rpc.clone().with_codec(Codec::Protobuf);
     let reply: Echo = protobuf
-        .call(&Context::background(), &SAY, &echo("bin"))
+        .call::<Say>(&Context::background(), &echo("bin"))
         .await
         .unwrap();
     assert_eq!(reply.text, "bin");
@@ -38,7 +38,7 @@ async fn a_panicking_handler_still_replies_and_the_endpoint_keeps_serving() {
     let (service, _running) = TestService::start().await;
     let error = service
         .rpc
-        .call::<_, Echo>(&Context::background(), &PANIC, &echo("boom"))
+        .call::<Panic>(&Context::background(), &echo("boom"))
         .await
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::Internal);
@@ -50,7 +50,7 @@ async fn a_panicking_handler_still_replies_and_the_endpoint_keeps_serving() {
 
     let reply: Echo = service
         .rpc
-        .call(&Context::background(), &PANIC, &echo("fine"))
+        .call::<Panic>(&Context::background(), &echo("fine"))
         .await
         .unwrap();
     assert_eq!(reply.text, "fine");
@@ -107,19 +107,19 @@ async fn access_levels_are_enforced_by_the_runtime() {
     let (service, _running) = TestService::start().await;
     let anonymous = service
         .rpc
-        .call::<_, Echo>(&Context::background(), &ADMIN, &echo("x"))
+        .call::<AdminOnly>(&Context::background(), &echo("x"))
         .await
         .unwrap_err();
     assert_eq!(anonymous.code(), ErrorCode::Unauthenticated);
     let forbidden = service
         .rpc
-        .call::<_, Echo>(&customer(), &ADMIN, &echo("x"))
+        .call::<AdminOnly>(&customer(), &echo("x"))
         .await
         .unwrap_err();
     assert_eq!(forbidden.code(), ErrorCode::PermissionDenied);
     let reply: Echo = service
         .rpc
-        .call(&admin(), &ADMIN, &echo("x"))
+        .call::<AdminOnly>(&admin(), &echo("x"))
         .await
         .unwrap();
     assert_eq!(reply.text, "admin-1", "the principal reaches the handler");
@@ -199,7 +199,7 @@ async fn no_responders_is_unavailable_at_once() {
     let client = rpc::Client::new(nats.connect().await);
     let started = Instant::now();
     let error = client
-        .call::<_, Echo>(&Context::background(), &SAY, &echo("x"))
+        .call::<Say>(&Context::background(), &echo("x"))
         .await
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::Unavailable);
@@ -220,8 +220,7 @@ async fn concurrency_per_endpoint_is_bounded_and_nothing_is_dropped() {
                 text: i.to_string(),
                 sleep_ms: 100,
             };
-            rpc.call::<_, Echo>(&Context::background(), &SLOW, &request)
-                .await
+            rpc.call::<Slow>(&Context::background(), &request).await
         }
     });
     let results = futures::future::join_all(calls).await;
@@ -246,7 +245,7 @@ async fn replicas_share_the_load_through_the_queue_group() {
         };
         let _: Echo = service
             .rpc
-            .call(&Context::background(), &SLOW, &request)
+            .call::<Slow>(&Context::background(), &request)
             .await
             .unwrap();
     }

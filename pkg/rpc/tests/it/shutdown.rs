@@ -13,8 +13,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_taking_new_ones() {
             text: "slow".into(),
             sleep_ms: 500,
         };
-        rpc.call::<_, Echo>(&Context::background(), &SLOW, &request)
-            .await
+        rpc.call::<Slow>(&Context::background(), &request).await
     });
     // Let the request reach the handler before shutting down.
     while service.gauge.max.load(std::sync::atomic::Ordering::SeqCst) == 0 {
@@ -29,7 +28,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_taking_new_ones() {
 
     let after = service
         .rpc
-        .call::<_, Echo>(&Context::background(), &SAY, &echo("late"))
+        .call::<Say>(&Context::background(), &echo("late"))
         .await
         .unwrap_err();
     assert_eq!(

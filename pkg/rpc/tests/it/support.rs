@@ -17,6 +17,11 @@ pub struct Echo {
     pub sleep_ms: u64,
 }
 
+/// No declared rules: the VALIDATE endpoint checks its own.
+impl rpc::rules::Validate for Echo {
+    fn validate(&self, _at: &str, _violations: &mut rpc::Violations) {}
+}
+
 const fn method(name: &'static str, subject: &'static str, access: Access) -> MethodDescriptor {
     MethodDescriptor {
         service: "echo",
@@ -34,6 +39,20 @@ pub static SLOW: MethodDescriptor = method("slow", "echo.slow", Access::Public);
 pub static ADMIN: MethodDescriptor = method("admin", "echo.admin", Access::Admin);
 pub static VALIDATE: MethodDescriptor = method("validate", "echo.validate", Access::Public);
 
+/// The methods as types, as the contracts crate generates them.
+macro_rules! echo_methods {
+    ($($name:ident => $descriptor:ident),* $(,)?) => {$(
+        pub enum $name {}
+        impl rpc::Method for $name {
+            type Request = Echo;
+            type Response = Echo;
+            const DESCRIPTOR: &'static MethodDescriptor = &$descriptor;
+        }
+    )*};
+}
+
+echo_methods!(Say => SAY, Panic => PANIC, Slow => SLOW, AdminOnly => ADMIN, Validate => VALIDATE);
+
 /// Counts handlers running at once, and the most ever seen.
 #[derive(Default)]
 pub struct Gauge {
@@ -44,17 +63,14 @@ pub struct Gauge {
 
 pub fn endpoints(gauge: Arc<Gauge>) -> Vec<Endpoint> {
     vec![
-        Endpoint::unary(
-            &SAY,
-            |_ctx: Context, request: Echo| async move { Ok(request) },
-        ),
-        Endpoint::unary(&PANIC, |_ctx: Context, request: Echo| async move {
+        Endpoint::bind::<Say, _, _>(|_ctx: Context, request: Echo| async move { Ok(request) }),
+        Endpoint::bind::<Panic, _, _>(|_ctx: Context, request: Echo| async move {
             if request.text == "boom" {
                 panic!("handler blew up");
             }
             Ok(request)
         }),
-        Endpoint::unary(&SLOW, move |_ctx: Context, request: Echo| {
+        Endpoint::bind::<Slow, _, _>(move |_ctx: Context, request: Echo| {
             let gauge = gauge.clone();
             async move {
                 let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -65,14 +81,14 @@ pub fn endpoints(gauge: Arc<Gauge>) -> Vec<Endpoint> {
                 Ok(request)
             }
         }),
-        Endpoint::unary(&ADMIN, |ctx: Context, request: Echo| async move {
+        Endpoint::bind::<AdminOnly, _, _>(|ctx: Context, request: Echo| async move {
             let principal = ctx.require_principal()?;
             Ok(Echo {
                 text: principal.user_id.clone(),
                 ..request
             })
         }),
-        Endpoint::unary(&VALIDATE, |_ctx: Context, request: Echo| async move {
+        Endpoint::bind::<Validate, _, _>(|_ctx: Context, request: Echo| async move {
             let mut violations = rpc::Violations::new();
             violations.check(!request.text.is_empty(), "text", "must not be empty");
             violations.check(request.sleep_ms < 10, "sleep_ms", "must be below 10");

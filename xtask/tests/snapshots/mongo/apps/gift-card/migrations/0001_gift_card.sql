@@ -1,10 +1,12 @@
--- The gift cards of the gift-card service, as JSON documents (see store.rs).
+-- The gift cards of the gift-card service as JSON documents, for when it keeps them in
+-- PostgreSQL (see src/store/postgres.rs); with MONGODB_URL set they are in MongoDB instead.
 -- Written once by `cargo xtask new-service gift-card`; from now on it belongs to the service.
 -- A migration that has run is never edited: add the next one (0002_....sql) instead.
 
-CREATE TABLE gift_cards_documents (
+CREATE TABLE gift_cards (
     id         uuid        PRIMARY KEY,
-    document   jsonb       NOT NULL,
+    document   jsonb       NOT NULL
+        CONSTRAINT gift_cards_document_object CHECK (jsonb_typeof(document) = 'object'),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );

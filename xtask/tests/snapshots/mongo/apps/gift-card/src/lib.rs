@@ -4,7 +4,8 @@
 //! The gift-card service. Gift cards: balances and redemptions.
 //!
 //! It serves the contract `pkg/api/proto/emporium/gift_card/v1/gift_card.proto` over NATS
-//! and keeps its state in its own PostgreSQL database, as JSON documents.
+//! and keeps its state in JSON documents: in MongoDB when `--mongodb-url`
+//! (MONGODB_URL) is set, otherwise in its own PostgreSQL database.
 //!
 //! A request flows handler (`handlers.rs`) -> domain (`domain.rs`, pure rules) -> store
 //! (`store.rs`); its wiring and lifecycle (stores, admin port, registration,
@@ -27,16 +28,31 @@ pub use handlers::GiftCardHandlers;
 pub struct Config {
     #[command(flatten)]
     pub postgres: config::PostgresArgs,
+    /// When set, the gift cards live in MongoDB and PostgreSQL is not used.
+    #[command(flatten)]
+    pub mongo: config::MongoArgs,
     #[command(flatten)]
     pub service: config::ServiceArgs,
 }
 
-/// Starts the service on what `config` names: NATS and its PostgreSQL database (created and
+/// Starts the service on what `config` names: NATS and its document store (MongoDB
+/// when its URL is given, otherwise its PostgreSQL database, created and
 /// migrated). Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let mut host = host::Host::connect(&api::gift_card::SERVICE, &config.service).await?;
-    let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
-    let handlers = GiftCardHandlers::new(store::GiftCardStore::new(pool));
+    let gift_cards = match &config.mongo.mongodb_url {
+        Some(url) => {
+            let database = host.mongo(url).await?;
+            store::GiftCardStore::Mongo(store::mongo::MongoGiftCards::new(&database))
+        }
+        None => {
+            let pool = host
+                .postgres(&config.postgres, &store::postgres::MIGRATOR)
+                .await?;
+            store::GiftCardStore::Postgres(store::postgres::PgGiftCards::new(pool))
+        }
+    };
+    let handlers = GiftCardHandlers::new(gift_cards);
     host.serve(api::gift_card::endpoints(Arc::new(handlers)))
         .await
 }

@@ -1,45 +1,58 @@
-//! Document storage for gift cards: each one is a JSON document (`GiftCardDocument`)
-//! in a PostgreSQL JSONB column, keyed by id.
+//! Where gift cards are kept: JSON documents in a document store chosen at start-up,
+//! behind one trait, [`GiftCardDocuments`], with two implementations:
 //!
-//! The service was generated with `--store mongo`. The platform's document store is PostgreSQL
-//! JSONB until a MongoDB deployment exists: it needs no extra server in development or tests,
-//! and the documents keep the shape a MongoDB collection would hold. Moving to MongoDB means
-//! replacing this module's queries with `::store::mongo` (feature `mongo` of pkg/store) behind
-//! the same `GiftCardStore` methods; handlers and domain do not change.
+//! - [`postgres::PgGiftCards`]: a JSONB document per gift card in the service's own
+//!   PostgreSQL database. The default: it needs no extra server in development or tests.
+//! - [`mongo::MongoGiftCards`]: the MongoDB collection `gift_cards`, used when
+//!   `--mongodb-url` (MONGODB_URL) is set.
+//!
+//! Both keep the same document ([`GiftCardDocument`]) and behave the same way: the store
+//! suite in `tests/it/store.rs` runs every case against each. [`GiftCardStore`] is the one
+//! the service runs on; handlers call it and never know which database is behind it.
 //!
 //! Written once by `cargo xtask new-service gift-card`; from now on it belongs to the service.
 
+pub mod mongo;
+pub mod postgres;
+
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
-use sqlx::{FromRow, PgPool};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::{GiftCardChanges, GiftCardId, NewGiftCard, Page};
-
-/// The schema, embedded from `migrations/` and applied at start-up.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// Why the store could not answer; the caller sees an internal error, the logs see the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Postgres(#[from] sqlx::Error),
+    #[error(transparent)]
+    Mongo(#[from] mongodb::error::Error),
+    /// A stored document that does not read as a [`GiftCardDocument`] (written by hand, or
+    /// by a version that stored other fields), or a document that does not convert to BSON.
+    #[error("a gift card document cannot be converted: {0}")]
+    Conversion(String),
 }
 
-/// What one document holds.
+/// What one document holds: the gift card's own fields. The id and the timestamps are kept
+/// beside it (columns in PostgreSQL, `_id` and dates in MongoDB), where each database can key,
+/// order and set them itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GiftCardDocument {
     pub name: String,
     pub description: String,
 }
 
-#[derive(FromRow)]
-struct Row {
-    id: Uuid,
-    document: Json<GiftCardDocument>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+impl From<&NewGiftCard> for GiftCardDocument {
+    fn from(new: &NewGiftCard) -> Self {
+        Self {
+            name: new.name.clone(),
+            description: new.description.clone(),
+        }
+    }
 }
 
 /// A stored gift card.
@@ -52,109 +65,167 @@ pub struct GiftCardRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<Row> for GiftCardRecord {
-    fn from(row: Row) -> Self {
-        let Json(document) = row.document;
+impl GiftCardRecord {
+    /// The record of `document`, stored under `id` with these times.
+    fn of(
+        id: Uuid,
+        document: GiftCardDocument,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Self {
         Self {
-            id: row.id,
+            id,
             name: document.name,
             description: document.description,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+            created_at,
+            updated_at,
         }
     }
 }
 
-const COLUMNS: &str = "id, document, created_at, updated_at";
+/// The operations the service needs from a document store of gift cards.
+///
+/// Each returns a `Send` future so handlers can run on any worker thread. Implementations are
+/// cheap to clone (a pool or client handle inside).
+pub trait GiftCardDocuments: Clone + Send + Sync + 'static {
+    /// Stores a new gift card under `id`; both timestamps are the time it was stored.
+    fn insert(
+        &self,
+        id: GiftCardId,
+        new: &NewGiftCard,
+    ) -> impl Future<Output = Result<GiftCardRecord, StoreError>> + Send;
 
-/// The gift cards of this service, in its own database.
+    /// The gift card `id`, if there is one.
+    fn get(
+        &self,
+        id: GiftCardId,
+    ) -> impl Future<Output = Result<Option<GiftCardRecord>, StoreError>> + Send;
+
+    /// Up to `limit` gift cards in id (creation) order, after `page.after`; none when
+    /// `limit` is 0.
+    fn list(
+        &self,
+        page: Page,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<GiftCardRecord>, StoreError>> + Send;
+
+    /// Sets the fields `changes` holds (see [`patch`]) and the update time in one atomic write,
+    /// so concurrent updates of different fields all stay; `None` when there is no such
+    /// gift card.
+    fn update(
+        &self,
+        changes: &GiftCardChanges,
+    ) -> impl Future<Output = Result<Option<GiftCardRecord>, StoreError>> + Send;
+
+    /// Whether there was such a gift card.
+    fn delete(&self, id: GiftCardId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The document store the service runs on, chosen at start-up (`lib.rs`).
+///
+/// An enum rather than a type parameter: handlers hold one concrete type whichever database is
+/// behind it, and each call is a `match` on two arms.
 #[derive(Clone, Debug)]
-pub struct GiftCardStore {
-    pool: PgPool,
+pub enum GiftCardStore {
+    Postgres(postgres::PgGiftCards),
+    Mongo(mongo::MongoGiftCards),
 }
 
 impl GiftCardStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
-    }
-
-    #[tracing::instrument(skip_all, fields(id = %id))]
     pub async fn insert(
         &self,
         id: GiftCardId,
         new: &NewGiftCard,
     ) -> Result<GiftCardRecord, StoreError> {
-        let document = GiftCardDocument {
-            name: new.name.clone(),
-            description: new.description.clone(),
-        };
-        let row: Row = sqlx::query_as(&format!(
-            "INSERT INTO gift_cards_documents (id, document) VALUES ($1, $2) RETURNING {COLUMNS}"
-        ))
-        .bind(id.0)
-        .bind(Json(document))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.into())
+        match self {
+            Self::Postgres(store) => store.insert(id, new).await,
+            Self::Mongo(store) => store.insert(id, new).await,
+        }
     }
 
-    #[tracing::instrument(skip_all, fields(id = %id))]
     pub async fn get(&self, id: GiftCardId) -> Result<Option<GiftCardRecord>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM gift_cards_documents WHERE id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(Into::into))
+        match self {
+            Self::Postgres(store) => store.get(id).await,
+            Self::Mongo(store) => store.get(id).await,
+        }
     }
 
-    /// Up to `limit` gift cards in id (creation) order, after `page.after`.
-    #[tracing::instrument(skip_all)]
     pub async fn list(&self, page: Page, limit: usize) -> Result<Vec<GiftCardRecord>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM gift_cards_documents \
-             WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"
-        ))
-        .bind(page.after.map(|id| id.0))
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        match self {
+            Self::Postgres(store) => store.list(page, limit).await,
+            Self::Mongo(store) => store.list(page, limit).await,
+        }
     }
 
-    /// `None` when there is no such gift card. The fields present are merged into the
-    /// document in one statement, so concurrent updates of different fields both stay.
-    #[tracing::instrument(skip_all, fields(id = %changes.id))]
     pub async fn update(
         &self,
         changes: &GiftCardChanges,
     ) -> Result<Option<GiftCardRecord>, StoreError> {
-        let mut patch = serde_json::Map::new();
-        if let Some(name) = &changes.name {
-            patch.insert("name".into(), name.clone().into());
+        match self {
+            Self::Postgres(store) => store.update(changes).await,
+            Self::Mongo(store) => store.update(changes).await,
         }
-        if let Some(description) = &changes.description {
-            patch.insert("description".into(), description.clone().into());
-        }
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "UPDATE gift_cards_documents SET document = document || $2, updated_at = now() \
-             WHERE id = $1 RETURNING {COLUMNS}"
-        ))
-        .bind(changes.id.0)
-        .bind(Json(serde_json::Value::Object(patch)))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(Into::into))
     }
 
-    /// Whether there was such a gift card.
-    #[tracing::instrument(skip_all, fields(id = %id))]
     pub async fn delete(&self, id: GiftCardId) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM gift_cards_documents WHERE id = $1")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected() == 1)
+        match self {
+            Self::Postgres(store) => store.delete(id).await,
+            Self::Mongo(store) => store.delete(id).await,
+        }
+    }
+}
+
+/// The document fields an update sets, as one JSON object both stores merge into the stored
+/// document (PostgreSQL's `||`, MongoDB's `$set`): the fields `changes` leaves out are not in
+/// it, so they stay as they are.
+fn patch(changes: &GiftCardChanges) -> Map<String, Value> {
+    let mut patch = Map::new();
+    if let Some(name) = &changes.name {
+        patch.insert("name".to_owned(), Value::from(name.as_str()));
+    }
+    if let Some(description) = &changes.description {
+        patch.insert("description".to_owned(), Value::from(description.as_str()));
+    }
+    patch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The patch's keys are the document's field names: merged into a stored document, it
+    /// reads back as the changed document.
+    #[test]
+    fn a_patch_merged_into_a_document_changes_only_the_fields_present() {
+        let stored = GiftCardDocument {
+            name: "First".into(),
+            description: "The first.".into(),
+        };
+        let changes = GiftCardChanges {
+            id: GiftCardId::new(),
+            name: None,
+            description: Some("Changed.".into()),
+        };
+        let Value::Object(mut merged) = serde_json::to_value(&stored).unwrap() else {
+            panic!("a document is a JSON object");
+        };
+        merged.extend(patch(&changes));
+        let merged: GiftCardDocument = serde_json::from_value(Value::Object(merged)).unwrap();
+        assert_eq!(
+            merged,
+            GiftCardDocument {
+                name: "First".into(),
+                description: "Changed.".into(),
+            }
+        );
+        let nothing = GiftCardChanges {
+            id: changes.id,
+            name: None,
+            description: None,
+        };
+        assert!(
+            patch(&nothing).is_empty(),
+            "an update of no field sets no field"
+        );
     }
 }

@@ -5,11 +5,11 @@
 
 use api::gift_card::{CreateGiftCardRequest, ListGiftCardsRequest, UpdateGiftCardRequest};
 use uuid::Uuid;
+use vocab::page::{self, Keyset, PageSize};
+use vocab::{Fields, LineBreaks, Problem, bounded_text};
 
 pub const NAME_MAX_CHARS: usize = 200;
 pub const DESCRIPTION_MAX_CHARS: usize = 5000;
-pub const DEFAULT_PAGE_SIZE: usize = 20;
-pub const MAX_PAGE_SIZE: usize = 100;
 
 /// The id of a stored gift card: a UUID v7, so ids sort in creation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,9 +22,13 @@ impl GiftCardId {
 
     /// Parses the request field `field`, or says why it is not an id.
     pub fn parse(field: &str, value: &str) -> Result<Self, rpc::Error> {
-        Uuid::parse_str(value)
+        Self::parse_value(value).map_err(|problem| rpc::Error::invalid_field(field, problem))
+    }
+
+    fn parse_value(value: &str) -> Result<Self, Problem> {
+        Uuid::try_parse(value)
             .map(Self)
-            .map_err(|_| rpc::Error::invalid_field(field, "must be a UUID"))
+            .map_err(|_| "must be a UUID".into())
     }
 }
 
@@ -40,6 +44,27 @@ impl std::fmt::Display for GiftCardId {
     }
 }
 
+/// Listings are in id order, so the last id of a page is where the next one starts.
+impl Keyset for GiftCardId {
+    const VERSION: u32 = 1;
+
+    fn write(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn read(text: &str) -> Option<Self> {
+        Uuid::try_parse(text).ok().map(Self)
+    }
+}
+
+fn name(value: &str) -> Result<String, Problem> {
+    bounded_text(value, 1..=NAME_MAX_CHARS, LineBreaks::Refused)
+}
+
+fn description(value: &str) -> Result<String, Problem> {
+    bounded_text(value, 0..=DESCRIPTION_MAX_CHARS, LineBreaks::Allowed)
+}
+
 /// A new gift card, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewGiftCard {
@@ -49,14 +74,14 @@ pub struct NewGiftCard {
 
 impl NewGiftCard {
     pub fn parse(request: &CreateGiftCardRequest) -> Result<Self, rpc::Error> {
-        let mut violations = rpc::Violations::new();
-        let name = request.name.trim();
-        check_name(&mut violations, name);
-        check_description(&mut violations, &request.description);
-        violations.into_result()?;
-        Ok(Self {
-            name: name.to_owned(),
-            description: request.description.clone(),
+        let mut fields = Fields::new();
+        let name = fields.parse("name", name(&request.name));
+        let description = fields.parse("description", description(&request.description));
+        fields.finish(|| {
+            Some(Self {
+                name: name?,
+                description: description?,
+            })
         })
     }
 }
@@ -71,20 +96,17 @@ pub struct GiftCardChanges {
 
 impl GiftCardChanges {
     pub fn parse(request: &UpdateGiftCardRequest) -> Result<Self, rpc::Error> {
-        let id = GiftCardId::parse("id", &request.id)?;
-        let mut violations = rpc::Violations::new();
-        let name = request.name.as_deref().map(str::trim);
-        if let Some(name) = name {
-            check_name(&mut violations, name);
-        }
-        if let Some(description) = &request.description {
-            check_description(&mut violations, description);
-        }
-        violations.into_result()?;
-        Ok(Self {
-            id,
-            name: name.map(str::to_owned),
-            description: request.description.clone(),
+        let mut fields = Fields::new();
+        let id = fields.parse("id", GiftCardId::parse_value(&request.id));
+        let name = fields.optional("name", request.name.as_deref(), name);
+        let description =
+            fields.optional("description", request.description.as_deref(), description);
+        fields.finish(|| {
+            Some(Self {
+                id: id?,
+                name: name?,
+                description: description?,
+            })
         })
     }
 }
@@ -98,48 +120,28 @@ pub struct Page {
 
 impl Page {
     pub fn parse(request: &ListGiftCardsRequest) -> Result<Self, rpc::Error> {
-        let size = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            size if (1..=MAX_PAGE_SIZE as i32).contains(&size) => size as usize,
-            _ => {
-                return Err(rpc::Error::invalid_field(
-                    "page_size",
-                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
-                ));
-            }
-        };
-        let after = match request.cursor.as_str() {
-            "" => None,
-            cursor => Some(GiftCardId::parse("cursor", cursor)?),
-        };
-        Ok(Self { size, after })
+        let mut fields = Fields::new();
+        let size = fields.parse("page_size", PageSize::parse(request.page_size));
+        let after = fields.parse("cursor", page::parse_token(&request.cursor));
+        fields.finish(|| {
+            Some(Self {
+                size: size?.get(),
+                after: after?,
+            })
+        })
     }
-}
 
-fn check_name(violations: &mut rpc::Violations, name: &str) {
-    violations.check(!name.is_empty(), "name", "must not be empty");
-    violations.check(
-        name.chars().count() <= NAME_MAX_CHARS,
-        "name",
-        "must be at most 200 characters",
-    );
-}
-
-fn check_description(violations: &mut rpc::Violations, description: &str) {
-    violations.check(
-        description.chars().count() <= DESCRIPTION_MAX_CHARS,
-        "description",
-        "must be at most 5000 characters",
-    );
+    /// The `next_cursor` of a page whose last gift card is `last`.
+    pub fn cursor_after(last: GiftCardId) -> String {
+        page::encode_token(&last)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use testkit::bad_fields;
 
-    fn fields(error: rpc::Error) -> Vec<String> {
-        error.details().iter().map(|d| d.field.clone()).collect()
-    }
+    use super::*;
 
     #[test]
     fn a_name_is_trimmed_and_required() {
@@ -155,7 +157,7 @@ mod tests {
             description: "x".repeat(DESCRIPTION_MAX_CHARS + 1),
         })
         .unwrap_err();
-        assert_eq!(fields(error), ["name", "description"]);
+        assert_eq!(bad_fields(&error), ["name", "description"]);
     }
 
     #[test]
@@ -170,36 +172,46 @@ mod tests {
         assert_eq!(changes.id, id);
         assert_eq!(changes.name, None);
         assert_eq!(changes.description.as_deref(), Some("new"));
-        assert!(
-            GiftCardChanges::parse(&UpdateGiftCardRequest {
-                id: "nope".into(),
-                ..Default::default()
-            })
-            .is_err()
-        );
+        let error = GiftCardChanges::parse(&UpdateGiftCardRequest {
+            id: "nope".into(),
+            name: Some(String::new()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(bad_fields(&error), ["id", "name"]);
     }
 
     #[test]
-    fn pages_default_to_twenty_and_reject_out_of_range_sizes() {
+    fn pages_default_to_twenty_and_reject_out_of_range_sizes_and_foreign_cursors() {
         let page = Page::parse(&ListGiftCardsRequest::default()).unwrap();
         assert_eq!(
             page,
             Page {
-                size: DEFAULT_PAGE_SIZE,
+                size: PageSize::DEFAULT.get(),
                 after: None
             }
         );
-        for size in [-1, MAX_PAGE_SIZE as i32 + 1] {
+        for size in [-1, PageSize::MAX.get() as i32 + 1] {
             let request = ListGiftCardsRequest {
                 page_size: size,
                 ..Default::default()
             };
-            assert_eq!(fields(Page::parse(&request).unwrap_err()), ["page_size"]);
+            assert_eq!(
+                bad_fields(&Page::parse(&request).unwrap_err()),
+                ["page_size"]
+            );
         }
         let request = ListGiftCardsRequest {
             cursor: "x".into(),
             ..Default::default()
         };
-        assert_eq!(fields(Page::parse(&request).unwrap_err()), ["cursor"]);
+        assert_eq!(bad_fields(&Page::parse(&request).unwrap_err()), ["cursor"]);
+
+        let last = GiftCardId::new();
+        let request = ListGiftCardsRequest {
+            cursor: Page::cursor_after(last),
+            ..Default::default()
+        };
+        assert_eq!(Page::parse(&request).unwrap().after, Some(last));
     }
 }

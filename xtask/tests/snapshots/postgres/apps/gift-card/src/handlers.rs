@@ -40,7 +40,10 @@ impl GiftCardService for GiftCardHandlers {
             .map_err(internal)?;
         let next_cursor = if records.len() > page.size {
             records.truncate(page.size);
-            records.last().map(|r| r.id.to_string()).unwrap_or_default()
+            records
+                .last()
+                .map(|r| Page::cursor_after(GiftCardId(r.id)))
+                .unwrap_or_default()
         } else {
             String::new()
         };

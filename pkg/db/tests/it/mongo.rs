@@ -9,10 +9,8 @@ fn mongodb_url() -> String {
 #[tokio::test]
 #[ignore = "needs MongoDB: set MONGODB_URL"]
 async fn connect_pings_and_the_check_passes() {
-    let client = store::mongo::connect(&mongodb_url())
-        .await
-        .expect("connect");
-    let check = store::mongo::check(client);
+    let client = db::mongo::connect(&mongodb_url()).await.expect("connect");
+    let check = db::mongo::check(client);
     assert_eq!(check.name(), "mongodb");
     assert_eq!(check.check().await, Ok(()));
 }
@@ -23,7 +21,7 @@ async fn a_missing_server_fails_quickly_without_printing_the_password() {
     let url = format!("mongodb://app:hunter2secret@127.0.0.1:{port}/?directConnection=true");
 
     let started = Instant::now();
-    let error = store::mongo::connect(&url)
+    let error = db::mongo::connect(&url)
         .await
         .expect_err("nothing listens there");
     let message = format!("{error:#}");

@@ -26,7 +26,7 @@ async fn connect_creates_a_missing_database_and_runs_the_migrations() {
     let name = format!("store_created_{}", uuid::Uuid::new_v4().simple());
     let url = missing_database_url(&name).await;
 
-    let pool = store::postgres::connect(&url, 2, &MIGRATOR)
+    let pool = db::postgres::connect(&url, 2, &MIGRATOR)
         .await
         .expect("connect");
 
@@ -43,7 +43,7 @@ async fn connect_creates_a_missing_database_and_runs_the_migrations() {
     pool.close().await;
 
     // A restart finds the database and the applied migration, and keeps the data.
-    let pool = store::postgres::connect(&url, 2, &MIGRATOR)
+    let pool = db::postgres::connect(&url, 2, &MIGRATOR)
         .await
         .expect("reconnect");
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
@@ -64,7 +64,7 @@ async fn database_names_that_need_quoting_are_created_verbatim() {
     let encoded = name.replace(' ', "%20").replace('"', "%22");
     let url = missing_database_url(&encoded).await;
 
-    let pool = store::postgres::connect(&url, 1, &MIGRATOR)
+    let pool = db::postgres::connect(&url, 1, &MIGRATOR)
         .await
         .expect("connect");
 
@@ -84,7 +84,7 @@ async fn replicas_starting_together_both_create_and_migrate_one_database() {
     let replicas: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
-            tokio::spawn(async move { store::postgres::connect(&url, 1, &MIGRATOR).await })
+            tokio::spawn(async move { db::postgres::connect(&url, 1, &MIGRATOR).await })
         })
         .collect();
     for replica in replicas {
@@ -99,7 +99,7 @@ async fn a_missing_server_fails_quickly_without_printing_the_password() {
     let url = format!("postgres://postgres:hunter2secret@127.0.0.1:{port}/product");
 
     let started = Instant::now();
-    let error = store::postgres::connect(&url, 1, &MIGRATOR)
+    let error = db::postgres::connect(&url, 1, &MIGRATOR)
         .await
         .expect_err("nothing listens there");
     let message = format!("{error:#}");
@@ -117,10 +117,10 @@ async fn a_missing_server_fails_quickly_without_printing_the_password() {
 #[tokio::test]
 async fn the_readiness_check_runs_a_query() {
     let database = testkit::fresh_database().await.unwrap();
-    let pool = store::postgres::connect(database.url(), 1, &MIGRATOR)
+    let pool = db::postgres::connect(database.url(), 1, &MIGRATOR)
         .await
         .unwrap();
-    let check = store::postgres::check(pool.clone());
+    let check = db::postgres::check(pool.clone());
     assert_eq!(check.name(), "postgres");
     assert_eq!(check.check().await, Ok(()));
 

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn connect_and_check_against_a_live_server() {
     let server = testkit::RedisServer::start().await.unwrap();
-    let mut conn = store::redis::connect(server.url()).await.expect("connect");
+    let mut conn = db::redis::connect(server.url()).await.expect("connect");
 
     let echoed: String = ::redis::cmd("ECHO")
         .arg("hello")
@@ -11,7 +11,7 @@ async fn connect_and_check_against_a_live_server() {
         .await
         .unwrap();
     assert_eq!(echoed, "hello");
-    let check = store::redis::check(conn);
+    let check = db::redis::check(conn);
     assert_eq!(check.name(), "redis");
     assert_eq!(check.check().await, Ok(()));
 
@@ -34,7 +34,7 @@ async fn a_missing_server_fails_start_up_quickly_without_printing_the_password()
     let url = format!("redis://:hunter2secret@127.0.0.1:{port}");
 
     let started = Instant::now();
-    let error = store::redis::connect(&url)
+    let error = db::redis::connect(&url)
         .await
         .expect_err("nothing listens there");
     let message = format!("{error:#}");

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionManager;
+use db::cache::{Cache, CacheConfig};
 use serde::{Deserialize, Serialize};
-use store::cache::{Cache, CacheConfig};
 
 use crate::counter_value;
 
@@ -39,7 +39,7 @@ impl Fixture {
         let server = testkit::RedisServer::start()
             .await
             .expect("start redis-server");
-        let redis = store::redis::connect(server.url())
+        let redis = db::redis::connect(server.url())
             .await
             .expect("connect to Redis");
         let namespace = format!("widget:test-{}", uuid::Uuid::new_v4().simple());

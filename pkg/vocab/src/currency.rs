@@ -1,48 +1,70 @@
-//! ISO 4217 currency codes a price can be given in.
+//! ISO 4217 currencies: one table, with each currency's minor-unit digits.
 //!
 //! The table is ISO 4217 list one (current funds and currencies), keeping only the entries
 //! that have minor units: precious metals, bond-market units, the SDR, the testing code and
-//! "no currency" (XAU, XBA, XDR, XTS, XXX, ...) cannot price a product. Codes in a
+//! "no currency" (XAU, XBA, XDR, XTS, XXX, ...) cannot price anything a shop sells. Codes in a
 //! changeover (ANG and XCG, SLL and SLE, ZWL and ZWG) are both listed until the old one is
-//! withdrawn. Keep the table sorted: lookups are binary searches.
+//! withdrawn. Keep the table sorted: lookups are binary searches, and a test checks the order.
+//!
+//! Which of these a service accepts for a given purpose (say, the currencies a customer may
+//! prefer) is that service's rule, written as a list of codes filtered over this table.
 
 use std::fmt;
 
-/// A currency from the table: its code and how many decimal digits its minor unit has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CurrencyCode(&'static Currency);
+use crate::Problem;
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Currency {
+/// A currency from the table: its upper-case code and how many decimal digits its minor unit
+/// has. Only the table makes values of this type, so holding one means the code is real.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Currency {
     code: &'static str,
     minor_unit_digits: u8,
 }
 
-impl CurrencyCode {
+impl Currency {
+    /// US dollars: the shop's default currency.
+    pub const USD: Currency = Currency {
+        code: "USD",
+        minor_unit_digits: 2,
+    };
+
     /// The currency with this exact (upper-case) code.
-    pub fn parse(code: &str) -> Result<Self, super::Problem> {
+    pub fn parse(code: &str) -> Result<Self, Problem> {
         if code.is_empty() {
             return Err("is required".into());
         }
-        CURRENCIES
-            .binary_search_by(|currency| currency.code.cmp(code))
-            .map(|index| CurrencyCode(&CURRENCIES[index]))
-            .map_err(|_| "is not an ISO 4217 currency code (upper case, like \"USD\")".into())
+        Self::find(code)
+            .ok_or_else(|| "is not an ISO 4217 currency code (upper case, like \"USD\")".into())
     }
 
-    pub fn as_str(self) -> &'static str {
-        self.0.code
+    /// The currency with this exact (upper-case) code, if the table has it; for callers that
+    /// word their own problem.
+    pub fn find(code: &str) -> Option<Self> {
+        CURRENCIES
+            .binary_search_by(|currency| currency.code.cmp(code))
+            .ok()
+            .map(|index| CURRENCIES[index])
+    }
+
+    /// Every currency, sorted by code.
+    pub fn all() -> &'static [Currency] {
+        CURRENCIES
+    }
+
+    /// The ISO 4217 alphabetic code: "USD".
+    pub const fn code(self) -> &'static str {
+        self.code
     }
 
     /// 2 for USD (cents), 0 for JPY, 3 for KWD.
-    pub fn minor_unit_digits(self) -> u8 {
-        self.0.minor_unit_digits
+    pub const fn minor_unit_digits(self) -> u8 {
+        self.minor_unit_digits
     }
 }
 
-impl fmt::Display for CurrencyCode {
+impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.code)
     }
 }
 
@@ -102,25 +124,45 @@ mod tests {
         for currency in CURRENCIES {
             assert_eq!(currency.code.len(), 3);
             assert!(currency.code.bytes().all(|b| b.is_ascii_uppercase()));
+            assert!(currency.minor_unit_digits <= 4, "{}", currency.code);
+        }
+    }
+
+    #[test]
+    fn every_currency_is_found_by_its_code() {
+        for currency in Currency::all() {
+            assert_eq!(Currency::parse(currency.code()), Ok(*currency));
         }
     }
 
     #[test]
     fn real_codes_parse_with_their_minor_units() {
-        assert_eq!(CurrencyCode::parse("USD").unwrap().minor_unit_digits(), 2);
-        assert_eq!(CurrencyCode::parse("EUR").unwrap().as_str(), "EUR");
-        assert_eq!(CurrencyCode::parse("JPY").unwrap().minor_unit_digits(), 0);
-        assert_eq!(CurrencyCode::parse("KWD").unwrap().minor_unit_digits(), 3);
-        assert_eq!(CurrencyCode::parse("AED").unwrap().as_str(), "AED");
-        assert_eq!(CurrencyCode::parse("ZWL").unwrap().as_str(), "ZWL");
+        assert_eq!(Currency::parse("USD").unwrap().minor_unit_digits(), 2);
+        assert_eq!(Currency::parse("EUR").unwrap().code(), "EUR");
+        assert_eq!(Currency::parse("JPY").unwrap().minor_unit_digits(), 0);
+        assert_eq!(Currency::parse("KWD").unwrap().minor_unit_digits(), 3);
+        assert_eq!(Currency::parse("CLF").unwrap().minor_unit_digits(), 4);
+        assert_eq!(Currency::parse("AED").unwrap().to_string(), "AED");
+        assert_eq!(Currency::parse("ZWL").unwrap().code(), "ZWL");
+    }
+
+    #[test]
+    fn the_usd_constant_is_the_table_entry() {
+        assert_eq!(Currency::find("USD"), Some(Currency::USD));
     }
 
     #[test]
     fn unknown_malformed_and_non_monetary_codes_are_refused() {
+        assert_eq!(Currency::parse("").unwrap_err(), "is required");
         for code in [
-            "", "XYZ", "usd", "US", "USDD", " USD", "XAU", "XXX", "XTS", "HRK",
+            "XYZ", "usd", "US", "USDD", " USD", "XAU", "XXX", "XTS", "HRK",
         ] {
-            assert!(CurrencyCode::parse(code).is_err(), "{code:?} was accepted");
+            assert_eq!(
+                Currency::parse(code).unwrap_err(),
+                "is not an ISO 4217 currency code (upper case, like \"USD\")",
+                "{code:?}"
+            );
+            assert_eq!(Currency::find(code), None, "{code:?}");
         }
     }
 }

@@ -1,0 +1,124 @@
+//! The OpenAPI 3.1 document of every HTTP route: one operation per routed method, its
+//! parameters and bodies from the request and response messages, its access level, subject and
+//! rate class as extensions.
+
+use std::collections::BTreeMap;
+
+use prost_reflect::Kind;
+use serde_json::{Value as Json, json};
+
+use crate::contracts::{Contracts, must_be_present, path_params};
+use crate::schema::{field_schema, schema_of, schema_ref};
+
+pub fn document(contracts: &Contracts) -> Json {
+    let mut paths: BTreeMap<String, serde_json::Map<String, Json>> = BTreeMap::new();
+    let mut schemas = BTreeMap::new();
+    let mut tags = Vec::new();
+    for service in &contracts.services {
+        tags.push(json!({ "name": service.name, "description": service.description }));
+        for method in &service.methods {
+            let Some((verb, path)) = &method.http else {
+                continue;
+            };
+            let input = method.descriptor.input();
+            let output = method.descriptor.output();
+            schema_of(contracts, &input, &mut schemas);
+            schema_of(contracts, &output, &mut schemas);
+            let params = path_params(path);
+            let mut parameters: Vec<Json> = params
+                .iter()
+                .map(|p| {
+                    let field = input.get_field_by_name(p).expect("checked in read");
+                    json!({ "name": p, "in": "path", "required": true, "schema": field_schema(contracts, &field) })
+                })
+                .collect();
+            let has_body = method.has_body();
+            if !has_body {
+                for field in input
+                    .fields()
+                    .filter(|f| !params.contains(&f.name().to_owned()))
+                {
+                    if matches!(field.kind(), Kind::Message(_)) {
+                        continue;
+                    }
+                    let required = must_be_present(contracts.rules.get(field.full_name()), &field);
+                    let mut parameter = json!({ "name": field.name(), "in": "query", "required": required, "schema": field_schema(contracts, &field) });
+                    if let Some(doc) = contracts.field_comment(&field) {
+                        parameter["description"] = json!(doc);
+                    }
+                    parameters.push(parameter);
+                }
+            }
+            // The error responses are the gateway's to add: its status table decides the
+            // status of each code (gateway/src/openapi.rs).
+            let responses = match &method.stream {
+                None => json!({
+                    "200": { "description": "OK", "content": { "application/json": { "schema": schema_ref(&output) } } }
+                }),
+                Some((domain, _key)) => {
+                    let events: Vec<&str> = contracts
+                        .events
+                        .iter()
+                        .filter(|e| &e.domain == domain)
+                        .map(|e| e.name.as_str())
+                        .collect();
+                    json!({
+                        "200": {
+                            "description": format!(
+                                "Server-sent events: first `snapshot`, whose data is the reply (schema below), then each event of the {domain} as it is published ({}), named by its type, with the event id as the SSE id and the payload (see the AsyncAPI catalogue) as data. Comments keep an idle connection alive.",
+                                events.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+                            ),
+                            "content": { "text/event-stream": { "schema": { "type": "string" }, "x-snapshot": schema_ref(&output) } }
+                        }
+                    })
+                }
+            };
+            let mut operation = json!({
+                "operationId": format!("{}.{}", service.name, method.name),
+                "tags": [service.name],
+                "summary": method.comment.lines().next().unwrap_or(&method.name),
+                "description": method.comment,
+                "x-access": method.access.to_ascii_lowercase(),
+                "x-nats-subject": method.subject(service),
+                "x-rate-class": method.rate_class,
+                "parameters": parameters,
+                "responses": responses,
+                "x-error-codes": method.error_codes(),
+            });
+            if let Some((domain, key)) = &method.stream {
+                operation["x-stream"] = json!({
+                    "subject": format!("events.{domain}.{{{key}}}.>"),
+                    "events": contracts.events.iter().filter(|e| &e.domain == domain).map(|e| e.name.clone()).collect::<Vec<_>>(),
+                });
+            }
+            if method.access != "Public" {
+                operation["security"] = json!([{ "bearerAuth": [] }]);
+            }
+            if has_body {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": schema_ref(&input) } }
+                });
+            }
+            paths
+                .entry(path.clone())
+                .or_default()
+                .insert(verb.to_ascii_lowercase(), operation);
+        }
+    }
+    let components: serde_json::Map<String, Json> = schemas.into_iter().collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Emporium API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The HTTP API of the Emporium platform. Every route is served by a NATS service; this document is generated from the service contracts in pkg/api/proto. 64-bit integers are JSON strings (canonical proto3 JSON) and are accepted as numbers too.",
+        },
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": { "bearerAuth": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } }
+        }
+    })
+}
