@@ -34,7 +34,10 @@ pub fn schema_of(
             schema_of(contracts, &inner, schemas);
         }
     }
-    let mut schema = json!({ "type": "object", "properties": properties });
+    // Unknown fields are refused on the wire (canonical proto3 JSON, strict), so the schema
+    // says so too.
+    let mut schema =
+        json!({ "type": "object", "properties": properties, "additionalProperties": false });
     if !required.is_empty() {
         schema["required"] = json!(required);
     }

@@ -438,10 +438,22 @@ async fn respond(request: async_nats::service::Request, headers: HeaderMap, payl
     }
 }
 
+/// `text` as a header value: a message may quote what a client sent (an unknown field's name),
+/// and a line break in a header value would make the reply unsendable (async-nats panics on
+/// it), so control characters become spaces. The JSON body keeps the message as it is.
+fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// The headers and JSON body of an error reply.
 pub(crate) fn error_reply(error: &Error) -> (HeaderMap, Bytes) {
     let mut headers = HeaderMap::new();
-    headers.insert(headers::NATS_SERVICE_ERROR, error.message());
+    headers.insert(
+        headers::NATS_SERVICE_ERROR,
+        header_text(error.message()).as_str(),
+    );
     headers.insert(
         headers::NATS_SERVICE_ERROR_CODE,
         error.code().number().to_string().as_str(),

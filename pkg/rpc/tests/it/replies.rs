@@ -193,6 +193,36 @@ async fn malformed_requests_are_invalid_arguments() {
     assert_eq!(error.code(), ErrorCode::InvalidArgument);
 }
 
+/// A message that quotes client input with a line break (serde names the unknown field) once
+/// made the reply's header unsendable and stopped the endpoint; it must stay an answer.
+#[tokio::test]
+async fn a_line_break_in_what_a_client_sent_does_not_stop_the_endpoint() {
+    let (service, _running) = TestService::start().await;
+    for _ in 0..2 {
+        let error = service
+            .rpc
+            .call_raw(
+                SAY.subject,
+                HeaderMap::new(),
+                Bytes::from_static(b"{\"a\\nb\":1}"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidArgument, "{error}");
+        assert!(
+            error.message().contains("a\nb"),
+            "the body keeps the message: {error}"
+        );
+    }
+    let echoed = service
+        .rpc
+        .call::<Say>(&Context::background(), &echo("still here"))
+        .await
+        .unwrap();
+    assert_eq!(echoed.text, "still here");
+}
+
 #[tokio::test]
 async fn no_responders_is_unavailable_at_once() {
     let nats = testkit::NatsServer::start().await.unwrap();
