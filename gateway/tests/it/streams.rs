@@ -129,6 +129,28 @@ async fn a_product_page_sees_its_product_change_without_reloading() {
     );
 }
 
+/// The stream follows the method's access rules: an inactive product is the admins' to see,
+/// so a shopper cannot follow it (it answers like a missing one) while an admin can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_follow_an_inactive_product() {
+    let app = TestApp::spawn().await;
+    let mut hidden = new_product("Prototype lamp", 9900);
+    hidden["status"] = json!("inactive");
+    let hidden = app.create_product(&hidden).await;
+    let path = watch_path(hidden["id"].as_str().unwrap());
+
+    expect_error(app.get(&path).await, 404, "not_found").await;
+    let customer = app.customer_token();
+    expect_error(app.get_with_token(&path, &customer).await, 404, "not_found").await;
+
+    let response = app.get_with_token(&path, &app.admin_token()).await;
+    assert_eq!(response.status(), 200);
+    let snapshot = Events::new(response).next().await;
+    assert_eq!(snapshot.event, "snapshot");
+    assert_eq!(snapshot.data["status"], "inactive");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_malformed_product_is_an_error_not_a_stream() {
     let app = TestApp::spawn().await;
