@@ -3,11 +3,16 @@
 //! Orchestrators probe `/health/live` (is the process running) and `/health/ready` (can it
 //! serve: every dependency check passes); Prometheus scrapes `/metrics`. Nothing else belongs
 //! here: requests from clients of the platform go through the gateway.
+//!
+//! Readiness runs the checks the server was bound with and those parts of the process
+//! registered for themselves with [`register_check`] (the rpc runtime's "are my endpoint
+//! loops still running").
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -88,6 +93,53 @@ pub fn nats_check(client: async_nats::Client) -> Arc<dyn Check> {
     })
 }
 
+/// Checks that parts of the process registered for themselves ([`register_check`]), by
+/// registration id.
+static PROCESS_CHECKS: Mutex<Vec<(u64, Arc<dyn Check>)>> = Mutex::new(Vec::new());
+static NEXT_REGISTRATION: AtomicU64 = AtomicU64::new(0);
+
+/// Adds `check` to the readiness of every admin server of this process, until the returned
+/// [`Registration`] is dropped.
+///
+/// For checks that belong to a part of the process rather than to its wiring: the rpc
+/// runtime registers one per running service, failing when one of its endpoint loops has
+/// ended while the service was still meant to serve. The one who binds the admin server
+/// need not know about them, so the part cannot be forgotten.
+pub fn register_check(check: Arc<dyn Check>) -> Registration {
+    let id = NEXT_REGISTRATION.fetch_add(1, Ordering::Relaxed);
+    PROCESS_CHECKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((id, check));
+    Registration { id }
+}
+
+/// Keeps a check of [`register_check`] in the readiness answers; dropping it removes the check.
+#[must_use = "dropping the registration removes the check at once"]
+#[derive(Debug)]
+pub struct Registration {
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        PROCESS_CHECKS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// The checks registered with [`register_check`] that are still registered.
+fn process_checks() -> Vec<Arc<dyn Check>> {
+    PROCESS_CHECKS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|(_, check)| check.clone())
+        .collect()
+}
+
 #[derive(Clone)]
 struct AdminState {
     checks: Arc<[Arc<dyn Check>]>,
@@ -149,7 +201,9 @@ async fn live() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
-    let results = futures::future::join_all(state.checks.iter().map(|check| async move {
+    let registered = process_checks();
+    let checks = state.checks.iter().chain(&registered);
+    let results = futures::future::join_all(checks.map(|check| async move {
         let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("timed out after {} s", CHECK_TIMEOUT.as_secs())),
@@ -184,4 +238,43 @@ async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
         state.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only this test in the unit-test binary binds an admin server, so the registered checks
+    /// it sees are its own.
+    #[tokio::test]
+    async fn a_registered_check_counts_until_its_registration_is_dropped() {
+        let server = AdminServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Vec::new())
+            .await
+            .unwrap();
+        let url = format!("http://{}{READY_PATH}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until(async {
+            let _ = stopped.await;
+        }));
+        let ready = || async {
+            let response = reqwest::get(&url).await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        };
+
+        let registration = register_check(check_fn("loops", || async {
+            Err("product.get_product ended".to_owned())
+        }));
+        let (status, body) = ready().await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["checks"]["loops"], "error: product.get_product ended");
+
+        drop(registration);
+        let (status, body) = ready().await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["checks"].get("loops").is_none(), "{body}");
+
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+    }
 }

@@ -1,11 +1,12 @@
-//! W3C trace context carried in NATS headers.
+//! W3C trace context carried in NATS headers, and [`header_value`], the one way the platform
+//! turns text into a NATS header value.
 //!
 //! The gateway injects `traceparent`/`tracestate` into every NATS request, services extract it
 //! to parent their request span, and events carry it the same way. When no OpenTelemetry layer
 //! is installed the spans have no OpenTelemetry context, so callers pass the incoming headers as
 //! a fallback and the trace id still survives every hop.
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -13,6 +14,32 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
+
+/// The longest header value written, in bytes; longer text is cut (at a character boundary).
+pub const MAX_HEADER_VALUE_BYTES: usize = 1024;
+
+/// `text` as a NATS header value, whatever it contains.
+///
+/// async-nats panics on a header value with a line break, and a reply's headers and payload
+/// together must fit the server's max payload; a value may quote what a client sent (an
+/// unknown field's name, a request id), so every value the platform writes goes through
+/// here. Control characters become spaces and text past [`MAX_HEADER_VALUE_BYTES`] is cut.
+pub fn header_value(text: &str) -> HeaderValue {
+    let mut end = text.len().min(MAX_HEADER_VALUE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
+    if text.chars().any(char::is_control) {
+        let cleaned: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        HeaderValue::from(cleaned)
+    } else {
+        HeaderValue::from(text)
+    }
+}
 
 /// The raw W3C trace headers of one request, kept so they can be forwarded verbatim.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,7 +92,7 @@ struct NatsInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for NatsInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key, value.as_str());
+        self.0.insert(key, header_value(&value));
     }
 }
 
@@ -91,10 +118,10 @@ pub fn inject_current(headers: &mut HeaderMap, fallback: &TraceHeaders) {
         return;
     }
     if let Some(parent) = &fallback.traceparent {
-        headers.insert(TRACEPARENT, parent.as_str());
+        headers.insert(TRACEPARENT, header_value(parent));
     }
     if let Some(state) = &fallback.tracestate {
-        headers.insert(TRACESTATE, state.as_str());
+        headers.insert(TRACESTATE, header_value(state));
     }
 }
 
@@ -110,6 +137,24 @@ mod tests {
         };
         assert_eq!(headers.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(TraceHeaders::default().trace_id(), None);
+    }
+
+    #[test]
+    fn header_values_lose_control_characters_and_excess_length() {
+        assert_eq!(header_value("plain text").as_str(), "plain text");
+        assert_eq!(
+            header_value("unknown field `a\r\nb`\t\0").as_str(),
+            "unknown field `a  b`  "
+        );
+        let long = "é".repeat(MAX_HEADER_VALUE_BYTES);
+        let cut = header_value(&long);
+        assert!(cut.as_str().len() <= MAX_HEADER_VALUE_BYTES);
+        assert!(cut.as_str().len() >= MAX_HEADER_VALUE_BYTES - 1);
+        assert!(cut.as_str().chars().all(|c| c == 'é'));
+        // What async-nats would panic on goes into a header map without a fuss.
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Test", header_value("line\nbreak"));
+        assert_eq!(headers.get("X-Test").unwrap().as_str(), "line break");
     }
 
     #[test]
