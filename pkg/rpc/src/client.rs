@@ -73,7 +73,11 @@ impl Client {
         async {
             let payload = self.codec.encode(request)?;
             let mut headers = HeaderMap::new();
-            headers.insert(headers::CONTENT_TYPE, self.codec.content_type());
+            headers.insert(
+                headers::CONTENT_TYPE,
+                headers::value(self.codec.content_type()),
+            );
+            // The context's deadline travels as `Emporium-Deadline` (and the time left).
             let timeout = ctx.write_headers(&mut headers, self.default_timeout);
             let reply = self
                 .call_raw(method.subject, headers, payload, timeout)
@@ -93,7 +97,7 @@ impl Client {
 
     /// Sends `payload` to `subject` and returns the reply untouched, or the typed error the
     /// service answered with. No responders is `unavailable`; no answer in time is
-    /// `deadline_exceeded`.
+    /// `deadline_exceeded`; a payload larger than the server takes is `invalid_argument`.
     pub async fn call_raw(
         &self,
         subject: &str,
@@ -101,6 +105,12 @@ impl Client {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<RawReply, Error> {
+        let max_payload = self.nats.max_payload();
+        if max_payload > 0 && payload.len() > max_payload {
+            return Err(Error::invalid_argument(format!(
+                "the request is larger than the {max_payload} bytes a message may carry"
+            )));
+        }
         let request = async_nats::Request::new()
             .payload(payload)
             .headers(headers)

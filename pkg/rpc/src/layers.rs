@@ -243,16 +243,23 @@ where
     }
 }
 
-/// Ends a request with `deadline_exceeded` at its deadline: the caller's, or the service's
-/// default when the caller sent none.
+/// Ends a request with `deadline_exceeded` at its deadline: the caller's, held to the
+/// service's maximum, or that maximum when the caller sent none. The handler's context gets
+/// that deadline, so `ctx.remaining()` is what the handler has left.
+///
+/// A request whose deadline has already passed when it is taken from NATS (it waited in a
+/// queue while its caller gave up) is answered at once without running the handler, and
+/// counted in [`EXPIRED_TOTAL`].
 #[derive(Clone, Copy, Debug)]
 pub struct DeadlineLayer {
-    default_timeout: Duration,
+    max_timeout: Duration,
 }
 
 impl DeadlineLayer {
-    pub fn new(default_timeout: Duration) -> Self {
-        Self { default_timeout }
+    /// `max_timeout`: the most time any request gets, and the deadline of one that came
+    /// without.
+    pub fn new(max_timeout: Duration) -> Self {
+        Self { max_timeout }
     }
 }
 
@@ -261,7 +268,7 @@ impl<S> Layer<S> for DeadlineLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Deadline {
             inner,
-            default_timeout: self.default_timeout,
+            max_timeout: self.max_timeout,
         }
     }
 }
@@ -269,8 +276,12 @@ impl<S> Layer<S> for DeadlineLayer {
 #[derive(Clone, Debug)]
 pub struct Deadline<S> {
     inner: S,
-    default_timeout: Duration,
+    max_timeout: Duration,
 }
+
+/// Requests answered `deadline_exceeded` without running their handler, because their
+/// deadline had passed when they were taken from NATS.
+pub const EXPIRED_TOTAL: &str = "rpc_server_requests_expired_total";
 
 impl<S> Service<Request> for Deadline<S>
 where
@@ -285,9 +296,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
-        let own = Instant::now() + self.default_timeout;
-        let deadline = request.ctx.deadline().map_or(own, |d| d.min(own));
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let now = Instant::now();
+        let deadline = request.ctx.hold_deadline_to(now, self.max_timeout);
+        if deadline <= now {
+            metrics::counter!(
+                EXPIRED_TOTAL,
+                "service" => request.method.service,
+                "method" => request.method.method
+            )
+            .increment(1);
+            return futures::future::ready(Err(Error::deadline_exceeded(
+                "the request's deadline had passed when it was taken from the queue",
+            )))
+            .boxed();
+        }
         let future = self.inner.call(request);
         async move {
             match tokio::time::timeout_at(deadline.into(), future).await {

@@ -13,11 +13,18 @@
 //! request, so slow handlers of one endpoint still run concurrently, on every core. (Running
 //! every handler inside the loop, a `FuturesUnordered` per endpoint, would confine an
 //! endpoint's CPU work to one thread at a time.) The concurrency limit counts both kinds.
+//!
+//! Nothing one request does ends an endpoint's loop: a panic while reading the request,
+//! running the layers or replying is caught and logged, the request is still answered (by the
+//! guard), and a reply that cannot be sent (too large for the server) is replaced by a small
+//! `internal` one. Should a loop end anyway while the service is meant to serve (its
+//! subscription closed under it), the service's readiness check, registered on the admin
+//! port through [`telemetry::admin::register_check`], fails and names the endpoint.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
@@ -25,7 +32,7 @@ use anyhow::Context as _;
 use async_nats::HeaderMap;
 use async_nats::service::ServiceExt;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tower::util::BoxCloneSyncService;
@@ -110,7 +117,8 @@ pub struct Limits {
     /// Requests one endpoint of one replica handles at once; past it the endpoint stops taking
     /// requests from NATS until one finishes.
     pub max_in_flight_per_endpoint: usize,
-    /// The deadline of a request that arrives without one.
+    /// The deadline of a request that arrives without one, and the most time any request
+    /// gets: a caller's deadline further out is held to it.
     pub default_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
@@ -196,6 +204,7 @@ impl Service {
         let (stop_tx, stop_rx) = watch::channel(false);
         let tracker = TaskTracker::new();
         let loops = TaskTracker::new();
+        let health = Arc::new(LoopHealth::default());
         for (index, endpoint) in self.endpoints.into_iter().enumerate() {
             let method = endpoint.method;
             let subscription = micro
@@ -211,17 +220,27 @@ impl Service {
                 .layer(DeadlineLayer::new(self.limits.default_timeout))
                 .layer(CatchPanicLayer)
                 .service(endpoint.handler);
+            let service = BoxCloneSyncService::new(service);
             loops.spawn(serve_endpoint(EndpointLoop {
                 subscription,
                 method,
-                service: BoxCloneSyncService::new(service),
+                fresh: service.clone(),
+                service,
                 stop: stop_rx.clone(),
                 in_flight: tracker.clone(),
                 errors: errors.clone(),
                 error_index: index,
+                _alive: LoopAlive {
+                    method,
+                    health: health.clone(),
+                },
             }));
         }
         nats.flush().await.context("flushing subscriptions")?;
+        let readiness = Readiness {
+            _registration: telemetry::admin::register_check(health.check(&self.name)),
+            health: health.clone(),
+        };
         tracing::info!(service = %self.name, version = %self.version, "service started");
         Ok(RunningService {
             name: self.name,
@@ -231,6 +250,8 @@ impl Service {
             loops,
             in_flight: tracker,
             drain_timeout: self.limits.drain_timeout,
+            health,
+            _readiness: readiness,
         })
     }
 }
@@ -245,6 +266,23 @@ pub struct RunningService {
     loops: TaskTracker,
     in_flight: TaskTracker,
     drain_timeout: Duration,
+    health: Arc<LoopHealth>,
+    /// Keeps the endpoint loops' readiness check on the admin port while the service runs.
+    _readiness: Readiness,
+}
+
+/// The registration of a service's readiness check. Dropped with its service, so the loops
+/// that go on serving without their `RunningService` (it was dropped without a shutdown) end
+/// quietly with the runtime.
+struct Readiness {
+    _registration: telemetry::admin::Registration,
+    health: Arc<LoopHealth>,
+}
+
+impl Drop for Readiness {
+    fn drop(&mut self) {
+        self.health.stopping.store(true, Ordering::SeqCst);
+    }
 }
 
 impl RunningService {
@@ -264,6 +302,8 @@ impl RunningService {
     /// subscriber is private).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!(service = %self.name, "draining");
+        // Loops that end from here on are meant to.
+        self.health.stopping.store(true, Ordering::SeqCst);
         let _ = self.stop.send(true);
         self.loops.close();
         let drained = tokio::time::timeout(self.drain_timeout, async {
@@ -289,60 +329,172 @@ impl RunningService {
     }
 }
 
+/// Which endpoint loops of a service ended while it was meant to serve.
+#[derive(Debug, Default)]
+struct LoopHealth {
+    /// Set when shutdown begins: loops end on purpose from then on.
+    stopping: AtomicBool,
+    /// The subjects of the loops that ended unexpectedly.
+    ended: Mutex<Vec<&'static str>>,
+}
+
+/// The readiness check's name: `rpc.<service>`.
+const CHECK_PREFIX: &str = "rpc.";
+
+/// Loops that ended while their service was meant to serve.
+pub const LOOPS_ENDED_TOTAL: &str = "rpc_server_endpoint_loops_ended_total";
+
+impl LoopHealth {
+    /// Fails while any endpoint loop has ended unexpectedly: the replica no longer answers
+    /// that method, so it should be replaced.
+    fn check(self: &Arc<Self>, service: &str) -> Arc<dyn telemetry::admin::Check> {
+        let health = self.clone();
+        telemetry::admin::check_fn(format!("{CHECK_PREFIX}{service}"), move || {
+            let verdict = health.verdict();
+            async move { verdict }
+        })
+    }
+
+    fn verdict(&self) -> Result<(), String> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        if ended.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("endpoint loops ended: {}", ended.join(", ")))
+        }
+    }
+}
+
+/// Held by an endpoint's loop; when it is dropped (the loop returned or panicked) while the
+/// service is not stopping, the endpoint is recorded as ended.
+struct LoopAlive {
+    method: &'static MethodDescriptor,
+    health: Arc<LoopHealth>,
+}
+
+impl Drop for LoopAlive {
+    fn drop(&mut self) {
+        if self.health.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(
+            subject = self.method.subject,
+            "an endpoint stopped serving while its service runs: readiness fails until the replica is replaced"
+        );
+        metrics::counter!(
+            LOOPS_ENDED_TOTAL,
+            "service" => self.method.service,
+            "method" => self.method.method
+        )
+        .increment(1);
+        self.health
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.method.subject);
+    }
+}
+
 struct EndpointLoop {
     subscription: async_nats::service::endpoint::Endpoint,
     method: &'static MethodDescriptor,
     service: BoxService,
+    /// A clone of the stack as it was built, to start over from should `service` fail.
+    fresh: BoxService,
     stop: watch::Receiver<bool>,
     in_flight: TaskTracker,
     errors: Arc<Vec<(String, AtomicU64)>>,
     error_index: usize,
+    /// Records the loop as ended when dropped (see [`LoopAlive`]).
+    _alive: LoopAlive,
 }
 
 async fn serve_endpoint(mut this: EndpointLoop) {
     loop {
         // Wait for capacity before taking the next request: a saturated endpoint stops pulling,
         // and the backlog waits in NATS instead of piling up as spawned tasks.
-        if this.service.ready().await.is_err() {
-            break;
-        }
+        this.wait_for_capacity().await;
         let request = tokio::select! {
             biased;
             _ = this.stop.wait_for(|stop| *stop) => break,
             request = this.subscription.next() => match request {
                 Some(request) => request,
+                // The subscription is gone (the connection was closed or drained): `_alive`
+                // records it unless the service is stopping.
                 None => return,
             },
         };
-        this.dispatch(request).await;
+        this.dispatch_guarded(request).await;
     }
     // Unsubscribe, then answer everything that was already delivered to us.
     if let Err(error) = this.subscription.stop().await {
         tracing::warn!(subject = this.method.subject, %error, "unsubscribing");
     }
     while let Some(request) = this.subscription.next().await {
-        if this.service.ready().await.is_err() {
-            break;
-        }
-        this.dispatch(request).await;
+        this.wait_for_capacity().await;
+        this.dispatch_guarded(request).await;
     }
 }
 
 impl EndpointLoop {
+    /// Waits until the stack can take a request. A stack that fails (or panics) instead is
+    /// replaced by a fresh clone of the one that was built, after a pause so that a stack that
+    /// keeps failing does not spin: no error of one request's layers ends the loop.
+    async fn wait_for_capacity(&mut self) {
+        loop {
+            let ready = AssertUnwindSafe(self.service.ready()).catch_unwind().await;
+            match ready {
+                Ok(Ok(_)) => return,
+                Ok(Err(error)) => {
+                    tracing::error!(subject = self.method.subject, %error, "the endpoint's layers failed; starting over");
+                }
+                Err(_) => {
+                    tracing::error!(
+                        subject = self.method.subject,
+                        "the endpoint's layers panicked; starting over"
+                    );
+                }
+            }
+            self.service = self.fresh.clone();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Dispatches one request; a panic anywhere in it is logged and the loop goes on. The
+    /// request is still answered: its guard replies `internal` when it is dropped unanswered.
+    async fn dispatch_guarded(&mut self, request: async_nats::service::Request) {
+        let subject = self.method.subject;
+        if AssertUnwindSafe(self.dispatch(request))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                subject,
+                "serving a request panicked outside the handler; the endpoint goes on"
+            );
+        }
+    }
+
     async fn dispatch(&mut self, request: async_nats::service::Request) {
-        let headers = request.message.headers.as_ref();
-        let ctx = Context::from_headers(headers);
-        let content_type = headers
-            .and_then(|h| h.get(headers::CONTENT_TYPE))
-            .map(|v| v.as_str());
-        let codec = Codec::from_content_type(content_type);
+        let headers = request.message.headers.clone();
         let payload = request.message.payload.clone();
+        // The guard owns the request from the start, so that whatever happens below it is
+        // answered.
         let guard = ReplyGuard {
             request: Some(request),
             errors: self.errors.clone(),
             error_index: self.error_index,
         };
-        let codec = match codec {
+        let headers = headers.as_ref();
+        let ctx = Context::from_headers(headers);
+        let content_type = headers
+            .and_then(|h| h.get(headers::CONTENT_TYPE))
+            .map(|v| v.as_str());
+        let codec = match Codec::from_content_type(content_type) {
             Ok(codec) => codec,
             Err(error) => return guard.send(Err(error)).await,
         };
@@ -355,7 +507,7 @@ impl EndpointLoop {
         // One poll here, with a waker that does nothing: a future that is not ready registers
         // the waker of its own task when that task polls it again, as the `Future` contract
         // requires of it. The catch-panic layer is inside the stack; this catches a panic in
-        // the layers around it, which would otherwise end the endpoint's loop.
+        // the layers around it.
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
             future
                 .as_mut()
@@ -364,8 +516,14 @@ impl EndpointLoop {
         match polled {
             Ok(Poll::Ready(result)) => guard.send(result).await,
             Ok(Poll::Pending) => {
+                let subject = self.method.subject;
                 self.in_flight.spawn(async move {
-                    let result = future.await;
+                    let result = match AssertUnwindSafe(future).catch_unwind().await {
+                        Ok(result) => result,
+                        Err(_) => Err(Error::internal(anyhow::anyhow!(
+                            "the layers around {subject} panicked"
+                        ))),
+                    };
                     guard.send(result).await;
                 });
             }
@@ -388,13 +546,16 @@ struct ReplyGuard {
 
 impl ReplyGuard {
     async fn send(mut self, result: Result<Reply, Error>) {
-        let Some(request) = self.request.take() else {
+        let Some(request) = self.request.as_ref() else {
             return;
         };
         let (headers, payload) = match result {
             Ok(reply) => {
                 let mut headers = HeaderMap::new();
-                headers.insert(headers::CONTENT_TYPE, reply.codec.content_type());
+                headers.insert(
+                    headers::CONTENT_TYPE,
+                    headers::value(reply.codec.content_type()),
+                );
                 (headers, reply.payload)
             }
             Err(error) => {
@@ -402,7 +563,20 @@ impl ReplyGuard {
                 error_reply(&error)
             }
         };
-        respond(request, headers, payload).await;
+        if let Err(error) = respond(request, headers, payload).await {
+            // Most likely too large for the server: a small answer still tells the caller,
+            // where silence would leave it waiting for its timeout.
+            tracing::error!(%error, "sending a reply failed; answering internal instead");
+            self.count_error();
+            let (headers, payload) = error_reply(&Error::internal(anyhow::anyhow!(
+                "the reply could not be sent: {error}"
+            )));
+            if let Err(error) = respond(request, headers, payload).await {
+                tracing::warn!(%error, "sending an error reply");
+            }
+        }
+        // Answered (or tried twice): nothing left for `Drop` to do.
+        self.request = None;
     }
 
     fn count_error(&self) {
@@ -424,41 +598,45 @@ impl Drop for ReplyGuard {
         let (headers, payload) = error_reply(&Error::internal(anyhow::anyhow!(
             "request abandoned before a reply was sent"
         )));
-        runtime.spawn(respond(request, headers, payload));
+        runtime.spawn(async move {
+            if let Err(error) = respond(&request, headers, payload).await {
+                tracing::warn!(%error, "sending a reply");
+            }
+        });
     }
 }
 
-async fn respond(request: async_nats::service::Request, headers: HeaderMap, payload: Bytes) {
+async fn respond(
+    request: &async_nats::service::Request,
+    headers: HeaderMap,
+    payload: Bytes,
+) -> Result<(), async_nats::PublishError> {
     if request.message.reply.is_none() {
         // A publish, not a request: nobody is waiting for an answer.
-        return;
+        return Ok(());
     }
-    if let Err(error) = request.respond_with_headers(Ok(payload), headers).await {
-        tracing::warn!(%error, "sending a reply");
-    }
+    request.respond_with_headers(Ok(payload), headers).await
 }
 
-/// `text` as a header value: a message may quote what a client sent (an unknown field's name),
-/// and a line break in a header value would make the reply unsendable (async-nats panics on
-/// it), so control characters become spaces. The JSON body keeps the message as it is.
-fn header_text(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// The headers and JSON body of an error reply.
+/// The headers and JSON body of an error reply. The message may quote what a client sent
+/// (an unknown field's name): the header gets it through [`headers::value`], and the body
+/// keeps it as it is, cut to [`MAX_ERROR_MESSAGE_CHARS`] so a reply never outgrows the server.
 pub(crate) fn error_reply(error: &Error) -> (HeaderMap, Bytes) {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        headers::NATS_SERVICE_ERROR,
-        header_text(error.message()).as_str(),
-    );
+    headers.insert(headers::NATS_SERVICE_ERROR, headers::value(error.message()));
     headers.insert(
         headers::NATS_SERVICE_ERROR_CODE,
-        error.code().number().to_string().as_str(),
+        headers::value(&error.code().number().to_string()),
     );
-    headers.insert(headers::CONTENT_TYPE, headers::JSON);
-    let body = serde_json::to_vec(&error.to_body()).unwrap_or_default();
+    headers.insert(headers::CONTENT_TYPE, headers::value(headers::JSON));
+    let mut body = error.to_body();
+    if body.message.chars().count() > MAX_ERROR_MESSAGE_CHARS {
+        body.message = body.message.chars().take(MAX_ERROR_MESSAGE_CHARS).collect();
+        body.message.push('…');
+    }
+    let body = serde_json::to_vec(&body).unwrap_or_default();
     (headers, Bytes::from(body))
 }
+
+/// The longest error message sent, in characters.
+const MAX_ERROR_MESSAGE_CHARS: usize = 2048;

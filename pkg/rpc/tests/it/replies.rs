@@ -223,6 +223,60 @@ async fn a_line_break_in_what_a_client_sent_does_not_stop_the_endpoint() {
     assert_eq!(echoed.text, "still here");
 }
 
+/// A reply larger than the server carries cannot be sent; the caller still gets an answer,
+/// not its own timeout, and the endpoint goes on.
+#[tokio::test]
+async fn a_reply_too_large_to_send_is_answered_internal_and_the_endpoint_keeps_serving() {
+    let (service, _running) = TestService::start().await;
+    let too_large = service.client.server_info().max_payload + 1;
+    for _ in 0..2 {
+        let error = service
+            .rpc
+            .call::<Grow>(
+                &Context::background(),
+                &Echo {
+                    text: "x".into(),
+                    sleep_ms: too_large as u64,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Internal, "{error}");
+    }
+    let grown: Echo = service
+        .rpc
+        .call::<Grow>(
+            &Context::background(),
+            &Echo {
+                text: "ab".into(),
+                sleep_ms: 3,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(grown.text, "ababab");
+}
+
+/// An error message quoting a huge unknown field name still makes a reply that fits.
+#[tokio::test]
+async fn an_error_quoting_a_huge_field_name_is_still_answered() {
+    let (service, _running) = TestService::start().await;
+    let name = "k".repeat(service.client.server_info().max_payload * 3 / 4);
+    let payload = Bytes::from(format!("{{\"{name}\":1}}"));
+    let error = service
+        .rpc
+        .call_raw(
+            SAY.subject,
+            HeaderMap::new(),
+            payload,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidArgument, "{error}");
+    assert!(error.message().len() < 10_000, "{}", error.message().len());
+}
+
 #[tokio::test]
 async fn no_responders_is_unavailable_at_once() {
     let nats = testkit::NatsServer::start().await.unwrap();

@@ -38,6 +38,9 @@ pub static PANIC: MethodDescriptor = method("panic", "echo.panic", Access::Publi
 pub static SLOW: MethodDescriptor = method("slow", "echo.slow", Access::Public);
 pub static ADMIN: MethodDescriptor = method("admin", "echo.admin", Access::Admin);
 pub static VALIDATE: MethodDescriptor = method("validate", "echo.validate", Access::Public);
+pub static GATE: MethodDescriptor = method("gate", "echo.gate", Access::Public);
+pub static GROW: MethodDescriptor = method("grow", "echo.grow", Access::Public);
+pub static REMAINING: MethodDescriptor = method("remaining", "echo.remaining", Access::Public);
 
 /// The methods as types, as the contracts crate generates them.
 macro_rules! echo_methods {
@@ -51,18 +54,72 @@ macro_rules! echo_methods {
     )*};
 }
 
-echo_methods!(Say => SAY, Panic => PANIC, Slow => SLOW, AdminOnly => ADMIN, Validate => VALIDATE);
+echo_methods!(
+    Say => SAY,
+    Panic => PANIC,
+    Slow => SLOW,
+    AdminOnly => ADMIN,
+    Validate => VALIDATE,
+    Gate => GATE,
+    Grow => GROW,
+    Remaining => REMAINING,
+);
 
-/// Counts handlers running at once, and the most ever seen.
-#[derive(Default)]
+/// Counts handlers running at once, and the most ever seen; holds the GATE endpoint's
+/// handlers until the test lets them through.
 pub struct Gauge {
     now: AtomicUsize,
     pub max: AtomicUsize,
     pub served: AtomicUsize,
+    /// GATE handlers that started: the handler's side effect.
+    pub entered: AtomicUsize,
+    /// One permit lets one GATE handler finish.
+    pub gate: tokio::sync::Semaphore,
+}
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Self {
+            now: AtomicUsize::new(0),
+            max: AtomicUsize::new(0),
+            served: AtomicUsize::new(0),
+            entered: AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 pub fn endpoints(gauge: Arc<Gauge>) -> Vec<Endpoint> {
+    let gate = gauge.clone();
     vec![
+        Endpoint::bind::<Gate, _, _>(move |_ctx: Context, request: Echo| {
+            let gauge = gate.clone();
+            async move {
+                gauge.entered.fetch_add(1, Ordering::SeqCst);
+                gauge
+                    .gate
+                    .acquire()
+                    .await
+                    .expect("the gate is open")
+                    .forget();
+                Ok(request)
+            }
+        }),
+        // Replies with `text` repeated `sleep_ms` times.
+        Endpoint::bind::<Grow, _, _>(|_ctx: Context, request: Echo| async move {
+            Ok(Echo {
+                text: request.text.repeat(request.sleep_ms as usize),
+                sleep_ms: 0,
+            })
+        }),
+        // Replies with the milliseconds the handler has left.
+        Endpoint::bind::<Remaining, _, _>(|ctx: Context, _request: Echo| async move {
+            let remaining = ctx.remaining().expect("a handler always has a deadline");
+            Ok(Echo {
+                text: remaining.as_millis().to_string(),
+                sleep_ms: 0,
+            })
+        }),
         Endpoint::bind::<Say, _, _>(|_ctx: Context, request: Echo| async move { Ok(request) }),
         Endpoint::bind::<Panic, _, _>(|_ctx: Context, request: Echo| async move {
             if request.text == "boom" {
