@@ -34,10 +34,12 @@ mod postgres;
 mod process;
 mod redis;
 mod rpc_errors;
+mod tls;
 
 pub use app_task::{AppTask, STOP_TIMEOUT, StopSignal};
 pub use harness::{Harness, Servers, ServiceTask};
 pub use nats::NatsServer;
-pub use postgres::{TestDatabase, fresh_database};
+pub use postgres::{TestDatabase, fresh_database, fresh_tls_database};
 pub use redis::RedisServer;
 pub use rpc_errors::{bad_fields, expect_error};
+pub use tls::TestCertificates;

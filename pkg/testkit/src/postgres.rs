@@ -4,6 +4,9 @@
 //! test runs its own tokio runtime, and the cluster must outlive all of them. It is tuned for
 //! throwaway data (no fsync, no full page writes) and stopped by its watchdog when the test
 //! process exits.
+//!
+//! A second cluster, with TLS on and a certificate from a fresh test CA, starts only for the
+//! tests that ask for it ([`fresh_tls_database`]); everything else talks to the plain one.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use crate::binaries;
 use crate::process::{
     READY_TIMEOUT, START_ATTEMPTS, free_port, log_tail, new_temp_dir, port_was_taken,
 };
+use crate::tls::TestCertificates;
 
 /// A new, empty database that belongs to one test. It is not dropped after the test: the whole
 /// cluster goes away with the test process.
@@ -24,6 +28,7 @@ use crate::process::{
 pub struct TestDatabase {
     url: String,
     name: String,
+    ca: Option<PathBuf>,
 }
 
 impl TestDatabase {
@@ -36,21 +41,45 @@ impl TestDatabase {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The CA certificate (PEM) the server's certificate is signed by, for a database from
+    /// [`fresh_tls_database`]; `None` on the plain cluster.
+    pub fn ca_certificate(&self) -> Option<&Path> {
+        self.ca.as_deref()
+    }
 }
 
 /// Creates a new database on this process's private cluster, starting the cluster first if
 /// this is the first call.
 pub async fn fresh_database() -> anyhow::Result<TestDatabase> {
-    let port = tokio::task::spawn_blocking(|| {
-        CLUSTER
-            .get_or_init(|| Cluster::start().map_err(|error| format!("{error:#}")))
-            .as_ref()
-            .map(|cluster| cluster.port)
-            .map_err(|error| anyhow::anyhow!("the test PostgreSQL cluster did not start: {error}"))
-    })
-    .await
-    .context("starting the test PostgreSQL cluster")??;
+    let (port, _) = tokio::task::spawn_blocking(|| running(&CLUSTER, false))
+        .await
+        .context("starting the test PostgreSQL cluster")??;
+    create_database(port, None).await
+}
 
+/// Creates a new database on this process's private TLS cluster (`ssl=on`, its certificate
+/// signed by a fresh test CA, see [`TestDatabase::ca_certificate`]), starting that cluster
+/// first if this is the first call. The URL names no `sslmode`: tests add the one they check.
+pub async fn fresh_tls_database() -> anyhow::Result<TestDatabase> {
+    let (port, ca) = tokio::task::spawn_blocking(|| running(&TLS_CLUSTER, true))
+        .await
+        .context("starting the test PostgreSQL TLS cluster")??;
+    create_database(port, ca).await
+}
+
+/// The port (and CA, with TLS) of the cluster in `cell`, started on first use.
+fn running(
+    cell: &'static OnceLock<Result<Cluster, String>>,
+    tls: bool,
+) -> anyhow::Result<(u16, Option<PathBuf>)> {
+    cell.get_or_init(|| Cluster::start(tls).map_err(|error| format!("{error:#}")))
+        .as_ref()
+        .map(|cluster| (cluster.port, cluster.ca.clone()))
+        .map_err(|error| anyhow::anyhow!("the test PostgreSQL cluster did not start: {error}"))
+}
+
+async fn create_database(port: u16, ca: Option<PathBuf>) -> anyhow::Result<TestDatabase> {
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     // A one-connection pool rather than a bare connection: executing on `&mut PgConnection`
@@ -68,24 +97,29 @@ pub async fn fresh_database() -> anyhow::Result<TestDatabase> {
     Ok(TestDatabase {
         url: format!("postgres://postgres@127.0.0.1:{port}/{name}"),
         name,
+        ca,
     })
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static TLS_CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
 /// Creates the cluster (initdb), starts postgres, then waits for the write end of its stdin to
 /// close (the test process exiting), then shuts postgres down fast and removes the cluster's
 /// directory. One script does all of it so that a test process killed during initdb still
 /// leaves nothing behind. Postgres is this shell's own child, so the shell can always signal
 /// and reap it, also when it runs as the postgres user. Arguments: the PostgreSQL bin
-/// directory, the base directory, the port.
+/// directory, the base directory, the port, then extra arguments for postgres.
 const CLUSTER_SCRIPT: &str = r#"trap '' INT TERM HUP
+bin="$1"
 base="$2"
-"$1/initdb" -D "$base/data" --no-sync -A trust -U postgres -E UTF8 --locale=C \
+port="$3"
+shift 3
+"$bin/initdb" -D "$base/data" --no-sync -A trust -U postgres -E UTF8 --locale=C \
     >"$base/initdb.log" 2>&1 </dev/null || exit 1
-"$1/postgres" -D "$base/data" -k "$base/socket" -h 127.0.0.1 -p "$3" \
+"$bin/postgres" -D "$base/data" -k "$base/socket" -h 127.0.0.1 -p "$port" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-    -c max_connections=400 -c lc_messages=C \
+    -c max_connections=400 -c lc_messages=C "$@" \
     >>"$base/postgres.log" 2>&1 </dev/null &
 pg=$!
 read -r _ignored
@@ -107,14 +141,17 @@ rm -rf "$base"
 
 struct Cluster {
     port: u16,
+    /// The CA that signed the server's certificate, on a TLS cluster.
+    ca: Option<PathBuf>,
     /// The write end of the watchdog's stdin; it closes when the process exits.
     _stdin: ChildStdin,
     _watchdog: Child,
 }
 
 impl Cluster {
-    /// Blocking: initdb and start, retried with a new port if the port was taken.
-    fn start() -> anyhow::Result<Self> {
+    /// Blocking: initdb and start, retried with a new port if the port was taken; with `tls`,
+    /// `ssl=on` with a certificate from a fresh test CA.
+    fn start(tls: bool) -> anyhow::Result<Self> {
         let bin = binaries::postgres_bin_dir()?;
         let owner = if running_as_root() {
             Some(user_ids("postgres").context(
@@ -124,7 +161,7 @@ impl Cluster {
             None
         };
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(&bin, owner)? {
+            match Self::try_start(&bin, owner, tls)? {
                 Some(cluster) => return Ok(cluster),
                 None => continue,
             }
@@ -133,9 +170,9 @@ impl Cluster {
     }
 
     /// `None` when the port was taken.
-    fn try_start(bin: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<Option<Self>> {
+    fn try_start(bin: &Path, owner: Option<(u32, u32)>, tls: bool) -> anyhow::Result<Option<Self>> {
         let base = new_temp_dir("postgres")?;
-        let result = Self::init_and_spawn(bin, owner, &base);
+        let result = Self::init_and_spawn(bin, owner, &base, tls);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&base);
         }
@@ -146,11 +183,37 @@ impl Cluster {
         bin: &Path,
         owner: Option<(u32, u32)>,
         base: &Path,
+        tls: bool,
     ) -> anyhow::Result<Option<Self>> {
         let socket = base.join("socket");
         std::fs::create_dir(&socket)?;
+        let mut handed_over = vec![base.to_path_buf(), socket];
+        let mut postgres_args = Vec::new();
+        let mut ca = None;
+        if tls {
+            let dir = base.join("tls");
+            std::fs::create_dir(&dir)?;
+            let certificates = TestCertificates::generate(&dir)?;
+            postgres_args.extend([
+                "-c".to_owned(),
+                "ssl=on".to_owned(),
+                "-c".to_owned(),
+                format!(
+                    "ssl_cert_file={}",
+                    certificates.server_certificate().display()
+                ),
+                "-c".to_owned(),
+                format!("ssl_key_file={}", certificates.server_key().display()),
+            ]);
+            handed_over.extend([
+                dir,
+                certificates.server_certificate().to_path_buf(),
+                certificates.server_key().to_path_buf(),
+            ]);
+            ca = Some(certificates.ca().to_path_buf());
+        }
         if let Some((uid, gid)) = owner {
-            for path in [base, &socket] {
+            for path in &handed_over {
                 std::os::unix::fs::chown(path, Some(uid), Some(gid))
                     .with_context(|| format!("handing {} to the postgres user", path.display()))?;
             }
@@ -164,6 +227,7 @@ impl Cluster {
             .arg(bin)
             .arg(base)
             .arg(port.to_string())
+            .args(&postgres_args)
             .current_dir(base)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -202,6 +266,7 @@ impl Cluster {
             {
                 return Ok(Some(Self {
                     port,
+                    ca,
                     _stdin: stdin,
                     _watchdog: watchdog,
                 }));
