@@ -1,13 +1,23 @@
 //! PostgreSQL: a pool for the service's own database, created on first start, migrated on
 //! every start.
+//!
+//! TLS is chosen by the URL, as with libpq: `sslmode=disable|prefer|require|verify-ca|verify-full`
+//! (sqlx's default is `prefer`: TLS when the server offers it, unverified) and
+//! `sslrootcert=<path>` for a private CA's certificate (PEM); without one, `verify-ca` and
+//! `verify-full` check the server against the system's trusted roots. Managed servers that
+//! require TLS need at least `sslmode=require`; use `verify-full` in production.
+//!
+//! Every connection of the pool runs with a `statement_timeout` ([`PoolSettings`]), so a
+//! statement nobody waits for any more cannot run on for ever; a request's transaction is
+//! bounded further by the time its caller has left ([`begin_within`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Transaction};
 use telemetry::admin::{Check, check_fn};
 
 /// How long a caller waits for a pooled connection (and start-up waits for a server that
@@ -24,12 +34,49 @@ const DUPLICATE_DATABASE: &str = "42P04";
 /// SQLSTATE unique_violation: what a CREATE DATABASE that loses a race on the catalog's unique
 /// index reports instead of duplicate_database.
 const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE query_canceled: what a statement stopped by `statement_timeout` fails with.
+const QUERY_CANCELED: &str = "57014";
 
-/// Connects to the database in `url`, creating it first if it does not exist, and runs
-/// `migrator` (sqlx serialises concurrent runs from several replicas with an advisory lock).
+/// The default `statement_timeout` of every pooled connection: the longest a request may take
+/// by default (`--request-timeout-ms`), since no statement of a request is worth finishing
+/// after the request has been answered.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a service's pool is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// The `statement_timeout` of every connection; zero turns it off. Migrations run on a
+    /// connection of their own without it: a long index build must not be cut short.
+    pub statement_timeout: Duration,
+}
+
+impl PoolSettings {
+    /// `max_connections` connections with the [`DEFAULT_STATEMENT_TIMEOUT`].
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+        }
+    }
+}
+
+/// Connects to the database in `url` with [`PoolSettings::new`]`(max_connections)`; see
+/// [`connect_with`].
 pub async fn connect(
     url: &str,
     max_connections: u32,
+    migrator: &'static Migrator,
+) -> anyhow::Result<PgPool> {
+    connect_with(url, &PoolSettings::new(max_connections), migrator).await
+}
+
+/// Connects to the database in `url`, creating it first if it does not exist, and runs
+/// `migrator` (sqlx serialises concurrent runs from several replicas with an advisory lock).
+pub async fn connect_with(
+    url: &str,
+    settings: &PoolSettings,
     migrator: &'static Migrator,
 ) -> anyhow::Result<PgPool> {
     // The parse error of sqlx does not repeat the URL, so the password stays out of logs.
@@ -40,21 +87,80 @@ pub async fn connect(
         .unwrap_or(options.get_username())
         .to_owned();
     let server = format!("{}:{}", options.get_host(), options.get_port());
+    let tls = ssl_mode_name(options.get_ssl_mode());
+    let connecting =
+        || format!("connecting to PostgreSQL database {database:?} on {server} (sslmode={tls})");
 
     create_database_if_missing(&options, &database, &server).await?;
 
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
+    // Migrations first, on a connection without the statement timeout (and waiting as long as
+    // another replica holds the migration lock).
+    let migrations = PgPoolOptions::new()
+        .max_connections(1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
-        .with_context(|| format!("connecting to PostgreSQL database {database:?} on {server}"))?;
-    migrator
-        .run(&pool)
-        .await
+        .with_context(connecting)?;
+    let migrated = migrator.run(&migrations).await;
+    migrations.close().await;
+    migrated
         .with_context(|| format!("running the migrations of database {database:?} on {server}"))?;
-    tracing::info!(%database, %server, "connected to PostgreSQL");
+
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options.options([(
+            "statement_timeout",
+            milliseconds(settings.statement_timeout),
+        )]))
+        .await
+        .with_context(connecting)?;
+    tracing::info!(%database, %server, sslmode = %tls, "connected to PostgreSQL");
     Ok(pool)
+}
+
+/// Begins a transaction whose statements are each cancelled by PostgreSQL once `remaining`
+/// (the time the caller has left, e.g. the request's) has passed: `SET LOCAL
+/// statement_timeout`, which ends with the transaction. (Waiting for a pooled connection costs
+/// the server nothing; the caller's own deadline ends that wait.)
+///
+/// A statement cut short fails with SQLSTATE 57014 ([`is_statement_timeout`]). A budget that
+/// is already spent still gets a millisecond, so the first statement fails clearly rather
+/// than running without a bound (zero means none to PostgreSQL).
+pub async fn begin_within(
+    pool: &PgPool,
+    remaining: Duration,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(milliseconds(remaining.max(Duration::from_millis(1))))
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// Whether `error` is a statement PostgreSQL cancelled, which is what `statement_timeout`
+/// (the pool's, or [`begin_within`]'s) does.
+pub fn is_statement_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some(QUERY_CANCELED))
+}
+
+/// The `sslmode` URL parameter's spelling of `mode`, for logs and errors.
+fn ssl_mode_name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    }
+}
+
+/// A duration as PostgreSQL's integer milliseconds (its unit for `statement_timeout`), within
+/// the range the setting accepts.
+fn milliseconds(duration: Duration) -> String {
+    duration.as_millis().min(i32::MAX as u128).to_string()
 }
 
 async fn create_database_if_missing(
@@ -133,6 +239,13 @@ pub fn check(pool: PgPool) -> Arc<dyn Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_whole_milliseconds_within_the_setting_range() {
+        assert_eq!(milliseconds(Duration::from_millis(1500)), "1500");
+        assert_eq!(milliseconds(Duration::from_micros(2_999)), "2");
+        assert_eq!(milliseconds(Duration::from_secs(u64::MAX)), "2147483647");
+    }
 
     #[test]
     fn identifiers_are_quoted_and_inner_quotes_doubled() {

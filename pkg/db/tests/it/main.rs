@@ -4,7 +4,9 @@ mod cache;
 #[cfg(feature = "mongo")]
 mod mongo;
 mod postgres;
+mod postgres_tls;
 mod redis;
+mod statement_timeouts;
 
 /// A TCP port on 127.0.0.1 that nothing listens on (it was free a moment ago).
 fn unused_port() -> u16 {

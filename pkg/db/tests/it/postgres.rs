@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
 
-static MIGRATOR: Migrator = sqlx::migrate!("tests/migrations");
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("tests/migrations");
 
 /// The URL of a database on the test cluster that does not exist yet.
 async fn missing_database_url(name: &str) -> String {
