@@ -7,7 +7,10 @@
 //!
 //! The cache is an optimisation, never a dependency: when Redis fails or is slow, the read is
 //! served by the loader and the failure is logged and counted. After a failure Redis is left
-//! alone for [`REDIS_PAUSE_AFTER_ERROR`] so an outage costs one timeout, not one per read.
+//! alone for [`REDIS_PAUSE_AFTER_ERROR`] so an outage costs one timeout, not one per read or
+//! write. Invalidations that could not reach Redis meanwhile are remembered (up to
+//! [`MAX_MISSED_INVALIDATIONS`]) and sent before Redis is read again, so a Redis that was only
+//! cut off does not serve what was changed while it was.
 //!
 //! Staleness is bounded, not prevented: [`Cache::invalidate`] clears Redis and this process's
 //! local tier, but other replicas' local tiers keep their copy until their `local_ttl` passes,
@@ -19,6 +22,7 @@
 //! `cache_errors_total{namespace}`.
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +38,9 @@ pub const REDIS_OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
 pub const REDIS_PAUSE_AFTER_ERROR: Duration = Duration::from_secs(1);
 /// The default bound of the local tier; see [`Cache::with_local_max_entries`].
 pub const DEFAULT_LOCAL_MAX_ENTRIES: usize = 10_000;
+/// The most invalidations kept while Redis is unreachable; past that, the values of the keys
+/// not kept may be served stale for up to `redis_ttl` once Redis is back.
+pub const MAX_MISSED_INVALIDATIONS: usize = 10_000;
 
 /// What a [`Cache`] caches, where, and for how long.
 #[derive(Clone, Debug)]
@@ -53,6 +60,8 @@ pub struct Cache {
     redis_ttl: Duration,
     local: Option<LocalTier>,
     redis_paused_until: Mutex<Option<Instant>>,
+    /// Keys invalidated while Redis could not be told; deleted before Redis is read again.
+    missed_invalidations: Mutex<HashSet<String>>,
 }
 
 struct LocalTier {
@@ -117,6 +126,7 @@ impl Cache {
                 max_entries: DEFAULT_LOCAL_MAX_ENTRIES,
             }),
             redis_paused_until: Mutex::new(None),
+            missed_invalidations: Mutex::new(HashSet::new()),
         }
     }
 
@@ -146,7 +156,7 @@ impl Cache {
             self.count_request("local", "miss");
         }
 
-        let mut redis_usable = !self.redis_paused();
+        let mut redis_usable = !self.redis_paused() && self.send_missed_invalidations().await;
         if redis_usable {
             match self.redis_get(&full_key).await {
                 Ok(Some(json)) => match serde_json::from_str::<T>(&json) {
@@ -188,26 +198,75 @@ impl Cache {
     }
 
     /// Forgets `key` in Redis and in this process' local tier. Call it after every write of
-    /// the underlying data. Redis is tried even while reads skip it, and failures are logged:
-    /// the value then lives until its TTL.
+    /// the underlying data. While Redis is unreachable (or when the delete fails) the key is
+    /// remembered and deleted before Redis is read again, so the write does not wait for a
+    /// Redis that is down.
     pub async fn invalidate(&self, key: &str) {
         let full_key = self.full_key(key);
         if let Some(local) = &self.local {
             local.entries.remove(&full_key);
         }
+        if self.redis_paused() {
+            self.remember_missed(vec![full_key]);
+            return;
+        }
+        if let Err(error) = self.redis_delete(std::slice::from_ref(&full_key)).await {
+            self.redis_failed("DEL", &error);
+            self.remember_missed(vec![full_key]);
+        }
+    }
+
+    /// Deletes the keys invalidated while Redis was unreachable; `false` (and Redis paused
+    /// again) when that fails, so the read must not use Redis.
+    async fn send_missed_invalidations(&self) -> bool {
+        let missed: Vec<String> = {
+            let mut missed = self.missed();
+            if missed.is_empty() {
+                return true;
+            }
+            missed.drain().collect()
+        };
+        match self.redis_delete(&missed).await {
+            Ok(()) => {
+                tracing::info!(namespace = %self.namespace, keys = missed.len(), "Redis is back; sent the invalidations it missed");
+                true
+            }
+            Err(error) => {
+                self.redis_failed("DEL", &error);
+                self.remember_missed(missed);
+                false
+            }
+        }
+    }
+
+    fn remember_missed(&self, keys: Vec<String>) {
+        let mut missed = self.missed();
+        for key in keys {
+            if missed.len() >= MAX_MISSED_INVALIDATIONS {
+                tracing::warn!(namespace = %self.namespace, "too many invalidations while Redis is unreachable; some values may be stale until their TTL");
+                break;
+            }
+            missed.insert(key);
+        }
+    }
+
+    fn missed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.missed_invalidations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn redis_delete(&self, full_keys: &[String]) -> Result<(), String> {
         let mut conn = self.redis.clone();
-        let deleted = tokio::time::timeout(
+        tokio::time::timeout(
             REDIS_OPERATION_TIMEOUT,
             ::redis::cmd("DEL")
-                .arg(&full_key)
+                .arg(full_keys)
                 .query_async::<()>(&mut conn),
         )
-        .await;
-        match deleted {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => self.redis_failed("DEL", &error),
-            Err(_) => self.redis_failed("DEL", &"timed out"),
-        }
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|error| error.to_string())
     }
 
     fn full_key(&self, key: &str) -> String {

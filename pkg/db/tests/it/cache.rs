@@ -304,3 +304,106 @@ async fn a_cached_value_of_an_older_shape_is_replaced_by_a_fresh_load() {
         "the new shape was stored"
     );
 }
+
+/// A TCP proxy in front of a Redis server that a test can cut (every connection dropped, new
+/// ones refused at once) and restore, while the server keeps its data: a network partition.
+struct CuttableProxy {
+    port: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    _accept: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    async fn start(target_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let accept = {
+            let open = open.clone();
+            let connections = connections.clone();
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue; // dropped: the client sees the connection closed
+                    }
+                    connections.lock().unwrap().spawn(async move {
+                        if let Ok(mut outbound) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                        {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            port,
+            open,
+            connections,
+            _accept: accept,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.connections.lock().unwrap().abort_all();
+    }
+
+    fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_while_redis_was_cut_off_is_not_served_stale_when_it_is_back() {
+    let fixture = Fixture::start(Duration::from_secs(60), None).await;
+    let server_port = fixture.server.as_ref().unwrap().port();
+    let proxy = CuttableProxy::start(server_port).await;
+    // This replica reaches Redis through the proxy; the fixture's own connection does not.
+    let through_proxy = db::redis::connect(&proxy.url()).await.unwrap();
+    let cache = Cache::new(
+        through_proxy,
+        CacheConfig {
+            namespace: fixture.namespace.clone(),
+            redis_ttl: Duration::from_secs(60),
+            local_ttl: None,
+        },
+    );
+    let load = |widget: Widget| move || async move { Ok::<_, Infallible>(Some(widget)) };
+    cache.get_or_load("7", load(sprocket())).await.unwrap();
+    assert!(fixture.raw_get("7").await.is_some(), "cached in Redis");
+
+    proxy.cut();
+    let renamed = Widget {
+        name: "renamed sprocket".to_owned(),
+        ..sprocket()
+    };
+    // The write happens, and its invalidation cannot reach Redis, which keeps the old value.
+    cache.invalidate("7").await;
+    assert!(
+        fixture.raw_get("7").await.is_some(),
+        "Redis still holds the old value"
+    );
+    proxy.restore();
+    // Past the pause after a failure, reads use Redis again.
+    tokio::time::sleep(db::cache::REDIS_PAUSE_AFTER_ERROR + Duration::from_millis(200)).await;
+
+    let read = cache.get_or_load("7", load(renamed.clone())).await.unwrap();
+    assert_eq!(
+        read,
+        Some(renamed),
+        "the change, not the stale cached value"
+    );
+    let stored: Widget = serde_json::from_str(&fixture.raw_get("7").await.unwrap()).unwrap();
+    assert_eq!(
+        stored.name, "renamed sprocket",
+        "Redis holds the change now"
+    );
+}

@@ -47,3 +47,78 @@ async fn a_missing_server_fails_start_up_quickly_without_printing_the_password()
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert!(!message.contains("hunter2secret"), "{message}");
 }
+
+#[tokio::test]
+async fn rediss_urls_connect_over_tls_verified_against_the_given_ca() {
+    telemetry::init_for_tests();
+    let server = testkit::RedisServer::start_tls().await.unwrap();
+    assert!(server.url().starts_with("rediss://"));
+    let ca = server.ca_certificate().expect("a TLS server has a CA");
+
+    let client = db::redis::client(server.url(), Some(ca)).expect("a TLS client");
+    let mut conn = db::redis::connect_client(client)
+        .await
+        .expect("connecting over TLS");
+
+    let echoed: String = ::redis::cmd("ECHO")
+        .arg("over tls")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(echoed, "over tls");
+}
+
+#[tokio::test]
+async fn a_tls_server_whose_ca_is_not_trusted_is_refused() {
+    telemetry::init_for_tests();
+    let server = testkit::RedisServer::start_tls().await.unwrap();
+
+    // The system's roots never signed the test CA.
+    let error = db::redis::connect(server.url())
+        .await
+        .expect_err("an unknown CA must not be trusted");
+
+    let message = format!("{error:#}");
+    assert!(
+        message.to_lowercase().contains("certificate") || message.contains("UnknownIssuer"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn insecure_rediss_urls_accept_a_self_signed_server() {
+    telemetry::init_for_tests();
+    let server = testkit::RedisServer::start_tls().await.unwrap();
+
+    let mut conn = db::redis::connect(&format!("{}/#insecure", server.url()))
+        .await
+        .expect("#insecure skips verification");
+
+    let pong: String = ::redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_connection_starts_without_the_server_and_recovers_when_it_comes() {
+    telemetry::init_for_tests();
+    let mut server = testkit::RedisServer::start().await.unwrap();
+    server.stop();
+    let client = db::redis::client(server.url(), None).unwrap();
+
+    let conn = db::redis::connect_in_background(client).expect("no server needed to start");
+    let check = db::redis::check(conn.clone());
+    assert!(check.check().await.is_err(), "reported as down meanwhile");
+
+    server.restart().await.unwrap();
+    let started = Instant::now();
+    while check.check().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the connection never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut conn = conn;
+    let pong: String = ::redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+}
