@@ -54,6 +54,15 @@ pub struct PostgresArgs {
         default_value_t = 10
     )]
     pub max_connections: u32,
+    /// The `statement_timeout` of every pooled connection, in milliseconds (0: none): no
+    /// statement runs longer than a request may. A request's transaction is bounded by the
+    /// time the request has left, when that is shorter.
+    #[arg(
+        long = "database-statement-timeout-ms",
+        env = "DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub statement_timeout_ms: u64,
 }
 
 impl PostgresArgs {
@@ -62,6 +71,10 @@ impl PostgresArgs {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("postgres://postgres@127.0.0.1:5432/{database}"))
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
     }
 }
 
@@ -73,6 +86,7 @@ impl std::fmt::Debug for PostgresArgs {
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
             .field("max_connections", &self.max_connections)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
             .finish()
     }
 }
@@ -80,18 +94,26 @@ impl std::fmt::Debug for PostgresArgs {
 /// Where Redis is.
 #[derive(clap::Args, Clone)]
 pub struct RedisArgs {
+    /// Redis URL: `redis://[:password@]host:port[/db]`, or `rediss://` for TLS (verified
+    /// against the system's roots, or `--redis-tls-ca-file`); `rediss://host:port/#insecure`
+    /// skips verification, for a development server with a self-signed certificate only.
     #[arg(
         long = "redis-url",
         env = "REDIS_URL",
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
+    /// PEM file of the certificate authority a `rediss://` server's certificate is verified
+    /// against, instead of the system's roots.
+    #[arg(long = "redis-tls-ca-file", env = "REDIS_TLS_CA_FILE")]
+    pub redis_tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RedisArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisArgs")
             .field("redis_url", &"<redacted>")
+            .field("redis_tls_ca_file", &self.redis_tls_ca_file)
             .finish()
     }
 }

@@ -117,16 +117,21 @@ impl Host {
     }
 
     /// The service's PostgreSQL database (`args`' URL, or the database named like the service
-    /// on the dev stack's server), created if missing and migrated by `migrator`. Its
-    /// readiness check is added, and the pool is closed at the very end of shutdown.
+    /// on the dev stack's server), created if missing and migrated by `migrator`, its
+    /// connections running with `args`' statement timeout. Its readiness check is added, and
+    /// the pool is closed at the very end of shutdown.
     pub async fn postgres(
         &mut self,
         args: &config::PostgresArgs,
         migrator: &'static sqlx::migrate::Migrator,
     ) -> anyhow::Result<sqlx::PgPool> {
-        let pool = db::postgres::connect(
+        let settings = db::postgres::PoolSettings {
+            max_connections: args.max_connections,
+            statement_timeout: args.statement_timeout(),
+        };
+        let pool = db::postgres::connect_with(
             &args.url_or_default(self.contract.name),
-            args.max_connections,
+            &settings,
             migrator,
         )
         .await
@@ -138,16 +143,33 @@ impl Host {
         Ok(pool)
     }
 
-    /// Redis at `args`' URL, with its readiness check.
+    /// Redis at `args`' URL, for a service that cannot be correct without it (sessions,
+    /// limits). The service starts while Redis is down, connecting in the background, but is
+    /// not ready (its `redis` check fails, `/health/ready` answers 503) until Redis answers.
+    /// Only a URL or TLS setting that cannot work fails the start.
     pub async fn redis(
         &mut self,
         args: &config::RedisArgs,
     ) -> anyhow::Result<redis::aio::ConnectionManager> {
-        let redis = db::redis::connect(&args.redis_url)
-            .await
-            .context("connecting to Redis")?;
+        let redis = redis_in_background(args)?;
         self.checks.push(db::redis::check(redis.clone()));
         Ok(redis)
+    }
+
+    /// Redis at `args`' URL, for a service that uses it only as a cache and serves without
+    /// it (from its database, through `db::cache::Cache`). The service starts and stays ready
+    /// while Redis is down, connecting in the background; the cache logs and counts the
+    /// outage (`cache_errors_total`). Only a URL or TLS setting that cannot work fails the
+    /// start.
+    ///
+    /// The admin port cannot say "degraded" yet: its checks either pass or make the service
+    /// unready, so this adds no check rather than one that would take a cache-only service
+    /// out of rotation.
+    pub fn redis_cache(
+        &mut self,
+        args: &config::RedisArgs,
+    ) -> anyhow::Result<redis::aio::ConnectionManager> {
+        redis_in_background(args)
     }
 
     /// The MongoDB database at `url` (the one the URL names, or one named like the service),
@@ -258,6 +280,13 @@ impl Host {
             stop,
         })
     }
+}
+
+/// A Redis connection made, and remade after outages, in the background.
+fn redis_in_background(args: &config::RedisArgs) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = db::redis::client(&args.redis_url, args.redis_tls_ca_file.as_deref())
+        .context("configuring Redis")?;
+    db::redis::connect_in_background(client).context("configuring Redis")
 }
 
 /// The request limits a service was configured with: `--max-in-flight` per endpoint and

@@ -2,3 +2,4 @@
 //! which a service's parts stop.
 
 mod lifecycle;
+mod redis;
