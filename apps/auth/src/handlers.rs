@@ -7,7 +7,9 @@
 //!
 //! What a caller can learn is deliberately little: registering answers the same whether or
 //! not the address was taken (and costs a hash either way), a failed login says "invalid email
-//! or password" whatever failed (unknown addresses verify a dummy hash), every refused refresh
+//! or password" whatever failed (unknown addresses verify a dummy hash), a login over a limit
+//! (`login_limits.rs`: per client and account, per client; never per account alone, so nobody
+//! can lock an owner out) gets one message and costs no hash, every refused refresh
 //! token gets one message, and logging out with an unknown token succeeds. Passwords, tokens
 //! and hashes are never logged.
 
@@ -23,7 +25,7 @@ use rpc::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{self, Credentials, Email, Registration, RoleChange, UserId};
+use crate::domain::{self, Credentials, Registration, RoleChange, UserId};
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::login_limits::{Decision, LoginLimits};
@@ -52,8 +54,6 @@ pub struct AuthHandlers {
     hasher: PasswordHasher,
     keys: Arc<Keys>,
     tokens: TokenSettings,
-    /// Addresses that get the admin role when they register (bootstrapping the first admin).
-    admin_emails: Vec<Email>,
 }
 
 impl AuthHandlers {
@@ -64,7 +64,6 @@ impl AuthHandlers {
         hasher: PasswordHasher,
         keys: Arc<Keys>,
         tokens: TokenSettings,
-        admin_emails: Vec<Email>,
     ) -> Self {
         Self {
             pool,
@@ -73,7 +72,6 @@ impl AuthHandlers {
             hasher,
             keys,
             tokens,
-            admin_emails,
         }
     }
 
@@ -109,7 +107,7 @@ impl AuthHandlers {
             .hash(registration.password.password(), ctx.remaining())
             .await?;
         let id = UserId::generate();
-        let roles = domain::initial_roles(&registration.email, &self.admin_emails);
+        let roles = domain::initial_roles();
         let mut tx = self.pool.begin().await?;
         match store::insert_account(&mut tx, id, &registration.email, &password_hash, &roles)
             .await?
@@ -128,15 +126,48 @@ impl AuthHandlers {
     }
 
     async fn log_in(&self, ctx: &Context, credentials: Credentials) -> Result<TokenPair, Error> {
-        if self
-            .login_limits
-            .attempt(&credentials.email, ctx.client_ip())
-            .await?
-            == Decision::Limited
-        {
-            tracing::info!(email = ?credentials.email, "login attempt over the limit");
-            return Err(Error::LoginLimited);
+        let email = &credentials.email;
+        let client_ip = ctx.client_ip();
+        let slowdown = match self.login_limits.attempt(email, client_ip).await? {
+            Decision::Limited => {
+                tracing::info!(email = ?email, "login attempt over the limit");
+                return Err(Error::LoginLimited);
+            }
+            Decision::Allowed { slowdown } => slowdown,
+        };
+        if let Some(delay) = slowdown {
+            metrics::counter!("auth_login_slowed_total").increment(1);
+            tokio::time::sleep(delay).await;
         }
+        let checked = self.check_password(ctx, &credentials).await;
+        let account = match checked {
+            Ok(Some(account)) => account,
+            Ok(None) => {
+                tracing::info!(email = ?email, "login refused");
+                return Err(Error::InvalidCredentials);
+            }
+            Err(error) => {
+                // No verdict, so no failure: the attempt is taken back.
+                if let Err(redis) = self.login_limits.abandoned(email, client_ip).await {
+                    tracing::warn!(error = %redis, "could not take back a login attempt");
+                }
+                return Err(error);
+            }
+        };
+        self.login_limits.succeeded(email, client_ip).await?;
+        let user_id = UserId::from_uuid(account.id);
+        let refresh = self.sessions.start(user_id).await?;
+        tracing::info!(%user_id, "logged in");
+        Ok(self.token_pair(&user_id.to_string(), account.roles, refresh))
+    }
+
+    /// The account when the password is its password; `None` for a wrong password or an
+    /// unknown address (which verifies a dummy hash, taking the same time).
+    async fn check_password(
+        &self,
+        ctx: &Context,
+        credentials: &Credentials,
+    ) -> Result<Option<store::StoredCredentials>, Error> {
         let stored = store::find_credentials(&self.pool, &credentials.email).await?;
         let matches = self
             .hasher
@@ -146,15 +177,7 @@ impl AuthHandlers {
                 ctx.remaining(),
             )
             .await?;
-        let Some(account) = stored.filter(|_| matches) else {
-            tracing::info!(email = ?credentials.email, "login refused");
-            return Err(Error::InvalidCredentials);
-        };
-        self.login_limits.succeeded(&credentials.email).await?;
-        let user_id = UserId::from_uuid(account.id);
-        let refresh = self.sessions.start(user_id).await?;
-        tracing::info!(%user_id, "logged in");
-        Ok(self.token_pair(&user_id.to_string(), account.roles, refresh))
+        Ok(stored.filter(|_| matches))
     }
 
     async fn refresh_session(&self, presented: &str) -> Result<TokenPair, Error> {

@@ -6,13 +6,16 @@
 //! login attempt counters in Redis. A registration writes the account and its
 //! `user.registered` event in one transaction (the outbox in `pkg/events`), which the relay
 //! publishes to EVENTS_USER. A request flows handler (`handlers.rs`) -> domain (`domain.rs`,
-//! pure rules) -> store (`store.rs`, SQL), `sessions.rs` (Redis), `passwords.rs` (argon2id,
-//! bounded) and `keys.rs` (signing).
+//! pure rules) -> store (`store.rs`, SQL), `sessions.rs` (Redis), `login_limits.rs` (Redis),
+//! `passwords.rs` (argon2id, bounded) and `keys.rs` (signing, key rotation). The binary's
+//! one-off commands, making the first admin and rotating a database key, are in
+//! `commands.rs`; registering never makes an admin.
 //!
 //! It is the only service that mints access tokens; the gateway verifies them with the key set
 //! this service publishes. It must never log a password, a token or a hash, speak HTTP, read
 //! another service's data, or write a NATS subject by hand.
 
+pub mod commands;
 pub mod domain;
 mod error;
 mod handlers;
@@ -49,6 +52,20 @@ pub struct Config {
     /// The key id (`kid`) of the key in `--signing-key-file`.
     #[arg(long, env = "AUTH_SIGNING_KEY_ID", default_value = "auth-1")]
     pub signing_key_id: String,
+    /// A key published in the key set for verification only, never used to sign, as
+    /// `KID=PATH` (a PEM file: the public key, or the private key, of which only the public
+    /// half is kept). Repeat it, or separate several with commas. Key rotation: the next key
+    /// is published this way on every replica before any replica signs with it, and the
+    /// retired key stays published this way until the tokens it signed have expired (see
+    /// docs/runbooks/key-rotation.md). Only with `--signing-key-file`.
+    #[arg(
+        long = "verification-key-file",
+        env = "AUTH_VERIFICATION_KEY_FILES",
+        value_name = "KID=PATH",
+        value_delimiter = ',',
+        requires = "signing_key_file"
+    )]
+    pub verification_key_files: Vec<keys::VerificationKeyFile>,
     /// The `iss` of access tokens.
     #[arg(long, env = "AUTH_TOKEN_ISSUER", default_value = tokens::DEFAULT_ISSUER)]
     pub token_issuer: String,
@@ -61,10 +78,16 @@ pub struct Config {
     /// How long a refresh token is valid unless it is used, in seconds (30 days).
     #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL_SECS", default_value_t = 2_592_000)]
     pub refresh_token_ttl_secs: u64,
-    /// Addresses that get the admin role when they register, comma separated: how the first
-    /// admin is made.
-    #[arg(long, env = "AUTH_ADMIN_EMAILS", value_delimiter = ',')]
-    pub admin_emails: Vec<String>,
+    /// Removed: registering with a listed address no longer makes an admin (whoever registered
+    /// first won). Make the first admin with `auth-service bootstrap-admin`. Still accepted,
+    /// so that a deployment that sets it starts, and warned about at start-up.
+    #[arg(
+        long = "admin-emails",
+        env = "AUTH_ADMIN_EMAILS",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub removed_admin_emails: Vec<String>,
     /// Password hashes computed at once; defaults to the available parallelism.
     #[arg(long, env = "AUTH_MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<usize>,
@@ -72,15 +95,37 @@ pub struct Config {
     /// milliseconds.
     #[arg(long, env = "AUTH_HASH_QUEUE_TIMEOUT_MS", default_value_t = 2_000)]
     pub hash_queue_timeout_ms: u64,
-    /// Failed logins per account within `--login-failure-window-secs` before further
-    /// attempts are refused.
-    #[arg(long, env = "AUTH_LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 5)]
-    pub login_failures_per_account: u32,
+    /// Failed logins one client (an IPv4 address, or an IPv6 /64) may make on one account
+    /// within `--login-failure-window-secs`. Past it that client is refused for that account,
+    /// even with the right password, until the window ends; other clients, the owner's among
+    /// them, still log in.
+    #[arg(
+        long,
+        env = "AUTH_LOGIN_FAILURES_PER_CLIENT_AND_ACCOUNT",
+        default_value_t = 5
+    )]
+    pub login_failures_per_client_and_account: u32,
+    /// The window of the failures counted per client and account, and per account, in
+    /// seconds.
     #[arg(long, env = "AUTH_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900)]
     pub login_failure_window_secs: u64,
-    /// Login attempts per client address within `--login-client-window-secs`.
+    /// Failed logins on one account, from all clients together, within
+    /// `--login-failure-window-secs` after which every further attempt on it waits
+    /// `--login-account-slowdown-ms`. An account is never locked: this only slows a guessing
+    /// campaign spread over many clients (and logs a warning), and the owner still logs in.
+    #[arg(long, env = "AUTH_LOGIN_ACCOUNT_SLOWDOWN_AFTER", default_value_t = 20)]
+    pub login_account_slowdown_after: u32,
+    /// How long each login attempt on an account past `--login-account-slowdown-after` waits
+    /// before its password is checked, in milliseconds; 0 turns the slowdown off.
+    #[arg(long, env = "AUTH_LOGIN_ACCOUNT_SLOWDOWN_MS", default_value_t = 1_000)]
+    pub login_account_slowdown_ms: u64,
+    /// Login attempts, on any accounts and whatever their outcome, one client (an IPv4
+    /// address, or an IPv6 /64) may make within `--login-client-window-secs`; past it the
+    /// client is refused. Requests that did not come through the gateway have no client and
+    /// are not counted here.
     #[arg(long, env = "AUTH_LOGIN_ATTEMPTS_PER_CLIENT", default_value_t = 20)]
     pub login_attempts_per_client: u32,
+    /// The window of the attempts counted per client, in seconds.
     #[arg(long, env = "AUTH_LOGIN_CLIENT_WINDOW_SECS", default_value_t = 300)]
     pub login_client_window_secs: u64,
     #[command(flatten)]
@@ -98,8 +143,10 @@ impl Config {
 
     fn login_limit_settings(&self) -> login_limits::LoginLimitSettings {
         login_limits::LoginLimitSettings {
-            failures_per_account: self.login_failures_per_account,
-            account_window: Duration::from_secs(self.login_failure_window_secs),
+            failures_per_client_and_account: self.login_failures_per_client_and_account,
+            failure_window: Duration::from_secs(self.login_failure_window_secs),
+            account_slowdown_after: self.login_account_slowdown_after,
+            account_slowdown: Duration::from_millis(self.login_account_slowdown_ms),
             attempts_per_client: self.login_attempts_per_client,
             client_window: Duration::from_secs(self.login_client_window_secs),
         }
@@ -110,36 +157,37 @@ impl Config {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
     }
-
-    /// The bootstrap admin addresses, normalised like registrations; a malformed one stops
-    /// the start (it could never match, and would hide a typo).
-    fn admin_emails(&self) -> anyhow::Result<Vec<domain::Email>> {
-        self.admin_emails
-            .iter()
-            .filter(|e| !e.trim().is_empty())
-            .map(|e| {
-                domain::Email::parse(e)
-                    .map_err(|problem| anyhow::anyhow!("--admin-emails: an address {problem}"))
-            })
-            .collect()
-    }
 }
 
 /// Starts the service on what `config` names: NATS, its PostgreSQL database (created and
 /// migrated) with the outbox relay, Redis for sessions and login limits, and the signing key
 /// (the key file, or the one kept in the database). Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
-    let admin_emails = config.admin_emails()?;
+    if !config.removed_admin_emails.is_empty() {
+        tracing::warn!(
+            "--admin-emails (AUTH_ADMIN_EMAILS) was removed and is ignored: registering never \
+             makes an admin; make the first admin with `auth-service bootstrap-admin`"
+        );
+    }
     let mut host = host::Host::connect(&api::auth::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     let redis = host.redis(&config.redis).await?;
     host.outbox(&pool, &config.outbox).await?;
-    let keys = match &config.signing_key_file {
-        Some(path) => keys::Keys::from_file(path, &config.signing_key_id)?,
-        None => keys::Keys::from_database(pool.clone())
+    let token_settings = config.token_settings();
+    let keys = Arc::new(match &config.signing_key_file {
+        Some(path) => {
+            keys::Keys::from_files(path, &config.signing_key_id, &config.verification_key_files)?
+        }
+        None => keys::Keys::from_database(pool.clone(), token_settings.access_token_ttl)
             .await
             .context("loading the signing key from the database")?,
-    };
+    });
+    if keys.follows_database() {
+        let keys = keys.clone();
+        host.background("signing key refresh", move |cancel| {
+            tokio::spawn(keys.follow_database(cancel))
+        });
+    }
     let hasher = passwords::PasswordHasher::new(
         config.max_concurrent_hashes(),
         Duration::from_millis(config.hash_queue_timeout_ms),
@@ -150,14 +198,6 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
         Duration::from_secs(config.refresh_token_ttl_secs.max(1)),
     );
     let login_limits = login_limits::LoginLimits::new(redis, config.login_limit_settings());
-    let handlers = AuthHandlers::new(
-        pool,
-        sessions,
-        login_limits,
-        hasher,
-        Arc::new(keys),
-        config.token_settings(),
-        admin_emails,
-    );
+    let handlers = AuthHandlers::new(pool, sessions, login_limits, hasher, keys, token_settings);
     host.serve(api::auth::endpoints(Arc::new(handlers))).await
 }

@@ -120,6 +120,62 @@ pub async fn get_account(pool: &PgPool, id: UserId) -> Result<Option<AccountReco
     .await?)
 }
 
+/// "empadmin": the advisory lock that serialises `bootstrap-admin` runs.
+const ADMIN_BOOTSTRAP_LOCK: i64 = 0x656d_7061_646d_696e;
+
+/// Waits for, and holds until the transaction ends, the lock of the first admin's creation.
+pub async fn lock_admin_bootstrap(conn: &mut PgConnection) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ADMIN_BOOTSTRAP_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether any account has the admin role.
+pub async fn admin_exists(conn: &mut PgConnection) -> Result<bool, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE $1 = ANY (roles))")
+            .bind(Role::Admin.as_str())
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Like [`find_credentials`], locking the account's row until the transaction ends.
+#[tracing::instrument(skip_all)]
+pub async fn find_credentials_for_update(
+    conn: &mut PgConnection,
+    email: &Email,
+) -> Result<Option<StoredCredentials>, Error> {
+    Ok(
+        sqlx::query_as("SELECT id, password_hash, roles FROM accounts WHERE email = $1 FOR UPDATE")
+            .bind(email.as_str())
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// Adds `role` in the caller's transaction; the account must exist.
+#[tracing::instrument(skip_all, fields(user_id = %id, role = %role))]
+pub async fn add_role(
+    conn: &mut PgConnection,
+    id: UserId,
+    role: Role,
+) -> Result<AccountRecord, Error> {
+    sqlx::query_as(&format!(
+        "UPDATE accounts \
+         SET roles = ARRAY(SELECT DISTINCT r FROM unnest(roles || $2::text) AS r ORDER BY r), \
+             updated_at = now() \
+         WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
+    ))
+    .bind(id.as_uuid())
+    .bind(role.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(Error::AccountNotFound(id))
+}
+
 /// Adds `role`; an account that has it already is returned unchanged.
 #[tracing::instrument(skip_all, fields(user_id = %id, role = %role))]
 pub async fn grant_role(pool: &PgPool, id: UserId, role: Role) -> Result<AccountRecord, Error> {

@@ -290,15 +290,3 @@ async fn role_requests_are_checked_and_admin_only() {
         ErrorCode::PermissionDenied,
     );
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootstrap_admin_addresses_register_as_admins() {
-    let app = TestApp::spawn_with(|config| {
-        config.admin_emails = vec!["Boss@Example.com".into()];
-    })
-    .await;
-    let boss = app.signed_up("boss@example.com").await;
-    assert_eq!(boss.roles, ["admin", "customer"]);
-    let other = app.signed_up("clerk@example.com").await;
-    assert_eq!(other.roles, ["customer"]);
-}

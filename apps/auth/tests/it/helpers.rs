@@ -37,7 +37,8 @@ impl TestApp {
         let harness = Harness::start(auth_service::start, |config: &mut Config| {
             config.outbox.outbox_poll_interval_ms = 100;
             // Tests that are not about limits must not trip them.
-            config.login_failures_per_account = 1_000;
+            config.login_failures_per_client_and_account = 1_000;
+            config.login_account_slowdown_after = 1_000;
             config.login_attempts_per_client = 1_000;
             configure(config);
         })

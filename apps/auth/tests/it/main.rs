@@ -3,6 +3,7 @@
 //! the gateway does.
 
 mod accounts;
+mod admins;
 mod events;
 mod helpers;
 mod keys;
