@@ -44,6 +44,10 @@ impl From<Error> for rpc::Error {
             Error::AddressLimitReached => rpc::Error::failed_precondition(message),
             Error::InvalidField { field, problem } => rpc::Error::invalid_field(field, problem),
             Error::ConcurrentChange => rpc::Error::conflict(message),
+            // The request's deadline (or the pool's statement timeout) cancelled a statement.
+            Error::Database(cause) if db::postgres::is_statement_timeout(&cause) => {
+                rpc::Error::deadline_exceeded("the database did not answer within the deadline")
+            }
             // The cause goes to the logs through the runtime; the caller sees "internal error".
             Error::Database(cause) => rpc::Error::internal(cause),
         }

@@ -31,8 +31,17 @@ impl AddressHandlers {
     }
 
     /// A transaction holding `owner`'s lock: the owner's other writes wait until it ends.
-    async fn begin_for(&self, owner: OwnerId) -> Result<Transaction<'static, Postgres>, Error> {
-        let mut tx = self.pool.begin().await?;
+    /// Its statements (waiting for the lock too) are cancelled once the request's deadline
+    /// passes; a request without one has the pool's statement timeout.
+    async fn begin_for(
+        &self,
+        ctx: &Context,
+        owner: OwnerId,
+    ) -> Result<Transaction<'static, Postgres>, Error> {
+        let mut tx = match ctx.remaining() {
+            Some(remaining) => db::postgres::begin_within(&self.pool, remaining).await?,
+            None => self.pool.begin().await?,
+        };
         store::lock_owner(&mut tx, owner).await?;
         Ok(tx)
     }
@@ -64,7 +73,7 @@ impl AddressService for AddressHandlers {
     ) -> Result<Address, rpc::Error> {
         let owner = owner(&ctx)?;
         let new = NewAddress::parse(&request)?;
-        let mut tx = self.begin_for(owner).await?;
+        let mut tx = self.begin_for(&ctx, owner).await?;
         let existing = store::count(&mut tx, owner).await?;
         let is_default = domain::becomes_default(existing, new.make_default)
             .map_err(|domain::AddressLimitReached| Error::AddressLimitReached)?;
@@ -112,7 +121,7 @@ impl AddressService for AddressHandlers {
     ) -> Result<DeleteAddressResponse, rpc::Error> {
         let owner = owner(&ctx)?;
         let id = AddressId::parse_field("id", &request.id)?;
-        let mut tx = self.begin_for(owner).await?;
+        let mut tx = self.begin_for(&ctx, owner).await?;
         let was_default = store::delete(&mut tx, owner, id)
             .await?
             .ok_or(Error::AddressNotFound(id))?;
@@ -130,7 +139,7 @@ impl AddressService for AddressHandlers {
     ) -> Result<Address, rpc::Error> {
         let owner = owner(&ctx)?;
         let id = AddressId::parse_field("id", &request.id)?;
-        let mut tx = self.begin_for(owner).await?;
+        let mut tx = self.begin_for(&ctx, owner).await?;
         let current = store::get(&mut *tx, owner, id)
             .await?
             .ok_or(Error::AddressNotFound(id))?;

@@ -80,6 +80,10 @@ impl From<Error> for rpc::Error {
             | Error::StockBelowReserved { .. }
             | Error::ReservationEnded { .. }
             | Error::ReservationExpired(_) => rpc::Error::failed_precondition(message),
+            // The request's deadline (or the pool's statement timeout) cancelled a statement.
+            Error::Database(cause) if ::db::postgres::is_statement_timeout(&cause) => {
+                rpc::Error::deadline_exceeded("the database did not answer within the deadline")
+            }
             // The cause goes to the logs through the runtime; the caller sees "internal error".
             Error::Database(cause) => rpc::Error::internal(cause),
             Error::Outbox(cause) => rpc::Error::internal(cause),

@@ -46,9 +46,14 @@ impl ProductHandlers {
         Self { pool, cache }
     }
 
-    /// A write and the record of the change it makes commit together, or not at all.
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, Error> {
-        Ok(self.pool.begin().await?)
+    /// A write and the record of the change it makes commit together, or not at all. Its
+    /// statements are cancelled once the request's deadline passes: nobody waits for them
+    /// then. (A request without a deadline has the pool's statement timeout.)
+    async fn begin(&self, ctx: &Context) -> Result<Transaction<'static, Postgres>, Error> {
+        Ok(match ctx.remaining() {
+            Some(remaining) => ::db::postgres::begin_within(&self.pool, remaining).await?,
+            None => self.pool.begin().await?,
+        })
     }
 
     /// The product through the cache; `None` when it does not exist.
@@ -126,7 +131,7 @@ impl ProductService for ProductHandlers {
     ) -> Result<Product, rpc::Error> {
         let product = NewProduct::parse(&request)?;
         let id = ProductId::generate();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(&ctx).await?;
         let record = store::insert_product(&mut tx, id, &product).await?;
         inventory::insert_inventory(&mut tx, id, product.initial_stock).await?;
         let change = Change::ProductCreated {
@@ -150,7 +155,7 @@ impl ProductService for ProductHandlers {
                 .ok_or(Error::ProductNotFound(id))?;
             return Ok(product.into());
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(&ctx).await?;
         let record = store::update_product(&mut tx, id, &changes)
             .await?
             .ok_or(Error::ProductNotFound(id))?;
@@ -180,7 +185,7 @@ impl ProductService for ProductHandlers {
         request: CreateCategoryRequest,
     ) -> Result<Category, rpc::Error> {
         let category = NewCategory::parse(&request)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(&ctx).await?;
         let record = store::insert_category(&mut tx, CategoryId::generate(), &category).await?;
         outbox::record_change(&mut tx, ctx.trace(), Change::CategoryCreated(&record)).await?;
         commit(tx).await?;
@@ -206,7 +211,7 @@ impl ProductService for ProductHandlers {
         request: SetStockRequest,
     ) -> Result<Availability, rpc::Error> {
         let change = StockChange::parse(&request)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(&ctx).await?;
         let level = inventory::set_stock(&mut tx, change).await?;
         let product_id = change.product_id;
         outbox::record_change(&mut tx, ctx.trace(), Change::StockSet { product_id, level }).await?;
@@ -248,7 +253,7 @@ impl ProductService for ProductHandlers {
         request: ReserveStockRequest,
     ) -> Result<Reservation, rpc::Error> {
         let reservation = NewReservation::parse(&request)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(&ctx).await?;
         let outcome = inventory::reserve(&mut tx, &reservation).await?;
         if outcome.changed {
             let change = Change::ReservationHeld(&outcome.reservation);
@@ -267,7 +272,7 @@ impl ProductService for ProductHandlers {
             "reservation_id",
             ReservationId::parse(&request.reservation_id),
         )?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(&ctx).await?;
         let outcome = inventory::release(&mut tx, id).await?;
         if outcome.changed {
             let change = Change::ReservationReleased(&outcome.reservation);
@@ -286,7 +291,7 @@ impl ProductService for ProductHandlers {
             "reservation_id",
             ReservationId::parse(&request.reservation_id),
         )?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(&ctx).await?;
         let outcome = inventory::commit(&mut tx, id).await?;
         if outcome.changed {
             let change = Change::ReservationCommitted(&outcome.reservation);

@@ -70,12 +70,14 @@ impl Config {
 }
 
 /// Starts the service on what `config` names: NATS, its PostgreSQL database (created and
-/// migrated), Redis for the product cache, the outbox relay and the reservation sweeper; seeds
-/// the demo catalog first if asked. Requests are served once this returns.
+/// migrated), Redis for the product cache (the service starts, stays ready and serves from
+/// PostgreSQL while Redis is down), the outbox relay and the reservation sweeper; seeds the
+/// demo catalog first if asked. Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let mut host = host::Host::connect(&api::product::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
-    let redis = host.redis(&config.redis).await?;
+    // Redis only caches products: the service starts and serves from PostgreSQL without it.
+    let redis = host.redis_cache(&config.redis)?;
     host.outbox(&pool, &config.outbox).await?;
     if config.seed_demo_catalog {
         seed::seed_demo_catalog(&pool)

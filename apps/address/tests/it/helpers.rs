@@ -63,7 +63,12 @@ testkit::test_app!(TestApp, Config, AddressClient);
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let harness = Harness::start(address_service::start, |_: &mut Config| {}).await;
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the service with its config adjusted by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let harness = Harness::start(address_service::start, configure).await;
         Self::new(harness)
     }
 
@@ -156,5 +161,18 @@ impl TestApp {
             .fetch_one(self.db())
             .await
             .expect("counting addresses")
+    }
+}
+
+/// Polls `check` until it holds, failing the test after `within`.
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -5,6 +5,7 @@
 mod concurrency;
 mod crud;
 mod database;
+mod deadlines;
 mod defaults;
 mod helpers;
 mod isolation;

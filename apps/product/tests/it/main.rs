@@ -4,6 +4,8 @@
 
 mod catalog;
 mod categories;
+mod deadlines;
+mod degraded;
 mod events;
 mod helpers;
 mod inventory;
