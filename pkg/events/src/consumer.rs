@@ -23,9 +23,24 @@
 //! for its own consumer's advisories and moves the message to the dead-letter stream
 //! (see [`crate::dead_letter`]).
 //!
-//! Metrics: `events_consumer_lag{consumer}` (messages not yet delivered, sampled from consumer
-//! info), `events_consumer_ack_pending{consumer}`, `events_redeliveries_total{consumer}`,
-//! `events_consumed_total{consumer, outcome}` and `events_dead_letters_total{consumer, reason}`.
+//! If JetStream loses the durable or its stream (deleted, or a server whose store was wiped),
+//! the runtime declares both again and carries on, without a restart of the service; what the
+//! lost stream held is gone from JetStream (the producers' outboxes keep published events for a
+//! while: `cargo xtask events republish`).
+//!
+//! Metrics, sampled every `lag_sample_interval` from consumer and stream info:
+//! `events_consumer_lag{consumer}` (matching messages not yet delivered),
+//! `events_consumer_ack_pending{consumer}`,
+//! `events_consumer_oldest_unacked_age_seconds{consumer}` (age of the oldest event this consumer
+//! has not acknowledged; 0 when caught up) beside `events_consumer_retention_seconds{consumer}`
+//! (the stream's max age: an event older than that is deleted, acknowledged or not),
+//! `events_consumer_retention_gap{consumer}` (stream sequences the stream's limits removed before
+//! this consumer acknowledged them, now) and `events_consumer_retention_skipped_total{consumer}`
+//! (the same, counted once each: events this consumer lost; for a durable of one event type in
+//! a stream of several, an upper bound, since the removed messages may be of other types).
+//! Beside them: `events_consumer_redeclared_total{consumer}`,
+//! `events_redeliveries_total{consumer}`, `events_consumed_total{consumer, outcome}` and
+//! `events_dead_letters_total{consumer, reason}`.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -34,6 +49,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use async_nats::jetstream::consumer::pull::{MessagesError, MessagesErrorKind};
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, consumer::pull};
 use async_nats::{HeaderMap, Subject};
 use futures::StreamExt as _;
@@ -400,49 +417,28 @@ where
         "consumer {durable}: max_deliver must be more than the backoff steps"
     );
     let stream_name = names::stream_of(descriptor);
-    streams::ensure_exists(&jetstream, descriptor.domain).await?;
-    streams::ensure_dead_letters(&jetstream, &streams::StreamSettings::dead_letters()).await?;
-    let stream = jetstream
-        .get_stream(&stream_name)
-        .await
-        .with_context(|| format!("opening stream {stream_name}"))?;
-    let max_in_flight = config.max_in_flight.max(1);
-    let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(durable.clone()),
-            description: Some(format!("{} consumes {}", config.consumer, descriptor.name)),
-            filter_subject: names::filter_subject(descriptor),
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ack_wait: config.ack_wait(1),
-            max_deliver: config.max_deliver,
-            backoff: config.backoff.clone(),
-            max_ack_pending: (max_in_flight * 2) as i64,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| format!("creating consumer {durable} on {stream_name}"))?;
+    let consumer = declare(&jetstream, &config, descriptor, &durable).await?;
 
     let client = jetstream.client();
     let watch = dead_letter::Watch::subscribe(&client, &stream_name, &durable).await?;
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(max_in_flight)
-        .heartbeat(Duration::from_secs(5))
-        .messages()
-        .await
-        .with_context(|| format!("pulling from consumer {durable}"))?;
+    let messages = open(&consumer, &config, &durable).await?;
 
+    let in_flight = Arc::new(Semaphore::new(max_in_flight(&config)));
     let runtime = Arc::new(Runtime {
         config,
         durable: durable.clone(),
+        stream_name: stream_name.clone(),
+        jetstream: jetstream.clone(),
         client,
         handler,
-        in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        in_flight,
         _event: PhantomData,
     });
     let lag = spawn_lag_sampler(
+        jetstream.clone(),
         consumer,
+        stream_name,
+        names::filter_subject(descriptor),
         durable.clone(),
         runtime.config.lag_sample_interval,
         cancel.clone(),
@@ -456,9 +452,63 @@ where
     }))
 }
 
+/// The handlers one replica runs at once.
+fn max_in_flight(config: &ConsumerConfig) -> usize {
+    config.max_in_flight.max(1)
+}
+
+/// Makes sure the event's stream and the dead-letter stream exist, and creates (or updates)
+/// the durable consumer: at start-up, and again whenever JetStream has lost them.
+async fn declare(
+    jetstream: &jetstream::Context,
+    config: &ConsumerConfig,
+    descriptor: &'static api::EventDescriptor,
+    durable: &str,
+) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
+    let stream_name = names::stream_of(descriptor);
+    streams::ensure_exists(jetstream, descriptor.domain).await?;
+    streams::ensure_dead_letters(jetstream, &streams::StreamSettings::dead_letters()).await?;
+    let stream = jetstream
+        .get_stream(&stream_name)
+        .await
+        .with_context(|| format!("opening stream {stream_name}"))?;
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.to_owned()),
+            description: Some(format!("{} consumes {}", config.consumer, descriptor.name)),
+            filter_subject: names::filter_subject(descriptor),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_wait: config.ack_wait(1),
+            max_deliver: config.max_deliver,
+            backoff: config.backoff.clone(),
+            max_ack_pending: (max_in_flight(config) * 2) as i64,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating consumer {durable} on {stream_name}"))
+}
+
+/// Starts pulling from `consumer`.
+async fn open(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    config: &ConsumerConfig,
+    durable: &str,
+) -> anyhow::Result<pull::Stream> {
+    consumer
+        .stream()
+        .max_messages_per_batch(max_in_flight(config))
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .with_context(|| format!("pulling from consumer {durable}"))
+}
+
 struct Runtime<E, F> {
     config: ConsumerConfig,
     durable: String,
+    stream_name: String,
+    jetstream: jetstream::Context,
     client: async_nats::Client,
     handler: F,
     in_flight: Arc<Semaphore>,
@@ -478,25 +528,98 @@ where
                 _ = cancel.cancelled() => break,
                 next = messages.next() => next,
             };
-            match next {
+            let lost = match next {
                 Some(Ok(message)) => {
                     let runtime = self.clone();
                     handlers.spawn(async move { runtime.handle(message).await });
+                    false
                 }
-                Some(Err(error)) => {
-                    // Missed heartbeats and the like: the stream recovers by itself.
-                    tracing::warn!(consumer = %self.durable, %error, "pulling messages");
-                }
+                Some(Err(error)) => self.consumer_is_gone(&error).await,
                 None => {
                     tracing::warn!(consumer = %self.durable, "the message stream ended");
-                    break;
+                    true
                 }
-            }
+            };
             // Reap finished handlers so the set does not grow.
             while handlers.try_join_next().is_some() {}
+            if lost {
+                match self.declare_again(&cancel).await {
+                    Some(fresh) => messages = fresh,
+                    None => break,
+                }
+            }
         }
         // Let the handlers in flight decide; undecided ones nak on drop.
         while handlers.join_next().await.is_some() {}
+    }
+
+    /// Whether `error` means JetStream no longer has this durable (or its stream): deleted,
+    /// or lost with a server's store. Missed heartbeats and the like the pull stream recovers
+    /// from by itself; a missed heartbeat is a loss only if the durable is in fact gone.
+    async fn consumer_is_gone(&self, error: &MessagesError) -> bool {
+        let gone = match error.kind() {
+            MessagesErrorKind::ConsumerDeleted | MessagesErrorKind::NoResponders => true,
+            MessagesErrorKind::MissingHeartbeat => self.durable_missing().await,
+            _ => false,
+        };
+        if gone {
+            tracing::warn!(consumer = %self.durable, stream = %self.stream_name, %error, "the durable consumer is gone from JetStream; declaring it again");
+        } else {
+            tracing::warn!(consumer = %self.durable, %error, "pulling messages");
+        }
+        gone
+    }
+
+    /// `true` only when JetStream answers that the stream or the durable does not exist; a
+    /// server that does not answer (restarting, say) is no reason to declare anything.
+    async fn durable_missing(&self) -> bool {
+        let stream = match self.jetstream.get_stream(&self.stream_name).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                return matches!(
+                    error.kind(),
+                    GetStreamErrorKind::JetStream(error)
+                        if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+                );
+            }
+        };
+        matches!(
+            stream
+                .consumer_info(&self.durable)
+                .await
+                .map_err(|e| e.kind()),
+            Err(ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound)
+        )
+    }
+
+    /// Declares the streams and the durable again and starts pulling, retrying with a growing
+    /// pause until it works; `None` when cancelled first.
+    async fn declare_again(&self, cancel: &CancellationToken) -> Option<pull::Stream> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let declared = async {
+                let consumer =
+                    declare(&self.jetstream, &self.config, E::DESCRIPTOR, &self.durable).await?;
+                open(&consumer, &self.config, &self.durable).await
+            }
+            .await;
+            match declared {
+                Ok(messages) => {
+                    metrics::counter!("events_consumer_redeclared_total", "consumer" => self.durable.clone())
+                        .increment(1);
+                    tracing::info!(consumer = %self.durable, stream = %self.stream_name, "durable consumer declared again; consuming");
+                    return Some(messages);
+                }
+                Err(error) => {
+                    tracing::warn!(consumer = %self.durable, error = format!("{error:#}"), "declaring the durable consumer again failed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
     }
 
     async fn handle(self: Arc<Self>, message: jetstream::Message) {
@@ -602,29 +725,132 @@ fn decode<E: api::Event>(
 }
 
 fn spawn_lag_sampler(
+    jetstream: jetstream::Context,
     consumer: jetstream::consumer::Consumer<pull::Config>,
+    stream_name: String,
+    filter_subject: String,
     durable: String,
     interval: Duration,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut retention = Retention::default();
         let mut ticker = tokio::time::interval(interval);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            match consumer.get_info().await {
-                Ok(info) => {
-                    metrics::gauge!("events_consumer_lag", "consumer" => durable.clone())
-                        .set(info.num_pending as f64);
-                    metrics::gauge!("events_consumer_ack_pending", "consumer" => durable.clone())
-                        .set(info.num_ack_pending as f64);
-                }
-                Err(error) => tracing::debug!(consumer = %durable, %error, "sampling consumer lag"),
+            let sampled = sample(
+                &jetstream,
+                &consumer,
+                &stream_name,
+                &filter_subject,
+                &durable,
+                &mut retention,
+            )
+            .await;
+            if let Err(error) = sampled {
+                tracing::debug!(consumer = %durable, error = format!("{error:#}"), "sampling consumer lag");
             }
         }
     })
+}
+
+/// What the sampler remembers between samples: the stream sequences already counted as lost.
+#[derive(Debug, Default)]
+struct Retention {
+    counted_through: u64,
+}
+
+impl Retention {
+    /// The stream sequences the stream's limits removed before the consumer acknowledged
+    /// them, from its ack floor and the stream's first sequence: `(gap now, newly lost)`.
+    /// Nothing is lost while the consumer has nothing unacknowledged (a caught-up consumer's
+    /// ack floor may trail other event types' messages in the stream).
+    fn observe(&mut self, ack_floor: u64, first_sequence: u64, unacknowledged: bool) -> (u64, u64) {
+        if first_sequence.saturating_sub(1) < self.counted_through {
+            // A new stream (the old one was lost): its sequences start again.
+            self.counted_through = 0;
+        }
+        if !unacknowledged {
+            return (0, 0);
+        }
+        let next_unacked = ack_floor + 1;
+        let gap = first_sequence.saturating_sub(next_unacked);
+        let from = next_unacked.max(self.counted_through + 1);
+        let newly_lost = first_sequence.saturating_sub(from);
+        if newly_lost > 0 {
+            self.counted_through = first_sequence - 1;
+        }
+        (gap, newly_lost)
+    }
+}
+
+/// One sample of the consumer's lag and of what the stream's limits took from it.
+async fn sample(
+    jetstream: &jetstream::Context,
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    stream_name: &str,
+    filter_subject: &str,
+    durable: &str,
+    retention: &mut Retention,
+) -> anyhow::Result<()> {
+    let label = || durable.to_owned();
+    // By name, so it stays right after the durable was declared again.
+    let info = consumer.get_info().await.context("reading consumer info")?;
+    metrics::gauge!("events_consumer_lag", "consumer" => label()).set(info.num_pending as f64);
+    metrics::gauge!("events_consumer_ack_pending", "consumer" => label())
+        .set(info.num_ack_pending as f64);
+
+    let stream = jetstream
+        .get_stream(stream_name)
+        .await
+        .context("reading stream info")?;
+    let stream_info = stream.cached_info();
+    metrics::gauge!("events_consumer_retention_seconds", "consumer" => label())
+        .set(stream_info.config.max_age.as_secs_f64());
+    let unacknowledged = info.num_pending > 0 || info.num_ack_pending > 0;
+    let ack_floor = info.ack_floor.stream_sequence;
+    let (gap, newly_lost) =
+        retention.observe(ack_floor, stream_info.state.first_sequence, unacknowledged);
+    metrics::gauge!("events_consumer_retention_gap", "consumer" => label()).set(gap as f64);
+    // Touched at zero too, so the series exists for alert rules before anything is lost.
+    metrics::counter!("events_consumer_retention_skipped_total", "consumer" => label())
+        .increment(newly_lost);
+    if newly_lost > 0 {
+        tracing::error!(
+            consumer = %durable,
+            stream = %stream_name,
+            lost = newly_lost,
+            "the stream's limits removed events before this consumer acknowledged them; they are lost to it (republish them from the producer's outbox while it keeps them)"
+        );
+    }
+
+    let age = if unacknowledged {
+        // The oldest event of this consumer's type past its ack floor.
+        let oldest = stream
+            .raw_message_builder()
+            .sequence(ack_floor + 1)
+            .next_by_subject(filter_subject)
+            .send()
+            .await;
+        match oldest {
+            Ok(message) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                let published = message.time.unix_timestamp_nanos() as f64 / 1e9;
+                (now - published).max(0.0)
+            }
+            Err(_) => 0.0,
+        }
+    } else {
+        0.0
+    };
+    metrics::gauge!("events_consumer_oldest_unacked_age_seconds", "consumer" => label()).set(age);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -639,6 +865,30 @@ mod tests {
         assert_eq!(config.retry_delay(3), Duration::from_secs(30));
         assert_eq!(config.retry_delay(4), Duration::from_secs(30));
         assert_eq!(config.retry_delay(5), Duration::ZERO);
+    }
+
+    #[test]
+    fn sequences_removed_before_the_ack_floor_moved_are_counted_once() {
+        let mut retention = Retention::default();
+        // Acked through 10, the stream still starts at 5: nothing lost.
+        assert_eq!(retention.observe(10, 5, true), (0, 0));
+        // The limits removed 11..=14 before they were acked.
+        assert_eq!(retention.observe(10, 15, true), (4, 4));
+        // Seen again: still a gap, not lost again.
+        assert_eq!(retention.observe(10, 15, true), (4, 0));
+        // More went: only the new ones count.
+        assert_eq!(retention.observe(10, 20, true), (9, 5));
+        // Caught up: no gap, whatever the ack floor says.
+        assert_eq!(retention.observe(10, 30, false), (0, 0));
+    }
+
+    #[test]
+    fn a_new_stream_starts_counting_again() {
+        let mut retention = Retention::default();
+        assert_eq!(retention.observe(0, 101, true), (100, 100));
+        // The stream was lost and declared again: sequences start over.
+        assert_eq!(retention.observe(0, 1, true), (0, 0));
+        assert_eq!(retention.observe(0, 6, true), (5, 5));
     }
 
     #[test]

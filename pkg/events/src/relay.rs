@@ -17,20 +17,27 @@
 //! A crash after a publish and before the mark publishes the row again on restart; the
 //! stream's duplicate window drops it because `Nats-Msg-Id` is the row id.
 //!
+//! A publish that finds no stream (JetStream lost it: deleted, or a server whose store was
+//! wiped) declares the event's stream again, with the producer's settings, and publishes once
+//! more, so the service carries on without a restart.
+//!
 //! Metrics: `events_outbox_pending` (gauge, rows not yet published, sampled by the leader),
-//! `events_published_total{event}`, `events_relay_leader` (1 on the leader).
+//! `events_published_total{event}`, `events_relay_leader` (1 on the leader),
+//! `events_relay_streams_redeclared_total{stream}`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::outbox::{self, NOTIFY_CHANNEL};
+use crate::outbox::{self, NOTIFY_CHANNEL, OutboxRow};
+use crate::{StreamSettings, names, streams};
 
 /// The advisory lock key of the relay leadership, one per database: "emprelay" in ASCII.
 const LEADER_LOCK_KEY: i64 = 0x656d_7072_656c_6179;
@@ -50,6 +57,8 @@ pub struct RelayConfig {
     pub retention: Duration,
     /// How often published rows past the retention are deleted.
     pub prune_interval: Duration,
+    /// The limits a stream is declared with again when JetStream has lost it.
+    pub stream_settings: StreamSettings,
 }
 
 impl RelayConfig {
@@ -70,6 +79,7 @@ impl RelayConfig {
             standby_retry: Duration::from_secs(3),
             retention: Duration::from_secs(24 * 3600),
             prune_interval: Duration::from_secs(60),
+            stream_settings: StreamSettings::default(),
         }
     }
 }
@@ -162,7 +172,7 @@ async fn lead(
             if cancel.is_cancelled() {
                 return Ok(Leadership::Stopped);
             }
-            match publish_batch(conn, jetstream, config.batch_size).await? {
+            match publish_batch(conn, jetstream, config).await? {
                 Pass::Full => continue,
                 Pass::Drained | Pass::PublishFailed => break,
             }
@@ -186,6 +196,39 @@ async fn lead(
     }
 }
 
+/// Publishes `row`; when no stream takes its subject, declares the event's stream again and
+/// publishes once more.
+async fn publish_declaring_lost_stream(
+    row: &OutboxRow,
+    jetstream: &jetstream::Context,
+    settings: &StreamSettings,
+) -> anyhow::Result<()> {
+    let error = match row.publish(jetstream).await {
+        Ok(()) => return Ok(()),
+        Err(error) if stream_not_found(&error) => error,
+        Err(error) => return Err(error),
+    };
+    let Some(event) = api::EVENTS.iter().find(|e| e.name == row.event_name) else {
+        // An event this build does not declare (a row of an older release): its stream is
+        // not ours to declare.
+        return Err(error);
+    };
+    let stream = names::stream_of(event);
+    tracing::warn!(%stream, event = %row.event_name, "no stream takes the event; JetStream lost it, declaring it again");
+    streams::ensure(jetstream, event.domain, settings)
+        .await
+        .with_context(|| format!("declaring the lost stream {stream} again"))?;
+    metrics::counter!("events_relay_streams_redeclared_total", "stream" => stream).increment(1);
+    row.publish(jetstream).await
+}
+
+/// Whether a publish failed because no stream listens on the subject (no responders).
+fn stream_not_found(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<PublishError>()
+        .is_some_and(|error| error.kind() == PublishErrorKind::StreamNotFound)
+}
+
 enum Pass {
     /// A whole batch was published: there may be more.
     Full,
@@ -198,13 +241,14 @@ enum Pass {
 async fn publish_batch(
     conn: &mut PgConnection,
     jetstream: &jetstream::Context,
-    batch_size: i64,
+    config: &RelayConfig,
 ) -> anyhow::Result<Pass> {
+    let batch_size = config.batch_size;
     let rows = outbox::pending(conn, batch_size).await?;
     let mut published: Vec<Uuid> = Vec::with_capacity(rows.len());
     let mut failed = false;
     for row in &rows {
-        match row.publish(jetstream).await {
+        match publish_declaring_lost_stream(row, jetstream, &config.stream_settings).await {
             Ok(()) => {
                 published.push(row.id);
                 metrics::counter!("events_published_total", "event" => row.event_name.clone())

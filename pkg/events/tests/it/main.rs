@@ -3,6 +3,7 @@
 
 mod consumers;
 mod dead_letters;
+mod losses;
 mod relay;
 
 use std::future::Future;
