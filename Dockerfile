@@ -20,7 +20,10 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin emporium
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin emporium \
+    # docker-compose's NATS credentials volume is mounted here: a new volume takes this
+    # owner, so nats-credentials (running as emporium) can write the keys.
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/emporium/nats-credentials
 COPY --from=builder /out/ /usr/local/bin/
 USER 10001:10001
 ENV LOG_FORMAT=json

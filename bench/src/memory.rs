@@ -161,12 +161,23 @@ async fn measure(
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let product_log = dir.join("product-service.log");
     let admin_arg = admin.to_string();
+    let seed = |name: &str| -> anyhow::Result<String> {
+        let path = servers
+            .nats
+            .credentials()
+            .seed_file(name)
+            .context("a NATS identity of the platform")?;
+        Ok(path.to_str().context("a UTF-8 temporary path")?.to_owned())
+    };
+    let (product_seed, gateway_seed) = (seed("product")?, seed("gateway")?);
     let mut product = Process::spawn(
         "product-service",
         &options.product_service_bin,
         &[
             "--nats-url",
             servers.nats.url(),
+            "--nats-nkey-file",
+            &product_seed,
             "--redis-url",
             servers.redis.url(),
             "--database-url",
@@ -194,6 +205,8 @@ async fn measure(
             "127.0.0.1",
             "--nats-url",
             servers.nats.url(),
+            "--nats-nkey-file",
+            &gateway_seed,
             "--redis-url",
             servers.redis.url(),
             "--jwt-jwks-file",

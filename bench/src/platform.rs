@@ -83,7 +83,7 @@ pub fn product_config(
     mode: CacheMode,
 ) -> anyhow::Result<product_service::Config> {
     let mut config = product_service::Config::try_parse_from(["product-service"])?;
-    config.service.nats.nats_url = servers.nats.url().to_owned();
+    config.service.nats = servers.nats.args_for("product");
     config.redis.redis_url = servers.redis.url().to_owned();
     config.postgres.database_url = Some(servers.database.url().to_owned());
     config.service.admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -167,7 +167,7 @@ impl Platform {
         let bare = serve_bare(bare_listener, handlers.clone());
 
         let (jwks_dir, jwks_file) = write_jwks()?;
-        let gateway_config = gateway::Config::try_parse_from([
+        let mut gateway_config = gateway::Config::try_parse_from([
             "gateway",
             "--port",
             "0",
@@ -182,6 +182,7 @@ impl Platform {
             "--rate-limits",
             UNLIMITED_RATES,
         ])?;
+        gateway_config.nats = servers.nats.args_for("gateway");
         let application = gateway::Application::build(gateway_config)
             .await
             .context("starting the gateway")?;

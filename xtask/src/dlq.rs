@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use events::dead_letter::{self, Selection};
 
@@ -10,13 +9,10 @@ use events::dead_letter::{self, Selection};
 pub struct DlqArgs {
     #[command(subcommand)]
     pub command: DlqCommand,
-    #[arg(
-        long,
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222",
-        global = true
-    )]
-    pub nats_url: String,
+    /// NATS, as the operator: the dev stack's operator key unless `--nats-nkey-file` says
+    /// otherwise.
+    #[command(flatten)]
+    pub nats: config::NatsArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -45,9 +41,10 @@ pub enum DlqCommand {
 pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let client = async_nats::connect(args.nats_url.as_str())
-            .await
-            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let client = crate::layout::Layout::discover()
+            .operator_nats(args.nats)
+            .connect("operator", "xtask-dlq")
+            .await?;
         let jetstream = async_nats::jetstream::new(client);
         match args.command {
             DlqCommand::List { consumer } => {
@@ -128,7 +125,7 @@ mod tests {
         });
         let args = |command| DlqArgs {
             command,
-            nats_url: server.url().to_owned(),
+            nats: server.args_for("operator"),
         };
         assert_eq!(
             run(args(DlqCommand::List { consumer: None })).unwrap(),

@@ -60,8 +60,36 @@ impl Layout {
         self.dev().join("nats")
     }
 
+    /// The server settings shared with docker-compose.
     pub fn nats_config(&self) -> PathBuf {
         self.root.join("infra/nats/nats.conf")
+    }
+
+    /// The dev stack's own nats-server configuration: the shared settings plus the
+    /// authorization made at start-up.
+    pub fn nats_dev_config(&self) -> PathBuf {
+        self.dev().join("nats.conf")
+    }
+
+    /// NKEY seeds of every identity, made at each start (mode 0600, never committed).
+    pub fn nats_credentials(&self) -> PathBuf {
+        self.dev().join("nats-credentials")
+    }
+
+    /// The operator's seed: what `nats --nkey` and `cargo xtask dlq|events` connect with.
+    pub fn operator_seed(&self) -> PathBuf {
+        self.nats_credentials().join("operator.nk")
+    }
+
+    /// `args`, with the dev stack's operator key when no credential was given and it exists.
+    pub fn operator_nats(&self, mut args: config::NatsArgs) -> config::NatsArgs {
+        if args.nats_nkey_file.is_none() && args.nats_creds_file.is_none() {
+            let seed = self.operator_seed();
+            if seed.exists() {
+                args.nats_nkey_file = Some(seed);
+            }
+        }
+        args
     }
 
     /// Owned by the postgres user when we run as root.

@@ -35,8 +35,10 @@ pub struct RepublishArgs {
     /// The service's database; postgres://postgres@127.0.0.1:5432/<service> by default.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    /// NATS, as the operator: the dev stack's operator key unless `--nats-nkey-file` says
+    /// otherwise.
+    #[command(flatten)]
+    pub nats: config::NatsArgs,
 }
 
 pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
@@ -55,9 +57,10 @@ fn republish(args: RepublishArgs) -> anyhow::Result<ExitCode> {
         let pool = sqlx::PgPool::connect(&database_url)
             .await
             .with_context(|| format!("connecting to the database of {}", args.service))?;
-        let client = async_nats::connect(args.nats_url.as_str())
-            .await
-            .with_context(|| format!("connecting to NATS at {}", args.nats_url))?;
+        let client = crate::layout::Layout::discover()
+            .operator_nats(args.nats.clone())
+            .connect("operator", "xtask-events")
+            .await?;
         let jetstream = async_nats::jetstream::new(client);
         let sent = events::outbox::republish_since(&pool, &jetstream, args.since).await?;
         println!(
@@ -137,7 +140,7 @@ mod tests {
                 service: "product".into(),
                 since: parse_since("1h").unwrap(),
                 database_url: Some(database.url().to_owned()),
-                nats_url: server.url().to_owned(),
+                nats: server.args_for("operator"),
             }),
         })
         .unwrap();

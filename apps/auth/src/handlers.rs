@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::auth::{
-    Account, AuthService, GetAccountRequest, GetJwksRequest, GrantRoleRequest, JsonWebKeySet,
-    LoginRequest, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse,
-    RevokeRoleRequest, TokenPair,
+    Account, AuthService, GetAccountRequest, GetJwksRequest, GetSignedKeySetRequest,
+    GrantRoleRequest, JsonWebKeySet, LoginRequest, LogoutRequest, LogoutResponse, RefreshRequest,
+    RegisterRequest, RegisterResponse, RevokeRoleRequest, SignedKeySet, TokenPair,
 };
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rpc::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -54,6 +56,8 @@ pub struct AuthHandlers {
     hasher: PasswordHasher,
     keys: Arc<Keys>,
     tokens: TokenSettings,
+    /// The service's NATS identity, which signs the key set the gateway fetches.
+    key_set_signer: Option<Arc<nkeys::KeyPair>>,
 }
 
 impl AuthHandlers {
@@ -72,7 +76,14 @@ impl AuthHandlers {
             hasher,
             keys,
             tokens,
+            key_set_signer: None,
         }
+    }
+
+    /// Signs the key set the gateway fetches with `signer` (the service's NATS NKEY).
+    pub fn with_key_set_signer(mut self, signer: Option<nkeys::KeyPair>) -> Self {
+        self.key_set_signer = signer.map(Arc::new);
+        self
     }
 
     /// An access token for `user_id` with `roles`, and the pair around it.
@@ -266,6 +277,29 @@ impl AuthService for AuthHandlers {
         _request: GetJwksRequest,
     ) -> Result<JsonWebKeySet, rpc::Error> {
         Ok(self.keys.key_set().await.map_err(Error::from)?)
+    }
+
+    async fn get_signed_key_set(
+        &self,
+        _ctx: Context,
+        _request: GetSignedKeySetRequest,
+    ) -> Result<SignedKeySet, rpc::Error> {
+        let signer = self.key_set_signer.as_ref().ok_or_else(|| {
+            rpc::Error::failed_precondition(
+                "the auth service has no NATS identity to sign its key set with (--nats-nkey-file)",
+            )
+        })?;
+        let set = self.keys.key_set().await.map_err(Error::from)?;
+        let jwks = serde_json::to_vec(&set)
+            .map_err(|e| rpc::Error::internal(anyhow::anyhow!("signing the key set: {e}")))?;
+        let signature = signer
+            .sign(&jwks)
+            .map_err(|e| rpc::Error::internal(anyhow::anyhow!("signing the key set: {e}")))?;
+        Ok(SignedKeySet {
+            jwks,
+            signature: URL_SAFE_NO_PAD.encode(signature),
+            signer: signer.public_key(),
+        })
     }
 
     async fn get_account(

@@ -198,6 +198,15 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
         Duration::from_secs(config.refresh_token_ttl_secs.max(1)),
     );
     let login_limits = login_limits::LoginLimits::new(redis, config.login_limit_settings());
-    let handlers = AuthHandlers::new(pool, sessions, login_limits, hasher, keys, token_settings);
+    let handlers = AuthHandlers::new(pool, sessions, login_limits, hasher, keys, token_settings)
+        .with_key_set_signer(
+            config
+                .service
+                .nats
+                .nkey_seed()?
+                .map(|seed| nkeys::KeyPair::from_seed(&seed))
+                .transpose()
+                .context("reading the NATS NKEY seed")?,
+        );
     host.serve(api::auth::endpoints(Arc::new(handlers))).await
 }

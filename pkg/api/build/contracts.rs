@@ -21,6 +21,8 @@ pub struct Service {
     pub version: String,
     pub description: String,
     pub methods: Vec<Method>,
+    /// The subjects of the internal methods of other services it calls.
+    pub calls: Vec<String>,
 }
 
 pub struct Method {
@@ -486,13 +488,43 @@ impl Contracts {
                 }
                 methods.push(method);
             }
+            let calls = service_options
+                .get_field_by_name("calls")
+                .and_then(|v| {
+                    v.as_list()
+                        .map(|l| l.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+                })
+                .unwrap_or_default();
             services.push(Service {
                 name,
                 version,
                 description: string_field(service_options, "description"),
                 descriptor,
                 methods,
+                calls,
             });
+        }
+        for service in &services {
+            for call in &service.calls {
+                let callee = services.iter().find_map(|other| {
+                    other
+                        .methods
+                        .iter()
+                        .find(|m| &m.subject(other) == call)
+                        .map(|m| (other, m))
+                });
+                match callee {
+                    None => bail!("service {}: calls {call:?}, which no contract declares", service.name),
+                    Some((other, _)) if other.name == service.name => {
+                        bail!("service {}: calls its own method {call:?}", service.name)
+                    }
+                    Some((_, method)) if method.access != "Internal" => bail!(
+                        "service {}: calls {call:?}, which is not internal: only the gateway calls public, user and admin methods",
+                        service.name
+                    ),
+                    Some(_) => {}
+                }
+            }
         }
         let events = read_events(pool, &services, &comments)?;
         for service in &services {

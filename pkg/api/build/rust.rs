@@ -76,9 +76,42 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
         let constant = ident(&event.constant());
         quote! { &#module::events::#constant }
     });
+    let method_ref = |service: &crate::contracts::Service, subject: &str| {
+        let method = service
+            .methods
+            .iter()
+            .find(|m| m.subject(service) == subject)?;
+        let module = module_path(service.descriptor.package_name());
+        let constant = ident(&method.constant());
+        Some(quote! { &#module::methods::#constant })
+    };
+    let service_contracts = contracts.services.iter().map(|service| {
+        let module = module_path(service.descriptor.package_name());
+        let methods = service
+            .methods
+            .iter()
+            .filter_map(|m| method_ref(service, &m.subject(service)));
+        // Checked when the contracts were read: every call names another service's method.
+        let calls = service.calls.iter().filter_map(|call| {
+            contracts
+                .services
+                .iter()
+                .find_map(|other| method_ref(other, call))
+        });
+        quote! {
+            crate::Contract {
+                service: &#module::SERVICE,
+                methods: &[#(#methods),*],
+                calls: &[#(#calls),*],
+            }
+        }
+    });
     quote! {
         #modules
         #(#aliases)*
+
+        /// Every service contract: its methods and the internal methods of others it calls.
+        pub static CONTRACTS: &[crate::Contract] = &[#(#service_contracts),*];
 
         /// Every HTTP route of every contract.
         pub static ROUTES: &[crate::Route] = &[#(#routes),*];

@@ -51,6 +51,31 @@ pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
     })
 }
 
+/// A service's contract as a whole: what the platform's NATS permissions are made from.
+#[derive(Debug)]
+pub struct Contract {
+    pub service: &'static rpc::ServiceDescriptor,
+    /// Every method it serves, in declaration order.
+    pub methods: &'static [&'static rpc::MethodDescriptor],
+    /// The internal methods of other services it calls (the `calls` of its service option):
+    /// the only method subjects its NATS user may publish to.
+    pub calls: &'static [&'static rpc::MethodDescriptor],
+}
+
+/// Contracts are one per service: the same service is the same contract.
+impl PartialEq for Contract {
+    fn eq(&self, other: &Self) -> bool {
+        self.service == other.service
+    }
+}
+
+impl Eq for Contract {}
+
+/// The contract of the service named `name`, if there is one.
+pub fn contract(name: &str) -> Option<&'static Contract> {
+    CONTRACTS.iter().find(|c| c.service.name == name)
+}
+
 /// An HTTP route of a contract method, for the gateway.
 #[derive(Debug)]
 pub struct Route {

@@ -10,24 +10,124 @@ use std::time::Duration;
 
 pub use telemetry::TelemetryArgs;
 
-/// Where NATS is.
-#[derive(clap::Args, Clone, Debug)]
+/// Where NATS is and who this process is on it.
+///
+/// Every connection authenticates: the platform's nats-server lets nobody in without a
+/// credential, and gives each user only the subjects its contract needs (see `pkg/trust`).
+/// Replies come back through a private inbox prefix, `_INBOX_<user>`, which only that user may
+/// subscribe to.
+#[derive(clap::Args, Clone)]
 pub struct NatsArgs {
-    /// NATS server URL(s), comma separated.
+    /// NATS server URL(s), comma separated. `tls://` requires TLS.
     #[arg(
         long = "nats-url",
         env = "NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
+    /// A file holding this process's NKEY seed (`SU...`): its NATS identity. The dev stack and
+    /// docker-compose generate one per service at start-up.
+    #[arg(
+        long = "nats-nkey-file",
+        env = "NATS_NKEY_FILE",
+        conflicts_with = "nats_creds_file"
+    )]
+    pub nats_nkey_file: Option<std::path::PathBuf>,
+    /// A NATS credentials file (a user JWT and its seed), for servers run in operator mode.
+    #[arg(long = "nats-creds-file", env = "NATS_CREDS_FILE")]
+    pub nats_creds_file: Option<std::path::PathBuf>,
+    /// PEM file of the certificate authorities to trust for TLS to NATS (implies TLS).
+    #[arg(long = "nats-tls-ca-file", env = "NATS_TLS_CA_FILE")]
+    pub nats_tls_ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for servers that verify clients; with `--nats-tls-key-file`.
+    #[arg(
+        long = "nats-tls-cert-file",
+        env = "NATS_TLS_CERT_FILE",
+        requires = "nats_tls_key_file"
+    )]
+    pub nats_tls_cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long = "nats-tls-key-file",
+        env = "NATS_TLS_KEY_FILE",
+        requires = "nats_tls_cert_file"
+    )]
+    pub nats_tls_key_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for NatsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsArgs")
+            .field("nats_url", &self.nats_url)
+            .field("nats_nkey_file", &self.nats_nkey_file)
+            .field("nats_creds_file", &self.nats_creds_file)
+            .field("nats_tls_ca_file", &self.nats_tls_ca_file)
+            .field("nats_tls_cert_file", &self.nats_tls_cert_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The inbox prefix of the NATS user `user`: replies to its requests arrive under
+/// `_INBOX_<user>.>`, which the server lets only that user subscribe to.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
 }
 
 impl NatsArgs {
-    /// Connects with a client name (shown by `nats server report connections`) and retries
-    /// the first connection for a while, so services can start before the server.
-    pub async fn connect(&self, client_name: &str) -> anyhow::Result<async_nats::Client> {
-        let options = async_nats::ConnectOptions::new()
+    /// Args for `url` with no credential (a server without authorization, or a test that
+    /// fills the credential in).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            nats_url: url.into(),
+            nats_nkey_file: None,
+            nats_creds_file: None,
+            nats_tls_ca_file: None,
+            nats_tls_cert_file: None,
+            nats_tls_key_file: None,
+        }
+    }
+
+    /// The NKEY seed in `--nats-nkey-file`, if one is configured: the process's identity, which
+    /// the auth service also signs its key set with.
+    pub fn nkey_seed(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.nats_nkey_file else {
+            return Ok(None);
+        };
+        let seed = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading the NATS NKEY seed {}: {e}", path.display()))?;
+        let seed = seed.trim().to_owned();
+        anyhow::ensure!(
+            seed.starts_with("SU"),
+            "{} does not hold a NATS user NKEY seed (SU...)",
+            path.display()
+        );
+        Ok(Some(seed))
+    }
+
+    /// Connects as NATS user `user` (its credential from the flags; replies through its private
+    /// inbox prefix) with a client name (shown by `nats server report connections`), and
+    /// retries the first connection for a while, so services can start before the server.
+    pub async fn connect(
+        &self,
+        user: &str,
+        client_name: &str,
+    ) -> anyhow::Result<async_nats::Client> {
+        let mut options = match (&self.nats_creds_file, self.nkey_seed()?) {
+            (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading NATS credentials {}: {e}", path.display()))?,
+            (None, Some(seed)) => async_nats::ConnectOptions::with_nkey(seed),
+            (None, None) => async_nats::ConnectOptions::new(),
+        };
+        if let Some(ca) = &self.nats_tls_ca_file {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (&self.nats_tls_cert_file, &self.nats_tls_key_file) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        let options = options
             .name(client_name)
+            .custom_inbox_prefix(inbox_prefix(user))
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5));
         let client = tokio::time::timeout(

@@ -77,7 +77,7 @@ impl Host {
         telemetry::metrics();
         let client = args
             .nats
-            .connect(&format!("{}-service", contract.name))
+            .connect(contract.name, &format!("{}-service", contract.name))
             .await?;
         Ok(Self::with_connection(contract, client, args))
     }

@@ -57,12 +57,22 @@ impl Servers {
         let command = C::command();
         let program = command.get_name().to_owned();
         let mut args = vec![
-            program,
+            program.clone(),
             "--nats-url".to_owned(),
             self.nats.url().to_owned(),
             "--admin-addr".to_owned(),
             "127.0.0.1:0".to_owned(),
         ];
+        // The service's own NATS identity, its contract's name: `gift-card-service`
+        // connects as `gift_card`.
+        let identity = program
+            .strip_suffix("-service")
+            .unwrap_or(&program)
+            .replace('-', "_");
+        if let Some(seed) = self.nats.credentials().seed_file(&identity) {
+            args.push("--nats-nkey-file".to_owned());
+            args.push(seed.display().to_string());
+        }
         if let Some(database) = &self.database {
             args.extend(["--database-url".to_owned(), database.url().to_owned()]);
         }
@@ -179,9 +189,16 @@ impl<C: clap::Parser + Clone + Send + 'static> Harness<C> {
         service.stop().await;
     }
 
-    /// Stops the service (see [`Harness::stop_service`]), then the servers.
+    /// Stops the service (see [`Harness::stop_service`]), then the servers; panics if NATS
+    /// refused the service anything it did (a permission its contract does not give it).
     pub async fn stop(mut self) {
         self.stop_service().await;
+        let violations = self.servers.nats.violations();
+        assert!(
+            violations.is_empty(),
+            "NATS refused the service (pkg/trust makes its permissions from its contract):\n{}",
+            violations.join("\n")
+        );
     }
 
     /// Every message of `event`'s type in its stream now, oldest first.

@@ -522,7 +522,15 @@ fn generated_services_build_and_pass_their_tests() {
 
     cargo_in(
         root,
-        &["build", "--bin", "gateway", "--bin", "e2e-pg-service"],
+        &[
+            "build",
+            "--bin",
+            "gateway",
+            "--bin",
+            "e2e-pg-service",
+            "--bin",
+            "nats-credentials",
+        ],
     );
     tokio::runtime::Runtime::new()
         .unwrap()
@@ -558,7 +566,20 @@ fn free_port() -> u16 {
 /// Runs the service's binary and the gateway's on private servers and calls the API over
 /// HTTP, the way a client of the platform does.
 async fn answers_through_the_gateway(root: &Path, package: &str, plural: &str) {
-    let nats = testkit::NatsServer::start().await.unwrap();
+    // The generated service's NATS identity comes from its contract, in that build of the
+    // platform: its `nats-credentials` makes the keys and the authorization.
+    let bin = e2e_target_dir().join("debug");
+    let credentials = root.join("e2e-nats");
+    let made = Command::new(bin.join("nats-credentials"))
+        .arg("--out")
+        .arg(&credentials)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let nats = testkit::NatsServer::start_with_credentials(&credentials)
+        .await
+        .unwrap();
+    let seed = |name: &str| nats.credentials().seed_file(name).unwrap();
     let redis = testkit::RedisServer::start().await.unwrap();
     let database = testkit::fresh_database().await.unwrap();
     let key = tokens::SigningKey::generate("e2e");
@@ -571,11 +592,20 @@ async fn answers_through_the_gateway(root: &Path, package: &str, plural: &str) {
         .to_json(),
     )
     .unwrap();
-    let bin = e2e_target_dir().join("debug");
     let service_admin = free_port();
     let _service = KilledOnDrop(
         Command::new(bin.join(package))
             .env("NATS_URL", nats.url())
+            .env(
+                "NATS_NKEY_FILE",
+                seed(
+                    package
+                        .strip_suffix("-service")
+                        .unwrap()
+                        .replace('-', "_")
+                        .as_str(),
+                ),
+            )
             .env("REDIS_URL", redis.url())
             .env("DATABASE_URL", database.url())
             .env("ADMIN_ADDR", format!("127.0.0.1:{service_admin}"))
@@ -587,6 +617,7 @@ async fn answers_through_the_gateway(root: &Path, package: &str, plural: &str) {
     let _gateway = KilledOnDrop(
         Command::new(bin.join("gateway"))
             .env("NATS_URL", nats.url())
+            .env("NATS_NKEY_FILE", seed("gateway"))
             .env("REDIS_URL", redis.url())
             .env("GATEWAY_BIND", "127.0.0.1")
             .env("GATEWAY_PORT", gateway_port.to_string())

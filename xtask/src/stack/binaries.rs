@@ -41,10 +41,15 @@ pub(super) fn build(layout: &Layout, interrupted: &AtomicBool) -> anyhow::Result
     }
 }
 
-/// The environment every service and the gateway get: where the dev servers are.
-fn server_environment(command: &mut Command) {
+/// The environment every service and the gateway get: where the dev servers are, and the
+/// NATS identity `user` connects as.
+fn server_environment(command: &mut Command, layout: &Layout, user: &str) {
     command
         .env("NATS_URL", format!("nats://127.0.0.1:{NATS_PORT}"))
+        .env(
+            "NATS_NKEY_FILE",
+            layout.nats_credentials().join(format!("{user}.nk")),
+        )
         .env("REDIS_URL", format!("redis://127.0.0.1:{REDIS_PORT}"));
 }
 
@@ -75,7 +80,7 @@ pub(super) fn start_service(
             )
         }))
         .env("ADMIN_ADDR", format!("127.0.0.1:{}", service.admin_port));
-    server_environment(&mut command);
+    server_environment(&mut command, layout, &service.name.replace('-', "_"));
     stack.start(&service.name, command, StopBy::Terminate)?;
     stack.wait_until(&service.name, SERVICE_READY_TIMEOUT, || {
         http::is_ok(service.admin_port, "/health/ready")
@@ -98,8 +103,12 @@ pub(super) fn start_gateway(
         .env("GATEWAY_BIND", bind.to_string())
         // The keys come from the auth service, which signs with the dev key in the dev stack
         // (apps/services.toml), so `cargo xtask dev-token` tokens verify too.
-        .env("JWT_JWKS_NATS", "true");
-    server_environment(&mut command);
+        .env("JWT_JWKS_NATS", "true")
+        .env(
+            "JWT_JWKS_SIGNER_FILE",
+            layout.nats_credentials().join(trust::SIGNER_FILE),
+        );
+    server_environment(&mut command, layout, "gateway");
     stack.start("gateway", command, StopBy::Terminate)?;
     stack.wait_until("gateway", SERVICE_READY_TIMEOUT, || {
         http::is_ok(port, "/health/ready")

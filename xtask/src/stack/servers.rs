@@ -27,10 +27,35 @@ pub(super) fn start_nats(
         "==> starting nats-server on 127.0.0.1:{NATS_PORT} (JetStream store {}, monitoring :{NATS_MONITOR_PORT})",
         layout.show(&layout.nats_store())
     );
+    // Fresh keys at every start: the authorization is made from the contracts, so a service
+    // added since the last start is in it.
+    let credentials = trust::Credentials::generate_all(&layout.nats_credentials())?;
+    // nats-server resolves includes relative to the including file, even absolute ones.
+    let config = layout.nats_dev_config();
+    let relative = |path: &std::path::Path| -> anyhow::Result<String> {
+        let dir = config.parent().context("the dev config's directory")?;
+        let path = match path.strip_prefix(dir) {
+            Ok(inside) => inside.to_path_buf(),
+            Err(_) => std::path::Path::new("..").join(
+                path.strip_prefix(layout.root())
+                    .context("a path of the workspace")?,
+            ),
+        };
+        Ok(path.display().to_string())
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "# Written by `cargo xtask up`: the shared settings, then who may do what.\n\
+             include {:?}\ninclude {:?}\n",
+            relative(&layout.nats_config())?,
+            relative(&credentials.dir().join(trust::AUTHORIZATION_FILE))?,
+        ),
+    )?;
     let mut command = Command::new(&servers.nats_server);
     command
         .arg("--config")
-        .arg(layout.nats_config())
+        .arg(layout.nats_dev_config())
         .args(["--addr", "127.0.0.1"])
         .args(["--port", &NATS_PORT.to_string()])
         .args(["--http_port", &NATS_MONITOR_PORT.to_string()])

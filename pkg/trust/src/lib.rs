@@ -1,0 +1,320 @@
+//! Who may do what on NATS.
+//!
+//! The platform's nats-server lets nobody in without a credential. Each process connects as
+//! one [`Identity`]: a service (one per contract), the gateway, or the operator (the `nats`
+//! CLI and `cargo xtask` commands). What each may publish and subscribe is generated here from
+//! the contracts (`api::CONTRACTS`, `api::EVENTS`, `api::ROUTES`) and the event names of
+//! `pkg/events`, never written by hand:
+//!
+//! - only the gateway publishes to public, user and admin method subjects, so the principal
+//!   headers a service reads were set by the gateway;
+//! - a service subscribes to its own subjects, publishes to the internal methods its contract
+//!   declares it calls (`calls` in its service option) and to its own event domains only,
+//!   answers requests through `allow_responses`, and reads replies from its private inbox
+//!   (`_INBOX_<user>`, [`config::inbox_prefix`]);
+//! - the JetStream API is open to each only for its own streams and durable consumers, and
+//!   `$SRV` (NATS micro discovery) only for answering about itself.
+//!
+//! [`Credentials`] makes one NKEY per identity at start-up (the dev stack, the tests'
+//! nats-server, and docker-compose's `nats-credentials` step) and the `authorization` block
+//! nats-server includes. Seeds are written with mode 0600 and never committed.
+
+mod credentials;
+
+use std::collections::BTreeSet;
+
+pub use credentials::{AUTHORIZATION_FILE, Credentials, SIGNER_FILE};
+
+/// The internal methods the gateway calls. It has no contract of its own; this is the one
+/// exception the architecture names: it fetches the keys it verifies tokens with from auth.
+pub const GATEWAY_CALLS: &[&rpc::MethodDescriptor] = &[&api::auth::methods::GET_SIGNED_KEY_SET];
+
+/// The identity whose NKEY signs the key set the gateway trusts: the auth service.
+pub const KEY_SET_SIGNER: &str = api::auth::SERVICE_NAME;
+
+/// The JetStream API's subject prefix.
+const JS_API: &str = "$JS.API";
+
+/// One NATS user of the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// A service, as its contract describes it.
+    Service(&'static api::Contract),
+    /// The HTTP gateway.
+    Gateway,
+    /// People and tools operating the platform: the `nats` CLI, `cargo xtask dlq|events`.
+    /// Everything is allowed.
+    Operator,
+}
+
+impl Identity {
+    /// Every identity of the platform: each contract's service, the gateway, the operator.
+    pub fn all() -> Vec<Identity> {
+        api::CONTRACTS
+            .iter()
+            .map(Identity::Service)
+            .chain([Identity::Gateway, Identity::Operator])
+            .collect()
+    }
+
+    /// The identity named `name` ("product", "gateway", "operator").
+    pub fn named(name: &str) -> Option<Identity> {
+        Identity::all().into_iter().find(|i| i.name() == name)
+    }
+
+    /// The user name: the service's name, "gateway" or "operator". Also its seed's file name
+    /// (`<name>.nk`) and its inbox prefix (`_INBOX_<name>`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Identity::Service(contract) => contract.service.name,
+            Identity::Gateway => "gateway",
+            Identity::Operator => "operator",
+        }
+    }
+
+    /// What this identity may publish and subscribe.
+    pub fn permissions(&self) -> Permissions {
+        match self {
+            Identity::Service(contract) => service_permissions(contract),
+            Identity::Gateway => gateway_permissions(),
+            Identity::Operator => Permissions {
+                publish: set([">"]),
+                subscribe: set([">"]),
+                allow_responses: false,
+            },
+        }
+    }
+}
+
+/// A user's permissions, as nats-server's `permissions` block takes them: subjects it may
+/// publish to, subjects it may subscribe to (wildcards allowed), and whether it may answer
+/// the requests it receives (once each, to the reply subject they carry).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: BTreeSet<String>,
+    pub subscribe: BTreeSet<String>,
+    pub allow_responses: bool,
+}
+
+impl Permissions {
+    /// The `permissions` block of nats-server's configuration, as JSON (which its
+    /// configuration format reads).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut block = serde_json::json!({
+            "publish": { "allow": self.publish },
+            "subscribe": { "allow": self.subscribe },
+        });
+        if self.allow_responses {
+            block["allow_responses"] = serde_json::Value::Bool(true);
+        }
+        block
+    }
+
+    /// Whether a literal subject is covered by one of `patterns` with NATS wildcard rules
+    /// (`*` one token, `>` the rest): what the server will decide, for tests and reports.
+    pub fn allows(patterns: &BTreeSet<String>, subject: &str) -> bool {
+        patterns
+            .iter()
+            .any(|pattern| subject_matches(pattern, subject))
+    }
+}
+
+fn set<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
+    items.into_iter().map(str::to_owned).collect()
+}
+
+/// NATS subject matching of a literal `subject` against `pattern`.
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for token in pattern.split('.') {
+        match (token, subject_tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (literal, Some(actual)) if literal == actual => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
+/// What every connection needs: its own inbox for replies.
+fn inbox(name: &str) -> String {
+    format!("{}.>", config::inbox_prefix(name))
+}
+
+fn service_permissions(contract: &'static api::Contract) -> Permissions {
+    let name = contract.service.name;
+    let mut publish = BTreeSet::new();
+    let mut subscribe = BTreeSet::new();
+
+    // Its endpoints (queue subscriptions on its own subjects) and its replies.
+    subscribe.insert(format!("{name}.>"));
+    subscribe.insert(inbox(name));
+    // NATS micro discovery: PING, INFO and STATS for all services, this one, or this instance.
+    subscribe.insert("$SRV.*".to_owned());
+    subscribe.insert(format!("$SRV.*.{name}"));
+    subscribe.insert(format!("$SRV.*.{name}.*"));
+    // The internal methods it declares it calls.
+    for method in contract.calls {
+        publish.insert(method.subject.to_owned());
+    }
+
+    // The event domains it produces: publish their events, declare their streams.
+    let produced: BTreeSet<&str> = api::EVENTS
+        .iter()
+        .filter(|e| e.producer == name)
+        .map(|e| e.domain)
+        .collect();
+    for domain in produced {
+        publish.insert(events::names::stream_subjects(domain));
+        declare_stream(&mut publish, &events::names::stream_name(domain));
+    }
+
+    // The events it consumes: its durable consumers, their acknowledgements, the messages it
+    // copies to the dead letters, and the advisories that tell it to.
+    for event in api::EVENTS.iter().filter(|e| e.consumers.contains(&name)) {
+        let stream = events::names::stream_of(event);
+        let Ok(durable) = events::names::durable_name(name, event) else {
+            continue;
+        };
+        declare_stream(&mut publish, &stream);
+        for action in ["CREATE", "DURABLE.CREATE", "INFO"] {
+            publish.insert(format!("{JS_API}.CONSUMER.{action}.{stream}.{durable}"));
+        }
+        publish.insert(format!("{JS_API}.CONSUMER.CREATE.{stream}.{durable}.>"));
+        publish.insert(format!("{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}"));
+        publish.insert(format!("$JS.ACK.{stream}.{durable}.>"));
+        publish.insert(format!("{JS_API}.STREAM.MSG.GET.{stream}"));
+        publish.insert(format!("{JS_API}.DIRECT.GET.{stream}"));
+        if let Ok(subject) = events::names::dead_letter_subject(&durable) {
+            publish.insert(subject);
+        }
+        declare_stream(&mut publish, events::names::DEAD_LETTER_STREAM);
+        subscribe.insert(events::names::max_deliveries_advisory(&stream, &durable));
+        subscribe.insert(events::names::terminated_advisory(&stream, &durable));
+    }
+    Permissions {
+        publish,
+        subscribe,
+        allow_responses: true,
+    }
+}
+
+/// Creating, updating and reading one stream (never deleting or purging it).
+fn declare_stream(publish: &mut BTreeSet<String>, stream: &str) {
+    for action in ["INFO", "CREATE", "UPDATE"] {
+        publish.insert(format!("{JS_API}.STREAM.{action}.{stream}"));
+    }
+}
+
+fn gateway_permissions() -> Permissions {
+    let mut publish: BTreeSet<String> = api::CONTRACTS
+        .iter()
+        .flat_map(|c| c.methods.iter())
+        .filter(|m| m.access != rpc::Access::Internal)
+        .map(|m| m.subject.to_owned())
+        .collect();
+    publish.extend(GATEWAY_CALLS.iter().map(|m| m.subject.to_owned()));
+    let mut subscribe = BTreeSet::from([inbox(Identity::Gateway.name())]);
+    // Streaming routes follow one aggregate's events as they are published.
+    subscribe.extend(
+        api::ROUTES
+            .iter()
+            .filter_map(|r| r.stream.as_ref())
+            .map(|s| events::names::stream_subjects(s.domain)),
+    );
+    Permissions {
+        publish,
+        subscribe,
+        allow_responses: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_match_with_nats_wildcards() {
+        assert!(subject_matches("product.>", "product.get_product"));
+        assert!(!subject_matches("product.>", "product"));
+        assert!(subject_matches("$SRV.*", "$SRV.PING"));
+        assert!(!subject_matches("$SRV.*", "$SRV.PING.product"));
+        assert!(subject_matches("$SRV.*.product.*", "$SRV.INFO.product.abc"));
+        assert!(!subject_matches("auth.login", "auth.login.x"));
+    }
+
+    #[test]
+    fn only_the_gateway_publishes_to_routed_methods() {
+        let gateway = Identity::Gateway.permissions();
+        for contract in api::CONTRACTS {
+            for method in contract.methods {
+                let routed = method.access != rpc::Access::Internal;
+                assert_eq!(
+                    Permissions::allows(&gateway.publish, method.subject),
+                    routed || GATEWAY_CALLS.iter().any(|m| m.subject == method.subject),
+                    "{}",
+                    method.subject
+                );
+                for identity in Identity::all() {
+                    if matches!(identity, Identity::Gateway | Identity::Operator) {
+                        continue;
+                    }
+                    let allowed =
+                        Permissions::allows(&identity.permissions().publish, method.subject);
+                    if routed {
+                        assert!(!allowed, "{} may call {}", identity.name(), method.subject);
+                    }
+                }
+            }
+        }
+        assert!(!gateway.allow_responses);
+    }
+
+    #[test]
+    fn a_service_calls_only_what_it_declares_and_reads_only_its_inbox() {
+        for contract in api::CONTRACTS {
+            let identity = Identity::Service(contract);
+            let permissions = identity.permissions();
+            for other in api::CONTRACTS {
+                for method in other.methods {
+                    assert_eq!(
+                        Permissions::allows(&permissions.publish, method.subject),
+                        contract.calls.iter().any(|m| m.subject == method.subject),
+                        "{} publishing {}",
+                        contract.service.name,
+                        method.subject
+                    );
+                }
+                if other.service.name != contract.service.name {
+                    let theirs = format!("_INBOX_{}.abc", other.service.name);
+                    assert!(!Permissions::allows(&permissions.subscribe, &theirs));
+                    assert!(!Permissions::allows(
+                        &permissions.subscribe,
+                        &format!("{}.x", other.service.name)
+                    ));
+                }
+            }
+            assert!(!Permissions::allows(&permissions.subscribe, "_INBOX.abc"));
+            assert!(!Permissions::allows(&permissions.subscribe, ">"));
+            assert!(!Permissions::allows(&permissions.publish, "$SRV.PING"));
+        }
+    }
+
+    #[test]
+    fn a_service_publishes_only_its_own_event_domains() {
+        for contract in api::CONTRACTS {
+            let permissions = Identity::Service(contract).permissions();
+            for event in api::EVENTS {
+                let subject = events::names::subject(event, "a1").unwrap();
+                assert_eq!(
+                    Permissions::allows(&permissions.publish, &subject),
+                    event.producer == contract.service.name,
+                    "{} publishing {}",
+                    contract.service.name,
+                    event.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The generated authorization on a real nats-server: who gets in, who hears what.
+//!
+//! Each refusal is checked next to the same thing done by an identity that is allowed to, so a
+//! test cannot pass because nothing worked at all.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use testkit::NatsServer;
+
+/// How long a refused message is waited for: on a local server one that was let through
+/// arrives in well under a millisecond. (What is allowed is waited for much longer, so a busy
+/// machine cannot fail a test; what is refused can only make it pass late.)
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Whether `subscriber` receives anything within [`SETTLE`].
+async fn receives(subscriber: &mut async_nats::Subscriber) -> Option<async_nats::Message> {
+    tokio::time::timeout(SETTLE, subscriber.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Publishes `subject` as `client` and says whether a watcher (the operator) saw it, waiting
+/// [`SETTLE`] when `expected` is false and up to ten seconds when it is true.
+async fn delivered(
+    server: &NatsServer,
+    client: &async_nats::Client,
+    subject: &str,
+    expected: bool,
+) -> bool {
+    let watcher = server.connect().await;
+    let mut watch = watcher.subscribe(subject.to_owned()).await.unwrap();
+    watcher.flush().await.unwrap();
+    let _ = client.publish(subject.to_owned(), "x".into()).await;
+    let _ = client.flush().await;
+    let wait = if expected {
+        Duration::from_secs(10)
+    } else {
+        SETTLE
+    };
+    tokio::time::timeout(wait, watch.next())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+async fn may_publish(server: &NatsServer, client: &async_nats::Client, subject: &str) -> bool {
+    delivered(server, client, subject, true).await
+}
+
+async fn refused(server: &NatsServer, client: &async_nats::Client, subject: &str) -> bool {
+    !delivered(server, client, subject, false).await
+}
+
+#[tokio::test]
+async fn a_connection_without_credentials_is_refused() {
+    let server = NatsServer::start().await.unwrap();
+    let refused = async_nats::ConnectOptions::new()
+        .max_reconnects(1)
+        .connect(server.url())
+        .await;
+    let error = refused.expect_err("an anonymous connection was accepted");
+    assert!(
+        error.to_string().to_lowercase().contains("authorization"),
+        "{error}"
+    );
+    // A key the server does not know is refused the same way.
+    let stranger = nkeys::KeyPair::new_user().seed().unwrap();
+    let refused = async_nats::ConnectOptions::with_nkey(stranger)
+        .max_reconnects(1)
+        .connect(server.url())
+        .await;
+    assert!(refused.is_err(), "an unknown NKEY was accepted");
+    // The platform's own identities get in.
+    let gateway = server.connect_as("gateway").await;
+    gateway.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_service_cannot_publish_another_services_events() {
+    let server = NatsServer::start().await.unwrap();
+    let event = api::product::events::PRODUCT_CREATED;
+    let subject = events::names::subject(&event, "p1").unwrap();
+    let product = server.connect_as("product").await;
+    assert!(
+        may_publish(&server, &product, &subject).await,
+        "the producer itself could not publish"
+    );
+    for other in ["address", "user", "auth", "gateway"] {
+        let client = server.connect_as(other).await;
+        assert!(
+            refused(&server, &client, &subject).await,
+            "{other} published product's event"
+        );
+    }
+    let violations = server.violations();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("Publish Violation") && v.contains(&subject)),
+        "the server did not log the refusals: {violations:#?}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_gateway_calls_routed_methods_and_services_only_what_they_declare() {
+    let server = NatsServer::start().await.unwrap();
+    let public = api::product::methods::GET_PRODUCT.subject;
+    let admin = api::auth::methods::GRANT_ROLE.subject;
+    let internal = api::product::methods::RESERVE_STOCK.subject;
+    let gateway = server.connect_as("gateway").await;
+    assert!(may_publish(&server, &gateway, public).await);
+    assert!(may_publish(&server, &gateway, admin).await);
+    assert!(
+        refused(&server, &gateway, internal).await,
+        "the gateway called an internal method it does not declare"
+    );
+    for service in ["address", "user", "auth"] {
+        let client = server.connect_as(service).await;
+        for subject in [public, admin, internal] {
+            assert!(
+                refused(&server, &client, subject).await,
+                "{service} called {subject}"
+            );
+        }
+    }
+    // What a contract declares it calls, it may call.
+    for contract in api::CONTRACTS {
+        let client = server.connect_as(contract.service.name).await;
+        for method in contract.calls {
+            assert!(may_publish(&server, &client, method.subject).await);
+        }
+    }
+}
+
+#[tokio::test]
+async fn nobody_subscribes_to_another_services_subjects_or_inbox() {
+    let server = NatsServer::start().await.unwrap();
+    // The snoop: the user service's identity, listening wherever it can.
+    let snoop = server.connect_as("user").await;
+    let mut snooped = Vec::new();
+    for subject in [
+        "auth.>",
+        "auth.get_jwks",
+        "_INBOX.>",
+        "_INBOX_gateway.>",
+        ">",
+    ] {
+        if let Ok(subscriber) = snoop.subscribe(subject).await {
+            snooped.push((subject, subscriber));
+        }
+    }
+    snoop.flush().await.unwrap();
+
+    // The auth service answers the gateway's request for the signed key set.
+    let auth = server.connect_as("auth").await;
+    let mut requests = auth
+        .subscribe(api::auth::methods::GET_SIGNED_KEY_SET.subject)
+        .await
+        .unwrap();
+    auth.flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            if let Some(reply) = request.reply {
+                auth.publish(reply, "the keys".into()).await.unwrap();
+            }
+        }
+    });
+    let gateway = server.connect_as("gateway").await;
+    let answer = gateway
+        .request(api::auth::methods::GET_SIGNED_KEY_SET.subject, "".into())
+        .await
+        .expect("the gateway's request to auth was answered");
+    assert_eq!(&answer.payload[..], b"the keys");
+    assert!(
+        answer.subject.starts_with("_INBOX_gateway."),
+        "{}",
+        answer.subject
+    );
+
+    for (subject, mut subscriber) in snooped {
+        assert!(
+            receives(&mut subscriber).await.is_none(),
+            "user's subscription to {subject} heard the request or its reply"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_service_reads_its_own_inbox_and_answers_requests() {
+    let server = NatsServer::start().await.unwrap();
+    // user answers on its own subject; the gateway's request reaches it and the answer comes
+    // back through the gateway's private inbox.
+    let user = server.connect_as("user").await;
+    let subject = api::user::methods::GET_MY_PROFILE.subject;
+    let mut requests = user.subscribe(subject).await.unwrap();
+    user.flush().await.unwrap();
+    tokio::spawn(async move {
+        if let Some(request) = requests.next().await {
+            user.publish(request.reply.unwrap(), "me".into())
+                .await
+                .unwrap();
+            user.flush().await.unwrap();
+        }
+    });
+    let gateway = server.connect_as("gateway").await;
+    let answer =
+        tokio::time::timeout(Duration::from_secs(5), gateway.request(subject, "".into())).await;
+    let answer = answer.unwrap().unwrap();
+    assert_eq!(&answer.payload[..], b"me");
+}
