@@ -9,3 +9,4 @@ mod helpers;
 mod keys;
 mod limits;
 mod sessions;
+mod trust;
