@@ -29,9 +29,10 @@ test: deps ## Run every test (against private servers on random ports)
 bench: deps ## Build in release mode and measure the platform (docs/PERFORMANCE.md); not part of test
 	$(CARGO) xtask bench
 
-lint: ## Check formatting and clippy lints (warnings are errors)
+lint: ## Check formatting, clippy lints (warnings are errors) and the dependency graph (cargo deny)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) xtask deny
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -11,6 +11,8 @@
 //! - `dlq list|redrive` shows the dead letters and puts them back for their consumer.
 //! - `new-service` generates a service from `templates/`; `sync-services` regenerates the places
 //!   made from `apps/services.toml` (docker-compose.yml, the docs' service tables).
+//! - `deny` runs `cargo deny` (deny.toml): licences, bans, sources, and advisories where the
+//!   advisory database can be reached.
 //! - `bench` builds the benchmark harness (bench/) in release mode and runs it.
 //!
 //! Everything it creates lives under `.dev/` (git-ignored). It is a tool for a developer's
@@ -18,6 +20,7 @@
 //! touch data outside the workspace except through the package managers in `deps`.
 
 mod bench;
+mod deny;
 mod deps;
 mod dev_keys;
 mod dlq;
@@ -82,6 +85,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
+    /// Check the dependency graph with cargo deny (deny.toml), installing it when missing.
+    Deny,
     /// Build in release mode and run the benchmarks (docs/PERFORMANCE.md); extra arguments go
     /// to the harness.
     Bench {
@@ -128,6 +133,7 @@ fn main() -> ExitCode {
         Command::NewService(args) => new_service(&layout, &args).map(|()| ExitCode::SUCCESS),
         Command::SyncServices { check } => sync_services(&layout, check),
         Command::Bench { bench_args } => bench::run(&layout, &bench_args),
+        Command::Deny => deny::run(&layout),
     };
     match result {
         Ok(code) => code,
