@@ -16,9 +16,11 @@ RUN --mount=type=cache,id=emporium-cargo-registry,target=/usr/local/cargo/regist
     && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
 
 FROM debian:bookworm-slim AS runtime
-# ca-certificates for TLS to managed services and trace collectors; curl for health checks.
+# ca-certificates for TLS to managed services and trace collectors. No curl: health checks
+# use the image's own `healthcheck` binary (pkg/telemetry), so there is no general-purpose
+# HTTP client in the image for an intruder to use.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin emporium \
     # docker-compose's NATS credentials volume is mounted here: a new volume takes this
@@ -29,4 +31,6 @@ USER 10001:10001
 ENV LOG_FORMAT=json
 # 8080: the gateway's HTTP port; 9101 and up: the services' admin ports (health, metrics).
 EXPOSE 8080 9101
+# Each container sets ADMIN_PORT (or passes the URL) for its own admin port.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["healthcheck"]
 CMD ["gateway"]

@@ -25,7 +25,24 @@ impl NatsServer {
     pub async fn start() -> anyhow::Result<Self> {
         let supervisor = Supervisor::new("nats")?;
         let credentials = trust::Credentials::generate_all(&supervisor.dir().join("credentials"))?;
-        Self::start_in(supervisor, credentials).await
+        Self::start_in(supervisor, credentials, None).await
+    }
+
+    /// Like [`NatsServer::start`], with clients required to use TLS: the server presents a
+    /// certificate from the returned test CA (`ca.pem`), which clients must be told to trust.
+    pub async fn start_tls() -> anyhow::Result<(Self, crate::TestCertificates)> {
+        let supervisor = Supervisor::new("nats")?;
+        let credentials = trust::Credentials::generate_all(&supervisor.dir().join("credentials"))?;
+        let tls_dir = supervisor.dir().join("tls");
+        std::fs::create_dir_all(&tls_dir)?;
+        let certificates = crate::TestCertificates::generate(&tls_dir)?;
+        let tls = format!(
+            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n}}\n",
+            certificates.server_certificate().display().to_string(),
+            certificates.server_key().display().to_string(),
+        );
+        let server = Self::start_in(supervisor, credentials, Some(tls)).await?;
+        Ok((server, certificates))
     }
 
     /// Starts a server with the credentials the `nats-credentials` binary wrote into `dir`
@@ -33,19 +50,22 @@ impl NatsServer {
     pub async fn start_with_credentials(dir: &std::path::Path) -> anyhow::Result<Self> {
         let supervisor = Supervisor::new("nats")?;
         let credentials = trust::Credentials::load(dir)?;
-        Self::start_in(supervisor, credentials).await
+        Self::start_in(supervisor, credentials, None).await
     }
 
     async fn start_in(
         supervisor: Supervisor,
         credentials: trust::Credentials,
+        tls: Option<String>,
     ) -> anyhow::Result<Self> {
         let binary = binaries::nats_server()?;
         // nats-server resolves includes relative to the including file, even absolute ones:
-        // the configuration is the authorization itself.
-        std::fs::copy(
-            credentials.dir().join(trust::AUTHORIZATION_FILE),
+        // the configuration is the authorization itself (and the TLS block, if any).
+        let authorization =
+            std::fs::read_to_string(credentials.dir().join(trust::AUTHORIZATION_FILE))?;
+        std::fs::write(
             supervisor.dir().join("nats.conf"),
+            format!("{authorization}{}", tls.unwrap_or_default()),
         )?;
         let mut server = Self {
             binary,

@@ -219,3 +219,28 @@ async fn the_nats_check_follows_the_connection() {
         }
     }
 }
+
+/// The images' health check binary: 0 for a ready service, 1 for one that is not, or for
+/// nothing listening.
+#[tokio::test]
+async fn the_healthcheck_binary_says_whether_the_service_is_ready() {
+    let run = |url: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_healthcheck"))
+            .arg(url)
+            .status()
+            .await
+            .expect("running healthcheck")
+            .success()
+    };
+    let ready = RunningAdmin::start(vec![passing("postgres")]).await;
+    let unready = RunningAdmin::start(vec![failing("postgres", "connection refused")]).await;
+    let path = telemetry::admin::READY_PATH;
+    assert!(run(format!("http://{}{path}", ready.addr)).await);
+    assert!(!run(format!("http://{}{path}", unready.addr)).await);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = closed.local_addr().unwrap();
+    drop(closed);
+    assert!(!run(format!("http://{nobody}{path}")).await);
+    ready.stop().await;
+    unready.stop().await;
+}

@@ -30,8 +30,7 @@ async fn delivered(
     expected: bool,
 ) -> bool {
     let watcher = server.connect().await;
-    let mut watch = watcher.subscribe(subject.to_owned()).await.unwrap();
-    watcher.flush().await.unwrap();
+    let mut watch = watched(&watcher, subject).await;
     let _ = client.publish(subject.to_owned(), "x".into()).await;
     let _ = client.flush().await;
     let wait = if expected {
@@ -44,6 +43,22 @@ async fn delivered(
         .ok()
         .flatten()
         .is_some()
+}
+
+/// A subscription of the operator's `watcher` to `subject`, known to be in place on the
+/// server: a probe the watcher publishes to it has come back.
+async fn watched(watcher: &async_nats::Client, subject: &str) -> async_nats::Subscriber {
+    let mut watch = watcher.subscribe(subject.to_owned()).await.unwrap();
+    watcher
+        .publish(subject.to_owned(), "probe".into())
+        .await
+        .unwrap();
+    let probe = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("the watcher's own probe came back")
+        .unwrap();
+    assert_eq!(&probe.payload[..], b"probe");
+    watch
 }
 
 async fn may_publish(server: &NatsServer, client: &async_nats::Client, subject: &str) -> bool {
@@ -86,7 +101,8 @@ async fn a_service_cannot_publish_another_services_events() {
     let product = server.connect_as("product").await;
     assert!(
         may_publish(&server, &product, &subject).await,
-        "the producer itself could not publish"
+        "the producer itself could not publish: {:#?}",
+        server.violations()
     );
     for other in ["address", "user", "auth", "gateway"] {
         let client = server.connect_as(other).await;
@@ -210,4 +226,49 @@ async fn a_service_reads_its_own_inbox_and_answers_requests() {
         tokio::time::timeout(Duration::from_secs(5), gateway.request(subject, "".into())).await;
     let answer = answer.unwrap().unwrap();
     assert_eq!(&answer.payload[..], b"me");
+}
+
+/// TLS is optional and supported: with the server's CA a service connects (and still needs
+/// its key); without the CA it does not.
+#[tokio::test]
+async fn connections_use_tls_when_the_server_requires_it() {
+    let (server, certificates) = NatsServer::start_tls().await.unwrap();
+    let mut args = server.args_for("product");
+    args.nats_tls_ca_file = Some(certificates.ca().to_path_buf());
+    let product = args.connect("product", "test-product").await.unwrap();
+    let subject = events::names::subject(&api::product::events::PRODUCT_CREATED, "p1").unwrap();
+    let watcher = {
+        let mut operator = server.args_for("operator");
+        operator.nats_tls_ca_file = Some(certificates.ca().to_path_buf());
+        operator.connect("operator", "test-operator").await.unwrap()
+    };
+    // Connections are made in the background: start once both are up.
+    for client in [&product, &watcher] {
+        let mut waited = 0;
+        while client.connection_state() != async_nats::connection::State::Connected {
+            assert!(waited < 1000, "no TLS connection");
+            waited += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut watch = watched(&watcher, &subject).await;
+    product.publish(subject, "x".into()).await.unwrap();
+    product.flush().await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), watch.next()).await;
+    assert!(matches!(seen, Ok(Some(_))), "nothing arrived over TLS");
+
+    // Without trusting the CA, the server's certificate is refused.
+    let untrusting = async_nats::ConnectOptions::with_nkey(
+        std::fs::read_to_string(server.credentials().seed_file("product").unwrap())
+            .unwrap()
+            .trim()
+            .to_owned(),
+    )
+    .max_reconnects(1)
+    .connect(server.url())
+    .await;
+    assert!(
+        untrusting.is_err(),
+        "a connection that does not trust the CA got in"
+    );
 }
