@@ -159,17 +159,17 @@ impl Host {
     /// Redis at `args`' URL, for a service that uses it only as a cache and serves without
     /// it (from its database, through `db::cache::Cache`). The service starts and stays ready
     /// while Redis is down, connecting in the background; the cache logs and counts the
-    /// outage (`cache_errors_total`). Only a URL or TLS setting that cannot work fails the
-    /// start.
-    ///
-    /// The admin port cannot say "degraded" yet: its checks either pass or make the service
-    /// unready, so this adds no check rather than one that would take a cache-only service
-    /// out of rotation.
+    /// outage (`cache_errors_total`), and readiness answers 200 with `"status": "degraded"`
+    /// and the reason, so it stays in rotation while saying so. Only a URL or TLS setting
+    /// that cannot work fails the start.
     pub fn redis_cache(
         &mut self,
         args: &config::RedisArgs,
     ) -> anyhow::Result<redis::aio::ConnectionManager> {
-        redis_in_background(args)
+        let redis = redis_in_background(args)?;
+        self.checks
+            .push(telemetry::admin::optional(db::redis::check(redis.clone())));
+        Ok(redis)
     }
 
     /// The MongoDB database at `url` (the one the URL names, or one named like the service),

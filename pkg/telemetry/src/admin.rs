@@ -46,6 +46,33 @@ pub trait Check: Send + Sync + 'static {
     /// `Ok` when the dependency is usable; `Err` says why not (it is shown on the admin port,
     /// so it must not contain secrets).
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Whether the service still serves without this dependency (a cache): when it fails,
+    /// readiness stays 200 and says `degraded`.
+    fn optional(&self) -> bool {
+        false
+    }
+}
+
+/// `check` as an optional dependency: its failure makes readiness `degraded`, not
+/// `unavailable`.
+pub fn optional(check: Arc<dyn Check>) -> Arc<dyn Check> {
+    Arc::new(Optional(check))
+}
+
+struct Optional(Arc<dyn Check>);
+
+impl Check for Optional {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        self.0.check()
+    }
+
+    fn optional(&self) -> bool {
+        true
+    }
 }
 
 struct FnCheck<F> {
@@ -208,27 +235,28 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("timed out after {} s", CHECK_TIMEOUT.as_secs())),
         };
-        (check.name().to_owned(), outcome)
+        (check.name().to_owned(), check.optional(), outcome)
     }))
     .await;
 
-    let mut all_ok = true;
+    let (mut all_ok, mut required_ok) = (true, true);
     let mut checks = BTreeMap::new();
-    for (name, outcome) in results {
+    for (name, optional, outcome) in results {
         let shown = match outcome {
             Ok(()) => "ok".to_owned(),
             Err(reason) => {
                 all_ok = false;
+                required_ok &= optional;
                 tracing::warn!(check = %name, %reason, "readiness check failed");
                 format!("error: {reason}")
             }
         };
         checks.insert(name, shown);
     }
-    let (status, label) = if all_ok {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    let (status, label) = match (required_ok, all_ok) {
+        (true, true) => (StatusCode::OK, "ok"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     (status, Json(json!({ "status": label, "checks": checks })))
 }

@@ -32,12 +32,30 @@ async fn without_redis_the_service_serves_from_postgres_and_caches_again_once_re
         status, 200,
         "a cache outage leaves the service ready: {body}"
     );
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "degraded", "{body}");
     assert!(
-        !body.contains("\"redis\":\"ok\""),
-        "nothing claims Redis is fine: {body}"
+        ready["checks"]["redis"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("error")),
+        "the readiness answer says what is down: {body}"
     );
 
     redis.restart().await.expect("restarting redis-server");
+    // Ready and no longer degraded once Redis answers again.
+    let started = Instant::now();
+    loop {
+        let (status, body) = admin_get(&app, "/health/ready").await;
+        let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status == 200 && ready["status"] == "ok" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still not ok with Redis back: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut conn = db::redis::connect(redis.url()).await.unwrap();
     let key = format!("{}:{}", product_service::CACHE_NAMESPACE, created.id);
     let started = Instant::now();

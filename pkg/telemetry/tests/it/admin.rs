@@ -244,3 +244,22 @@ async fn the_healthcheck_binary_says_whether_the_service_is_ready() {
     ready.stop().await;
     unready.stop().await;
 }
+
+/// An optional dependency (a cache) that fails leaves the service ready but says so; a
+/// required one still makes it unready.
+#[tokio::test]
+async fn an_optional_dependency_down_is_degraded_not_unavailable() {
+    let cache = telemetry::admin::optional(failing("redis", "connection refused"));
+    let admin = RunningAdmin::start(vec![passing("postgres"), cache.clone()]).await;
+    let (status, body) = admin.ready().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["redis"], "error: connection refused");
+    admin.stop().await;
+
+    let admin = RunningAdmin::start(vec![failing("postgres", "refused"), cache]).await;
+    let (status, body) = admin.ready().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    admin.stop().await;
+}
