@@ -75,7 +75,11 @@ impl From<Error> for rpc::Error {
             Error::Hash(cause) => rpc::Error::internal(cause),
             Error::Database(cause) => rpc::Error::internal(cause),
             Error::Outbox(cause) => rpc::Error::internal(cause),
-            Error::Redis(cause) => rpc::Error::internal(cause),
+            // Sessions and sign-in limits live there: try again once it is back.
+            Error::Redis(cause) => {
+                tracing::warn!(error = %cause, "Redis is unavailable");
+                rpc::Error::unavailable("sign-in is unavailable for a moment; try again shortly")
+            }
         }
     }
 }

@@ -171,7 +171,9 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     }
     let mut host = host::Host::connect(&api::auth::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
-    let redis = host.redis(&config.redis).await?;
+    // Sessions and sign-in limits: without Redis, sign-in answers `unavailable` and the rest
+    // of the service (keys, registration, accounts) keeps working.
+    let redis = host.redis_optional(&config.redis)?;
     host.outbox(&pool, &config.outbox).await?;
     let token_settings = config.token_settings();
     let keys = Arc::new(match &config.signing_key_file {

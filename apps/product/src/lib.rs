@@ -77,7 +77,7 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let mut host = host::Host::connect(&api::product::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     // Redis only caches products: the service starts and serves from PostgreSQL without it.
-    let redis = host.redis_cache(&config.redis)?;
+    let redis = host.redis_optional(&config.redis)?;
     host.outbox(&pool, &config.outbox).await?;
     if config.seed_demo_catalog {
         seed::seed_demo_catalog(&pool)

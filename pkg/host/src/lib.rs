@@ -156,13 +156,13 @@ impl Host {
         Ok(redis)
     }
 
-    /// Redis at `args`' URL, for a service that uses it only as a cache and serves without
-    /// it (from its database, through `db::cache::Cache`). The service starts and stays ready
-    /// while Redis is down, connecting in the background; the cache logs and counts the
-    /// outage (`cache_errors_total`), and readiness answers 200 with `"status": "degraded"`
-    /// and the reason, so it stays in rotation while saying so. Only a URL or TLS setting
-    /// that cannot work fails the start.
-    pub fn redis_cache(
+    /// Redis at `args`' URL, for a service that serves without it: a cache (product serves
+    /// from its database through `db::cache::Cache`), or state only some methods need (auth's
+    /// sessions: sign-in answers `unavailable` while keys, registration and accounts work).
+    /// The service starts and stays ready while Redis is down, connecting in the background;
+    /// readiness answers 200 with `"status": "degraded"` and the reason, so it stays in
+    /// rotation while saying so. Only a URL or TLS setting that cannot work fails the start.
+    pub fn redis_optional(
         &mut self,
         args: &config::RedisArgs,
     ) -> anyhow::Result<redis::aio::ConnectionManager> {

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admins;
+mod degraded;
 mod events;
 mod helpers;
 mod keys;

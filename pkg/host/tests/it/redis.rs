@@ -103,7 +103,7 @@ async fn a_service_that_only_caches_in_redis_stays_ready_and_reconnects() {
     let mut host =
         host::Host::with_connection(&CACHING, nats_server.connect().await, &args.service);
     let redis = host
-        .redis_cache(&args.redis)
+        .redis_optional(&args.redis)
         .expect("Redis being down does not fail the start");
     let serving = host.serve(Vec::new()).await.expect("serving");
 
@@ -144,5 +144,5 @@ async fn a_redis_url_that_cannot_work_fails_the_start() {
     let mut host =
         host::Host::with_connection(&CACHING, nats_server.connect().await, &args.service);
     assert!(host.redis(&args.redis).await.is_err());
-    assert!(host.redis_cache(&args.redis).is_err());
+    assert!(host.redis_optional(&args.redis).is_err());
 }
