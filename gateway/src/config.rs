@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,12 +17,17 @@ use config::{NatsArgs, RedisArgs, TelemetryArgs};
     about = "The Emporium HTTP API gateway: HTTP in, NATS request/reply out."
 )]
 pub struct Config {
-    /// The HTTP port (API, health, metrics, OpenAPI and docs); 0 picks a free one.
+    /// The public HTTP port: the API, /openapi.json and the health probes; 0 picks a free one.
     #[arg(long = "port", env = "GATEWAY_PORT", default_value_t = 8080)]
     pub port: u16,
     /// The address to listen on.
     #[arg(long = "bind", env = "GATEWAY_BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
+    /// Address of the admin HTTP server, kept off the public port: /metrics, /docs,
+    /// /openapi.json and the health probes. A free port on 127.0.0.1 when not given (the
+    /// gateway logs the one it bound).
+    #[arg(long = "admin-addr", env = "ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
@@ -93,15 +98,35 @@ pub struct Config {
         default_value = "default=600/60,search=300/60,auth=30/60"
     )]
     pub rate_limits: RateLimits,
-    /// Take the client address for rate limiting from X-Forwarded-For (the last address in
-    /// it, the one our own proxy saw). Only set this behind a proxy that sets the header.
+    /// The gateway runs behind one reverse proxy or load balancer of our own that appends
+    /// the address it saw to X-Forwarded-For (and sets X-Forwarded-Proto). The client address
+    /// (rate limits, the X-Client-Ip services count login attempts by) is then the right-most
+    /// X-Forwarded-For entry, the one that proxy appended; anything left of it is whatever
+    /// the client claimed and is ignored. Off (the default), the client address is the TCP
+    /// peer and X-Forwarded-For is ignored: never turn it on where clients reach the gateway
+    /// directly, or each can pick its own address.
     #[arg(long = "trust-forwarded-for", env = "TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Clients reach the gateway over HTTPS (TLS ends at a proxy in front of it): every
+    /// answer carries Strict-Transport-Security. Without it the header is sent only when a
+    /// trusted proxy says so (X-Forwarded-Proto: https with --trust-forwarded-for).
+    #[arg(long = "public-tls", env = "PUBLIC_TLS")]
+    pub public_tls: bool,
+    /// Requests handled at once; past it the gateway answers 503 with Retry-After at once
+    /// (load shedding) instead of queueing. The health probes are never shed.
+    #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
 }
 
 impl Config {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The configured admin address, or a free port on 127.0.0.1.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 }
 
@@ -247,6 +272,14 @@ mod tests {
         assert_eq!(config.body_limit_bytes, 1024 * 1024);
         assert_eq!(config.rate_limits.limit_for("search").1.capacity, 300);
         assert!(config.cors_allowed_origins.is_empty());
+        assert!(!config.trust_forwarded_for);
+        assert!(!config.public_tls);
+        assert_eq!(config.max_in_flight, 1024);
+        assert_eq!(
+            config.admin_addr(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            "a free local port unless told"
+        );
 
         let config = Config::try_parse_from([
             "gateway",

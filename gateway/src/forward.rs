@@ -6,7 +6,7 @@
 //! and the reply payload passed back untouched.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use rpc::Principal;
 use telemetry::propagation::{TRACEPARENT, TRACESTATE, TraceHeaders};
 
 use crate::authentication::Authenticator;
+use crate::edge::Arrival;
 use crate::error::{ApiCode, ApiError};
 use crate::message;
 use crate::rate_limit::RateLimiter;
@@ -32,7 +33,7 @@ pub struct Forwarder {
     pub rpc: rpc::Client,
     pub authenticator: Arc<Authenticator>,
     pub rate_limiter: RateLimiter,
-    /// The deadline of every request; services receive what is left of it.
+    /// The budget of every request from its arrival; services receive its deadline.
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub trust_forwarded_for: bool,
@@ -86,9 +87,13 @@ fn method_filter(method: &str) -> Option<MethodFilter> {
 
 impl Forwarder {
     async fn forward(&self, route: &'static Route, request: Request) -> Response {
-        let started = Instant::now();
+        let arrived = request
+            .extensions()
+            .get::<Arrival>()
+            .map_or_else(Instant::now, |arrival| arrival.0);
         let (mut parts, body) = request.into_parts();
         let client_ip = self.client_ip(&parts);
+        let rate_limit_client = format!("ip:{}", rate_limit_address(client_ip));
         let principal = match self
             .authenticator
             .authorize(&parts.headers, route.descriptor.access)
@@ -100,7 +105,7 @@ impl Forwarder {
             Err(refused) => {
                 let decision = self
                     .rate_limiter
-                    .check(route.rate_class, &format!("ip:{client_ip}"))
+                    .check(route.rate_class, &rate_limit_client)
                     .await;
                 let mut response = decision.to_error().unwrap_or(refused).into_response();
                 decision.apply_headers(response.headers_mut());
@@ -110,13 +115,13 @@ impl Forwarder {
 
         let client = match &principal {
             Some(principal) => format!("user:{}", principal.user_id),
-            None => format!("ip:{client_ip}"),
+            None => rate_limit_client,
         };
         let decision = self.rate_limiter.check(route.rate_class, &client).await;
         let mut response = match decision.to_error() {
             Some(denied) => denied.into_response(),
             None => match self
-                .call(route, &mut parts, body, principal, client_ip, started)
+                .call(route, &mut parts, body, principal, client_ip, arrived)
                 .await
             {
                 Ok(response) => response,
@@ -134,7 +139,7 @@ impl Forwarder {
         body: Body,
         principal: Option<Principal>,
         client_ip: IpAddr,
-        started: Instant,
+        arrived: Instant,
     ) -> Result<Response, ApiError> {
         let path_params = if route.path_params.is_empty() {
             Vec::new()
@@ -153,6 +158,14 @@ impl Forwarder {
             Bytes::new()
         };
         let payload = message::build(route, &path_params, &query, body)?;
+        // What NATS would refuse to carry is refused here, as too large, not as unavailable.
+        let max_payload = self.rpc.nats().max_payload();
+        if max_payload > 0 && payload.len() + NATS_HEADERS_ROOM > max_payload {
+            return Err(ApiError::new(
+                ApiCode::PayloadTooLarge,
+                "the request is larger than the platform carries",
+            ));
+        }
 
         let request_id = parts
             .headers
@@ -168,10 +181,15 @@ impl Forwarder {
             }
             None => new_trace(),
         };
+        // The deadline counts from the request's arrival, not from this call, and travels to
+        // the service as an absolute time: a request still queued when the client has had its
+        // 504 is not worked on.
+        let deadline = arrived
+            .checked_add(self.request_timeout)
+            .unwrap_or_else(Instant::now);
         let mut context = rpc::Context::background()
             .with_request_id(request_id)
-            // The deadline counts from the request's arrival, not from this call.
-            .with_timeout(self.request_timeout.saturating_sub(started.elapsed()))
+            .with_deadline(deadline)
             .with_client_ip(client_ip.to_string())
             .with_trace(trace);
         if let Some(principal) = principal {
@@ -180,7 +198,10 @@ impl Forwarder {
         // The headers are built from nothing: whatever principal or deadline headers the
         // client sent are never forwarded.
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(rpc::headers::CONTENT_TYPE, rpc::headers::JSON);
+        headers.insert(
+            rpc::headers::CONTENT_TYPE,
+            rpc::headers::value(rpc::headers::JSON),
+        );
         let timeout = context.write_headers(&mut headers, self.request_timeout);
 
         // A streaming route listens before it reads the snapshot, so nothing falls between.
@@ -218,7 +239,9 @@ impl Forwarder {
         Ok(response)
     }
 
-    /// The address a client's anonymous requests are counted against.
+    /// The client's address: the TCP peer, or with `--trust-forwarded-for` what our proxy
+    /// appended to X-Forwarded-For. Sent to services as `X-Client-Ip`; rate limits count
+    /// anonymous requests against it (an IPv6 client by its /64, see [`rate_limit_address`]).
     fn client_ip(&self, parts: &Parts) -> IpAddr {
         if self.trust_forwarded_for
             && let Some(ip) = forwarded_for(&parts.headers)
@@ -228,7 +251,25 @@ impl Forwarder {
         parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
+            .map_or(IpAddr::from([0, 0, 0, 0]), |info| {
+                info.0.ip().to_canonical()
+            })
+    }
+}
+
+/// Room left in a NATS message for the headers the gateway adds (each value is at most
+/// [`telemetry::propagation::MAX_HEADER_VALUE_BYTES`]).
+const NATS_HEADERS_ROOM: usize = 16 * 1024;
+
+/// The address rate limits count a client by: an IPv4 address, or an IPv6 client's /64 (one
+/// subscriber usually gets a whole /64, and would otherwise have 2^64 buckets to pick from).
+pub fn rate_limit_address(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", Ipv6Addr::from(network))
+        }
     }
 }
 
@@ -317,16 +358,24 @@ fn is_valid_traceparent(value: &str) -> bool {
         && parts[2] != "0000000000000000"
 }
 
-/// The last address in X-Forwarded-For: the one our own proxy saw (earlier entries are
-/// whatever the client claimed).
+/// The right-most X-Forwarded-For entry, the address our own proxy appended; the entries
+/// left of it are whatever the client claimed. `None` when that entry is not an address (a
+/// proxy that wrote `unknown`): the client is then the peer, never an entry further left.
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
+    let last = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-        .next_back()
+        .next_back()?
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim();
+    let ip = last
+        .parse::<IpAddr>()
+        .or_else(|_| last.parse::<SocketAddr>().map(|with_port| with_port.ip()))
+        .ok()?;
+    Some(ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -395,7 +444,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_takes_the_last_valid_address() {
+    fn forwarded_for_takes_the_entry_our_proxy_appended() {
         assert_eq!(
             forwarded_for(&headers(&[("x-forwarded-for", "1.1.1.1, 10.0.0.7")])),
             Some(IpAddr::from([10, 0, 0, 7]))
@@ -403,11 +452,38 @@ mod tests {
         assert_eq!(
             forwarded_for(&headers(&[
                 ("x-forwarded-for", "1.1.1.1"),
-                ("x-forwarded-for", "2.2.2.2, junk")
+                ("x-forwarded-for", "2.2.2.2")
             ])),
             Some(IpAddr::from([2, 2, 2, 2]))
         );
+        assert_eq!(
+            forwarded_for(&headers(&[("x-forwarded-for", "[2001:db8::1]:4711")])),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(
+            forwarded_for(&headers(&[("x-forwarded-for", "::ffff:192.0.2.1")])),
+            Some(IpAddr::from([192, 0, 2, 1]))
+        );
+        // The proxy's entry is not an address: the client's claims further left are not
+        // taken instead.
+        assert_eq!(
+            forwarded_for(&headers(&[("x-forwarded-for", "1.1.1.1, unknown")])),
+            None
+        );
         assert_eq!(forwarded_for(&headers(&[])), None);
+    }
+
+    #[test]
+    fn ipv6_clients_are_rate_limited_by_their_64() {
+        let address = |text: &str| rate_limit_address(text.parse().unwrap());
+        assert_eq!(address("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(
+            address("2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(address("2001:db8:1:2::1"), address("2001:db8:1:2:ffff::9"));
+        assert_ne!(address("2001:db8:1:2::1"), address("2001:db8:1:3::1"));
     }
 
     #[test]

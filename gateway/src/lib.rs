@@ -2,9 +2,9 @@
 //!
 //! Every route comes from the contracts ([`api::ROUTES`]); a request is checked (access rule,
 //! rate limit), turned into its method's request message and sent as a NATS request to the
-//! method's subject, and the reply's JSON goes back to the client byte for byte. The gateway
-//! also serves its own health, metrics, the OpenAPI document and a page rendering it, on the
-//! same port.
+//! method's subject, and the reply's JSON goes back to the client byte for byte. The public
+//! port also serves the health probes and the OpenAPI document; metrics and the page
+//! rendering the document are on the admin port, off the public one.
 //!
 //! Decisions worth knowing:
 //! - The access rule is applied before anything reaches NATS. Principal and deadline headers
@@ -18,6 +18,9 @@
 //! - Rate limiting fails open: when Redis is down requests pass (counted in
 //!   `rate_limit_decisions_total{decision="fail_open"}`), and readiness only reports Redis as
 //!   degraded instead of taking the gateway out of service.
+//! - A request's deadline counts from its arrival ([`edge`]) and reaches services as an
+//!   absolute time, so nothing works on a request whose client already had its 504; past
+//!   `--max-in-flight` requests the gateway sheds load with 503 instead of queueing.
 //!
 //! This crate is the only one that knows HTTP statuses and headers. It must never know a
 //! particular service: no subject, route or message type is written here, and it must never
@@ -26,6 +29,7 @@
 pub mod admin;
 pub mod authentication;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod forward;
 pub mod message;
@@ -34,7 +38,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod stream;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -66,11 +70,14 @@ const NATS_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// normally answered with the service call's own `deadline_exceeded`.
 const TIMEOUT_GRACE: Duration = Duration::from_millis(100);
 
-/// A gateway bound to its port, ready to serve.
+/// A gateway bound to its ports, ready to serve.
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     local_addr: SocketAddr,
+    admin_listener: tokio::net::TcpListener,
+    admin_router: Router,
+    admin_addr: SocketAddr,
     nats: async_nats::Client,
     background: Vec<JoinHandle<()>>,
     /// Ends the open event streams when shutdown begins, so their connections can close.
@@ -79,7 +86,7 @@ pub struct Application {
 
 impl Application {
     /// Connects to NATS (and lazily to Redis), loads the token keys, builds the routes and
-    /// binds the port (port 0 picks a free one).
+    /// binds the public and admin ports (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Installs the metrics recorder before the first request is counted.
         let _ = telemetry::metrics();
@@ -111,28 +118,52 @@ impl Application {
             trust_forwarded_for: config.trust_forwarded_for,
         };
         let router = forward::router(api::ROUTES, forwarder)?
-            .merge(admin::router(nats.clone(), redis))
+            .merge(admin::public_router(nats.clone(), redis.clone()))
             .fallback(error::route_not_found)
             .method_not_allowed_fallback(error::method_not_allowed);
         let router = with_middleware(router, &config)?;
+        let admin_router = admin::admin_router(nats.clone(), redis)
+            .fallback(error::route_not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                // Operators reach the admin port directly, over plain HTTP.
+                edge::SecurityHeaders {
+                    public_tls: false,
+                    trust_forwarded_proto: false,
+                },
+                edge::security_headers,
+            ))
+            .layer(CatchPanicLayer::custom(error::panic_response));
 
         let listener = tokio::net::TcpListener::bind((config.bind, config.port))
             .await
             .map_err(|e| anyhow::anyhow!("binding {}:{}: {e}", config.bind, config.port))?;
         let local_addr = listener.local_addr()?;
-        tracing::info!(%local_addr, routes = api::ROUTES.len(), "gateway ready");
+        let admin_listener = tokio::net::TcpListener::bind(config.admin_addr())
+            .await
+            .map_err(|e| anyhow::anyhow!("binding the admin port {}: {e}", config.admin_addr()))?;
+        let admin_addr = admin_listener.local_addr()?;
+        tracing::info!(%local_addr, %admin_addr, routes = api::ROUTES.len(), "gateway ready");
         Ok(Self {
             listener,
             router,
             local_addr,
+            admin_listener,
+            admin_router,
+            admin_addr,
             nats,
             background: refresh_task.into_iter().collect(),
             streams_end,
         })
     }
 
+    /// The public port's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin port's address (metrics, docs, health).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
@@ -144,14 +175,32 @@ impl Application {
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let streams_end = self.streams_end;
-        let shutdown = async move {
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        let stopped = |mut watch: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = watch.wait_for(|stopping| *stopping).await;
+        };
+        let public_stopped = stopped(stopping.subscribe());
+        let admin_stopped = stopped(stopping.subscribe());
+        let signal = async move {
             shutdown.await;
+            stopping.send_replace(true);
+        };
+        let public_shutdown = async move {
+            public_stopped.await;
             // A live stream never finishes on its own; graceful shutdown would wait for it.
             streams_end.close();
         };
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        tracing::info!(addr = %self.admin_addr, "admin server listening");
+        let admin = axum::serve(self.admin_listener, self.admin_router)
+            .with_graceful_shutdown(admin_stopped)
+            .into_future();
+        let public = axum::serve(self.listener, service)
+            .with_graceful_shutdown(public_shutdown)
+            .into_future();
+        let ((), served, admin_served) = tokio::join!(signal, public, admin);
+        if let Err(e) = admin_served {
+            tracing::warn!(error = %e, "serving the admin port");
+        }
         for task in self.background {
             task.abort();
         }
@@ -168,6 +217,15 @@ impl Application {
 fn with_middleware(router: Router, config: &Config) -> anyhow::Result<Router> {
     let x_request_id = HeaderName::from_static("x-request-id");
     let middleware = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(edge::stamp_arrival))
+        .layer(axum::middleware::from_fn_with_state(
+            edge::SecurityHeaders {
+                public_tls: config.public_tls,
+                trust_forwarded_proto: config.trust_forwarded_for,
+            },
+            edge::security_headers,
+        ))
+        .layer(axum::middleware::from_fn(edge::sanitize_request_id))
         .layer(SetRequestIdLayer::new(
             x_request_id.clone(),
             observe::MakeRequestUuidV7,
@@ -182,6 +240,10 @@ fn with_middleware(router: Router, config: &Config) -> anyhow::Result<Router> {
         )
         .layer(axum::middleware::from_fn(observe::record_metrics))
         .layer(cors(&config.cors_allowed_origins)?)
+        .layer(axum::middleware::from_fn_with_state(
+            edge::InFlight::new(config.max_in_flight),
+            edge::shed_load,
+        ))
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(TimeoutLayer::with_status_code(

@@ -10,6 +10,9 @@
 //!   business and are only in the DEBUG line.
 //! - The metric handles of a route and method are made once and kept, instead of building and
 //!   looking up a label set per request. The series (names and labels) are the same.
+//! - Labels take known values only, so no client can grow the number of series: the route is
+//!   the matched route template or `unmatched`, the method one of the methods HTTP defines
+//!   or `other`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
@@ -25,6 +28,25 @@ use tracing::Span;
 /// The route label of a request no route matched: raw paths would make one time series per
 /// URL a scanner tries.
 const UNMATCHED: &str = "unmatched";
+/// The method label of a request with a method HTTP does not define (any token is a valid
+/// method, so raw methods would make one series per token a client makes up).
+const OTHER_METHOD: &str = "other";
+
+/// The method as a label: one of a fixed set.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => OTHER_METHOD,
+    }
+}
 
 /// A request that takes at least this long is logged at INFO even when it succeeds.
 pub const SLOW_REQUEST: Duration = Duration::from_secs(1);
@@ -57,9 +79,9 @@ pub fn make_span<B>(request: &axum::http::Request<B>) -> Span {
     tracing::debug_span!(
         target: telemetry::REQUEST_TARGET,
         "http.request",
-        otel.name = %format!("{} {}", request.method(), route_of(request)),
+        otel.name = %format!("{} {}", method_label(request.method()), route_of(request)),
         otel.kind = "server",
-        http.request.method = %request.method(),
+        http.request.method = method_label(request.method()),
         http.route = %route_of(request),
         request_id = %request
             .headers()
@@ -83,7 +105,7 @@ pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, spa
 /// that failed on our side (5xx) or were slow.
 pub async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let metrics = RouteMetrics::of(route_of(&request), request.method());
+    let metrics = RouteMetrics::of(route_of(&request), method_label(request.method()));
     let request_id = request.headers().get("x-request-id").cloned();
     let response = next.run(request).await;
     let latency = started.elapsed();
@@ -104,7 +126,7 @@ fn log_outcome(
     }
     let latency_ms = latency.as_secs_f64() * 1000.0;
     let request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (method, route, status) = (&metrics.method, &metrics.route, status.as_u16());
+    let (method, route, status) = (metrics.method, &metrics.route, status.as_u16());
     if (500..600).contains(&status) {
         tracing::warn!(
             method,
@@ -130,23 +152,23 @@ fn log_outcome(
 /// recording through it skips hashing the labels and the registry lookup of `counter!`.
 struct RouteMetrics {
     route: String,
-    method: String,
+    method: &'static str,
     duration: metrics::Histogram,
     /// One counter per status seen so far (a handful), made on first use so that a status
     /// that never happened has no series.
     requests: RwLock<Vec<(StatusCode, metrics::Counter)>>,
 }
 
-/// Route template → method → handles. Bounded like the registry's own series: routes come
-/// from the contracts (plus "unmatched"), methods from the requests.
-type RouteTable = HashMap<String, HashMap<Method, Arc<RouteMetrics>>>;
+/// Route template → method label → handles. Bounded like the series: routes come from the
+/// router (plus "unmatched"), methods from a fixed set (plus "other").
+type RouteTable = HashMap<String, HashMap<&'static str, Arc<RouteMetrics>>>;
 
 /// Every gateway in the process records into the one global recorder, so one table serves them
 /// all.
 static ROUTES: LazyLock<RwLock<RouteTable>> = LazyLock::new(RwLock::default);
 
 impl RouteMetrics {
-    fn of(route: &str, method: &Method) -> Arc<Self> {
+    fn of(route: &str, method: &'static str) -> Arc<Self> {
         let known = ROUTES
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -161,18 +183,18 @@ impl RouteMetrics {
             .unwrap_or_else(PoisonError::into_inner)
             .entry(route.to_owned())
             .or_default()
-            .entry(method.clone())
+            .entry(method)
             .or_insert_with(|| Arc::new(Self::new(route, method)))
             .clone()
     }
 
-    fn new(route: &str, method: &Method) -> Self {
-        let (route, method) = (route.to_owned(), method.as_str().to_owned());
+    fn new(route: &str, method: &'static str) -> Self {
+        let route = route.to_owned();
         Self {
             duration: metrics::histogram!(
                 REQUEST_DURATION,
                 "route" => route.clone(),
-                "method" => method.clone()
+                "method" => method
             ),
             requests: RwLock::default(),
             route,
@@ -205,7 +227,7 @@ impl RouteMetrics {
         let counter = metrics::counter!(
             REQUESTS_TOTAL,
             "route" => self.route.clone(),
-            "method" => self.method.clone(),
+            "method" => self.method,
             "status" => status.as_u16().to_string()
         );
         requests.push((status, counter.clone()));
@@ -218,15 +240,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn methods_outside_the_fixed_set_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "get", "PROPFIND", "X-ANYTHING-1234"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{made_up}");
+        }
+    }
+
+    #[test]
     fn handles_are_made_once_per_route_and_method() {
         let rendered = telemetry::metrics();
-        let first = RouteMetrics::of("/api/v1/observe-test/{id}", &Method::GET);
-        let again = RouteMetrics::of("/api/v1/observe-test/{id}", &Method::GET);
-        let other = RouteMetrics::of("/api/v1/observe-test/{id}", &Method::DELETE);
+        let first = RouteMetrics::of("/api/v1/observe-test/{id}", "GET");
+        let again = RouteMetrics::of("/api/v1/observe-test/{id}", "GET");
+        let other = RouteMetrics::of("/api/v1/observe-test/{id}", "DELETE");
         assert!(Arc::ptr_eq(&first, &again));
         assert!(!Arc::ptr_eq(&first, &other));
         assert_eq!(
-            (first.route.as_str(), first.method.as_str()),
+            (first.route.as_str(), first.method),
             ("/api/v1/observe-test/{id}", "GET")
         );
         assert_eq!(other.method, "DELETE");

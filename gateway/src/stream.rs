@@ -109,14 +109,16 @@ impl Subscription {
 }
 
 /// One domain event as an SSE event: named by its type, its event id as the SSE id, its
-/// payload as data, untouched.
+/// payload as data, untouched. (axum panics on a control character in an SSE id or event
+/// name, so the headers lose theirs.)
 fn event(message: &async_nats::Message) -> Event {
     let header = |name: &str| {
-        message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
+        message.headers.as_ref().and_then(|h| h.get(name)).map(|v| {
+            v.as_str()
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        })
     };
     let mut event = Event::default().data(String::from_utf8_lossy(&message.payload));
     if let Some(kind) = header(events::headers::EVENT_TYPE) {

@@ -32,6 +32,8 @@ impl Default for Options {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
+    /// The admin port: `http://127.0.0.1:<port>`
+    pub admin_address: String,
     pub http: reqwest::Client,
     pub signing_key: tokens::SigningKey,
     /// A client of the test's NATS server, to watch what reaches it.
@@ -99,10 +101,12 @@ impl TestApp {
             .await
             .expect("starting the gateway");
         let address = format!("http://{}", application.local_addr());
+        let admin_address = format!("http://{}", application.admin_addr());
         let gateway = AppTask::spawn("gateway", |signal| application.run_until(signal));
 
         Self {
             address,
+            admin_address,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -145,6 +149,22 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// GET on the admin port.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.admin_address))
+            .send()
+            .await
+            .expect("GET sent to the admin port")
+    }
+
+    /// The Prometheus text the admin port serves.
+    pub async fn metrics(&self) -> String {
+        let response = self.admin_get("/metrics").await;
+        assert_eq!(response.status(), 200, "/metrics on the admin port");
+        response.text().await.expect("the metrics text")
     }
 
     pub fn token(&self, subject: &str, roles: &[&str]) -> String {
@@ -339,4 +359,246 @@ pub async fn assert_nothing_arrives(subscriber: &mut async_nats::Subscriber) {
         "a request reached NATS: {:?}",
         next.ok().flatten().map(|m| m.subject)
     );
+}
+
+/// The key the auth service of a [`Platform`] signs with; tests mint tokens with it, as
+/// `cargo xtask dev-token` does in the dev stack.
+const PLATFORM_KEY_ID: &str = "platform-1";
+
+/// What a [`Platform`] test needs to vary.
+pub struct PlatformOptions {
+    /// Run the product service too (auth, user and address always run).
+    pub product_service: bool,
+    /// Adjusts the gateway's config before it starts.
+    pub configure: Box<dyn FnOnce(&mut gateway::Config) + Send>,
+}
+
+impl Default for PlatformOptions {
+    fn default() -> Self {
+        Self {
+            product_service: false,
+            configure: Box::new(|_| {}),
+        }
+    }
+}
+
+/// The gateway in front of the auth, user and address services (and product when asked) on
+/// private servers; the gateway takes its keys from the auth service over NATS.
+pub struct Platform {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub signing_key: tokens::SigningKey,
+    /// Stopped first, then the services in order.
+    gateway: AppTask,
+    services: Vec<ServiceTask>,
+    _key_dir: KeyDir,
+    _databases: Vec<TestDatabase>,
+    _redis: RedisServer,
+    _nats: NatsServer,
+}
+
+struct KeyDir(PathBuf);
+
+impl Drop for KeyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Platform {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(PlatformOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: PlatformOptions) -> Self {
+        telemetry::init_for_tests();
+        let nats = NatsServer::start().await.expect("starting nats-server");
+        let redis = RedisServer::start().await.expect("starting redis");
+        let admin_addr = Some(([127, 0, 0, 1], 0).into());
+
+        let key_dir =
+            KeyDir(std::env::temp_dir().join(format!("platform-{}", uuid::Uuid::now_v7())));
+        std::fs::create_dir_all(&key_dir.0).expect("creating the key directory");
+        let signing_key = tokens::SigningKey::generate(PLATFORM_KEY_ID);
+        let key_file = key_dir.0.join("signing-key.pem");
+        std::fs::write(&key_file, signing_key.to_pkcs8_pem()).expect("writing the key");
+
+        let auth_db = testkit::fresh_database().await.expect("auth database");
+        let user_db = testkit::fresh_database().await.expect("user database");
+        let address_db = testkit::fresh_database().await.expect("address database");
+
+        let mut auth_config = auth_service::Config::try_parse_from([
+            "auth-service",
+            "--signing-key-file",
+            key_file.to_str().expect("a UTF-8 temp path"),
+            "--signing-key-id",
+            PLATFORM_KEY_ID,
+        ])
+        .expect("auth config");
+        auth_config.service.nats.nats_url = nats.url().to_owned();
+        auth_config.redis.redis_url = redis.url().to_owned();
+        auth_config.postgres.database_url = Some(auth_db.url().to_owned());
+        auth_config.service.admin_addr = admin_addr;
+        let auth = ServiceTask::start(auth_service::start(auth_config)).await;
+
+        let mut user_config =
+            user_service::Config::try_parse_from(["user-service"]).expect("user config");
+        user_config.service.nats.nats_url = nats.url().to_owned();
+        user_config.postgres.database_url = Some(user_db.url().to_owned());
+        user_config.service.admin_addr = admin_addr;
+        let user = ServiceTask::start(user_service::start(user_config)).await;
+
+        let mut address_config =
+            address_service::Config::try_parse_from(["address-service"]).expect("address config");
+        address_config.service.nats.nats_url = nats.url().to_owned();
+        address_config.postgres.database_url = Some(address_db.url().to_owned());
+        address_config.service.admin_addr = admin_addr;
+        let address_app = ServiceTask::start(address_service::start(address_config)).await;
+
+        let mut services = vec![address_app, user, auth];
+        let mut databases = vec![auth_db, user_db, address_db];
+        if options.product_service {
+            let product_db = testkit::fresh_database().await.expect("product database");
+            let mut config = product_service::Config::try_parse_from(["product-service"])
+                .expect("default product config");
+            config.service.nats.nats_url = nats.url().to_owned();
+            config.redis.redis_url = redis.url().to_owned();
+            config.postgres.database_url = Some(product_db.url().to_owned());
+            config.service.admin_addr = admin_addr;
+            config.seed_demo_catalog = false;
+            services.insert(0, ServiceTask::start(product_service::start(config)).await);
+            databases.push(product_db);
+        }
+
+        let mut gateway_config = gateway::Config::try_parse_from([
+            "gateway",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--nats-url",
+            nats.url(),
+            "--redis-url",
+            redis.url(),
+            "--jwt-jwks-nats",
+        ])
+        .expect("gateway config");
+        (options.configure)(&mut gateway_config);
+        let gateway = gateway::Application::build(gateway_config)
+            .await
+            .expect("starting the gateway");
+        let address = format!("http://{}", gateway.local_addr());
+
+        let gateway = AppTask::spawn("gateway", |signal| gateway.run_until(signal));
+        Self {
+            address,
+            http: reqwest::Client::new(),
+            signing_key,
+            gateway,
+            services,
+            _key_dir: key_dir,
+            _databases: databases,
+            _redis: redis,
+            _nats: nats,
+        }
+    }
+
+    /// Stops the gateway, then each service, checking each shuts down cleanly.
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+        for service in self.services {
+            service.stop().await;
+        }
+    }
+
+    /// The admin ports of the services, for their readiness.
+    pub fn service_admin_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.services.iter().map(ServiceTask::admin_addr).collect()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> (reqwest::StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body), token)
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (reqwest::StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None, token).await
+    }
+
+    pub async fn register_and_login(&self, email: &str, password: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "register: {body}");
+        let (status, tokens) = self
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "login: {tokens}");
+        tokens
+    }
+
+    /// The caller's profile, once the user service has consumed user.registered.
+    pub async fn profile(&self, token: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = self.get("/api/v1/users/me", Some(token)).await;
+            match status {
+                reqwest::StatusCode::OK => return body,
+                reqwest::StatusCode::NOT_FOUND if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => panic!("GET /api/v1/users/me: {other} {body}"),
+            }
+        }
+    }
+
+    /// A token signed with the auth service's key, for a new user id with `roles`.
+    pub fn token(&self, roles: &[&str]) -> String {
+        self.signing_key.mint(
+            &uuid::Uuid::now_v7().to_string(),
+            roles,
+            Duration::from_secs(300),
+            tokens::DEFAULT_ISSUER,
+            tokens::DEFAULT_AUDIENCE,
+        )
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token(&[rpc::roles::ADMIN])
+    }
 }

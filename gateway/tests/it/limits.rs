@@ -1,5 +1,7 @@
 //! Rate limits: per client and class, shared through Redis, failing open without it.
 
+use futures::StreamExt as _;
+
 use crate::helpers::{Options, TestApp, expect_error, product_path, products_path};
 
 fn tiny_limits() -> Options {
@@ -86,6 +88,114 @@ async fn forwarded_for_is_only_trusted_when_configured() {
     app.stop().await;
 }
 
+fn trusting_a_proxy() -> Options {
+    Options {
+        configure: Box::new(|config| {
+            config.rate_limits = "default=3/60,search=2/60".parse().unwrap();
+            config.trust_forwarded_for = true;
+        }),
+        ..Options::default()
+    }
+}
+
+/// The rate-limit buckets in the gateway's Redis.
+async fn buckets(app: &TestApp) -> Vec<String> {
+    let client = redis::Client::open(app.redis_url().unwrap()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("gateway:ratelimit:*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+/// Lists products claiming `forwarded_for`; the status and the `X-Client-Ip` the service got.
+async fn list_as(
+    app: &TestApp,
+    requests: &mut async_nats::Subscriber,
+    forwarded_for: &str,
+) -> (u16, Option<String>) {
+    let response = app
+        .request(reqwest::Method::GET, &products_path())
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status == 429 {
+        return (status, None);
+    }
+    let seen = requests.next().await.unwrap().headers.unwrap();
+    let client_ip = seen
+        .get(rpc::headers::CLIENT_IP)
+        .map(|v| v.as_str().to_owned());
+    (status, client_ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_client_is_the_address_it_appended() {
+    let app = TestApp::spawn_with(trusting_a_proxy()).await;
+    let mut requests = app.watch(&api::product::methods::LIST_PRODUCTS).await;
+    // The client claimed 198.51.100.1; our proxy appended the address it saw.
+    let (status, client_ip) = list_as(&app, &mut requests, "198.51.100.1, 203.0.113.9").await;
+    assert_eq!(status, 200);
+    assert_eq!(client_ip.as_deref(), Some("203.0.113.9"));
+    assert_eq!(
+        buckets(&app).await,
+        ["gateway:ratelimit:search:ip:203.0.113.9"]
+    );
+    // An entry the proxy did not write as an address does not hand the choice to the client.
+    let (status, client_ip) = list_as(&app, &mut requests, "198.51.100.1, unknown").await;
+    assert_eq!(status, 200);
+    assert_eq!(client_ip.as_deref(), Some("127.0.0.1"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_trusted_proxy_a_forged_forwarded_for_is_ignored() {
+    let app = TestApp::spawn_with(tiny_limits()).await;
+    let mut requests = app.watch(&api::product::methods::LIST_PRODUCTS).await;
+    let (status, client_ip) = list_as(&app, &mut requests, "198.51.100.1, 203.0.113.9").await;
+    assert_eq!(status, 200);
+    assert_eq!(client_ip.as_deref(), Some("127.0.0.1"), "the TCP peer");
+    assert_eq!(
+        buckets(&app).await,
+        ["gateway:ratelimit:search:ip:127.0.0.1"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_share_a_bucket_per_64() {
+    let app = TestApp::spawn_with(trusting_a_proxy()).await;
+    let mut requests = app.watch(&api::product::methods::LIST_PRODUCTS).await;
+    // The search class allows two: two addresses of one /64 spend them both.
+    let (status, client_ip) = list_as(&app, &mut requests, "2001:db8:1:2::5").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        client_ip.as_deref(),
+        Some("2001:db8:1:2::5"),
+        "services see the whole address"
+    );
+    assert_eq!(
+        list_as(&app, &mut requests, "2001:db8:1:2:ffff::6").await.0,
+        200
+    );
+    assert_eq!(list_as(&app, &mut requests, "2001:db8:1:2::7").await.0, 429);
+    // Another /64 has a bucket of its own.
+    assert_eq!(list_as(&app, &mut requests, "2001:db8:1:3::5").await.0, 200);
+    assert_eq!(
+        buckets(&app).await,
+        [
+            "gateway:ratelimit:search:ip:2001:db8:1:2::/64",
+            "gateway:ratelimit:search:ip:2001:db8:1:3::/64",
+        ]
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_requests_still_pass() {
     let mut app = TestApp::spawn_with(tiny_limits()).await;
@@ -97,7 +207,7 @@ async fn without_redis_requests_still_pass() {
         assert!(response.headers().get("x-ratelimit-limit").is_none());
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

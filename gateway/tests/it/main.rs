@@ -3,10 +3,12 @@
 
 mod access;
 mod catalog;
+mod edge;
 mod errors;
 mod helpers;
 mod journey;
 mod limits;
 mod platform;
+mod robustness;
 mod streams;
 mod tokens;

@@ -50,7 +50,7 @@ async fn the_openapi_document_lists_every_route() {
         );
     }
 
-    let page = app.get("/docs").await;
+    let page = app.admin_get("/docs").await;
     assert_eq!(page.status(), 200);
     assert!(
         page.headers()["content-type"]
@@ -156,7 +156,7 @@ async fn health_and_metrics_are_served() {
     app.get(&product_path(&uuid::Uuid::now_v7().to_string()))
         .await;
     app.get(&products_path()).await;
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     let template = api::ROUTES
         .iter()
         .find(|r| std::ptr::eq(r.descriptor, &api::product::methods::GET_PRODUCT))
