@@ -8,6 +8,11 @@ use crate::dev_keys::{self, Role};
 use crate::http;
 use crate::layout::Layout;
 
+/// The gateway's admin port in the dev stack (metrics, the API docs page): beside the
+/// services' admin ports, off the public one. The stack passes it to the gateway as
+/// `ADMIN_ADDR`.
+pub(super) const GATEWAY_ADMIN_PORT: u16 = 9100;
+
 /// One operation of the OpenAPI document.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Operation {
@@ -52,6 +57,7 @@ fn operations(document: &serde_json::Value) -> Vec<Operation> {
 /// gateway's OpenAPI document, which is generated from the contracts.
 pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_port: u16) {
     let base = format!("http://127.0.0.1:{gateway_port}");
+    let admin = format!("http://127.0.0.1:{GATEWAY_ADMIN_PORT}");
     let ttl = Duration::from_secs(12 * 3600);
     let admin_token = dev_keys::mint(key, Role::Admin.dev_subject(), Role::Admin, ttl);
     let customer_token = dev_keys::mint(key, Role::Customer.dev_subject(), Role::Customer, ttl);
@@ -59,10 +65,10 @@ pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_p
     println!();
     println!("Emporium dev stack is up. Ctrl-C stops it.");
     println!();
-    println!("  gateway      {base}");
-    println!("  API docs     {base}/docs");
+    println!("  gateway      {base} (admin {admin})");
+    println!("  API docs     {admin}/docs");
     println!("  OpenAPI      {base}/openapi.json");
-    println!("  metrics      {base}/metrics");
+    println!("  metrics      {admin}/metrics (gateway)");
     for service in SERVICES.iter() {
         println!(
             "               http://127.0.0.1:{}/metrics ({})",
@@ -87,7 +93,7 @@ pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_p
         .filter(|response| response.status == 200)
         .and_then(|response| serde_json::from_str::<serde_json::Value>(&response.body).ok());
     let Some(document) = document else {
-        println!("Try the API: see {base}/docs");
+        println!("Try the API: see {admin}/docs");
         return;
     };
     let operations = operations(&document);
