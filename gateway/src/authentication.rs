@@ -3,16 +3,24 @@
 //!
 //! Keys come from a JWKS file read at start, or from the auth service (over NATS, or a JWKS
 //! URL) fetched at start, refreshed every few minutes, and fetched again (at most once a
-//! minute) when a token names a key id we do not know yet, so key rotation needs no restart. With no key source every route that needs
-//! a user answers 401.
+//! minute) when a token names a key id we do not know yet, so key rotation needs no restart.
+//! With no key source every route that needs a user answers 401.
+//!
+//! Over NATS the gateway takes keys from the auth service's own identity only: the key set
+//! comes signed with auth's NKEY and is refused unless the signature verifies against the
+//! public key the gateway was given (`--jwt-jwks-signer-file`). NATS permissions already let
+//! nobody else answer auth's subjects; the signature holds even if they were misconfigured.
+//! Fetched keys that can no longer be refreshed are trusted for `--jwt-jwks-max-stale-seconds`
+//! at most.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
+use base64::Engine as _;
 use rpc::{Access, ErrorCode, Principal};
-use tokens::{Claims, Jwk, Jwks, Verifier, VerifyError};
+use tokens::{Claims, Jwks, Verifier, VerifyError};
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -41,16 +49,20 @@ enum Fetch {
         url: String,
         http: reqwest::Client,
     },
-    /// The auth service's `GetJwks` over NATS: the same document `/.well-known/jwks.json`
-    /// serves, without an HTTP hop or a URL to configure.
-    Nats(api::auth::AuthClient),
+    /// The auth service's `GetSignedKeySet` over NATS: the document `/.well-known/jwks.json`
+    /// serves, signed by the auth service's NATS identity, without an HTTP hop or a URL.
+    Nats {
+        client: api::auth::AuthClient,
+        /// The public NKEY the key set must be signed by.
+        signer: String,
+    },
 }
 
 impl Fetch {
     fn describe(&self) -> String {
         match self {
             Fetch::Url { url, .. } => url.clone(),
-            Fetch::Nats(_) => format!("the {} service over NATS", api::auth::SERVICE_NAME),
+            Fetch::Nats { .. } => format!("the {} service over NATS", api::auth::SERVICE_NAME),
         }
     }
 
@@ -69,43 +81,66 @@ impl Fetch {
                     .map_err(|e| anyhow::anyhow!("reading JWKS from {url}: {e}"))?;
                 Jwks::from_json(&bytes)
             }
-            Fetch::Nats(client) => {
+            Fetch::Nats { client, signer } => {
                 let context = rpc::Context::background().with_timeout(FETCH_TIMEOUT);
                 let set = client
-                    .get_jwks(&context, &api::auth::GetJwksRequest {})
+                    .get_signed_key_set(&context, &api::auth::GetSignedKeySetRequest {})
                     .await
                     .map_err(|e| anyhow::anyhow!("fetching JWKS from the auth service: {e}"))?;
-                Ok(jwks_of(set))
+                Jwks::from_json(verified_key_set(&set, signer)?)
             }
         }
     }
 }
 
-/// The contract's key set as the verifier's.
-fn jwks_of(set: api::auth::JsonWebKeySet) -> Jwks {
-    let optional = |value: String| (!value.is_empty()).then_some(value);
-    Jwks {
-        keys: set
-            .keys
-            .into_iter()
-            .map(|key| Jwk {
-                kty: key.kty,
-                crv: optional(key.crv),
-                x: optional(key.x),
-                kid: optional(key.kid),
-                alg: optional(key.alg),
-                key_use: optional(key.r#use),
-            })
-            .collect(),
-    }
+/// The key set document of `set`, if `signer` signed it.
+fn verified_key_set<'a>(
+    set: &'a api::auth::SignedKeySet,
+    signer: &str,
+) -> anyhow::Result<&'a [u8]> {
+    anyhow::ensure!(
+        set.signer == signer,
+        "the key set is signed by {:?}, not by the auth service's identity {signer}: refused",
+        set.signer
+    );
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&set.signature)
+        .map_err(|_| anyhow::anyhow!("the key set's signature is not base64url: refused"))?;
+    nkeys::KeyPair::from_public_key(signer)
+        .and_then(|key| key.verify(&set.jwks, &signature))
+        .map_err(|_| anyhow::anyhow!("the key set's signature does not verify: refused"))?;
+    Ok(&set.jwks)
+}
+
+/// Reads the auth service's public NKEY from `path` (`--jwt-jwks-signer-file`).
+pub fn read_signer(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading the key set signer {}: {e}", path.display()))?;
+    let key = text.trim().to_owned();
+    nkeys::KeyPair::from_public_key(&key)
+        .map_err(|e| anyhow::anyhow!("{} does not hold a public NKEY: {e}", path.display()))?;
+    anyhow::ensure!(
+        key.starts_with('U'),
+        "{} does not hold a user's public NKEY (U...)",
+        path.display()
+    );
+    Ok(key)
 }
 
 /// Verifies bearer tokens; cheap to share behind an `Arc`.
 pub struct Authenticator {
     issuer: String,
     audience: String,
-    verifier: RwLock<Option<Arc<Verifier>>>,
+    verifier: RwLock<Option<Installed>>,
     source: Option<KeySource>,
+    /// How long fetched keys are trusted without a successful refresh.
+    max_stale: Duration,
+}
+
+/// The verifier of the keys last loaded, and when they were.
+struct Installed {
+    verifier: Arc<Verifier>,
+    at: Instant,
 }
 
 /// Where the keys come from; at most one.
@@ -114,6 +149,10 @@ pub struct KeySettings {
     pub jwks_url: Option<String>,
     /// Fetch them from the auth service over this connection.
     pub jwks_nats: Option<async_nats::Client>,
+    /// The auth service's public NKEY, which must have signed a key set fetched over NATS.
+    pub jwks_signer: Option<String>,
+    /// How long fetched keys are trusted when they can no longer be refreshed.
+    pub max_stale: Duration,
     pub refresh_interval: Duration,
     pub issuer: String,
     pub audience: String,
@@ -140,9 +179,17 @@ impl Authenticator {
                     .build()
                     .map_err(|e| anyhow::anyhow!("building the JWKS HTTP client: {e}"))?,
             })),
-            (None, None, Some(nats)) => Some(remote(Fetch::Nats(api::auth::AuthClient::new(
-                rpc::Client::new(nats),
-            )))),
+            (None, None, Some(nats)) => {
+                let signer = settings.jwks_signer.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--jwt-jwks-nats needs --jwt-jwks-signer-file: the auth service's public NKEY, which signs the key set"
+                    )
+                })?;
+                Some(remote(Fetch::Nats {
+                    client: api::auth::AuthClient::new(rpc::Client::new(nats)),
+                    signer,
+                }))
+            }
             (None, None, None) => None,
         };
         let authenticator = Arc::new(Self {
@@ -150,6 +197,7 @@ impl Authenticator {
             audience: settings.audience,
             verifier: RwLock::new(None),
             source,
+            max_stale: settings.max_stale,
         });
         match &authenticator.source {
             None => {
@@ -183,15 +231,23 @@ impl Authenticator {
         } else {
             tracing::info!(kids = ?verifier.key_ids(), "access token keys loaded");
         }
-        *self.verifier.write().expect("verifier lock poisoned") = Some(Arc::new(verifier));
+        *self.verifier.write().expect("verifier lock poisoned") = Some(Installed {
+            verifier: Arc::new(verifier),
+            at: Instant::now(),
+        });
         Ok(())
     }
 
+    /// The keys to verify with: those last loaded, unless they were fetched and could not be
+    /// refreshed for longer than `max_stale` (a file's keys do not age).
     fn current(&self) -> Option<Arc<Verifier>> {
-        self.verifier
-            .read()
-            .expect("verifier lock poisoned")
-            .clone()
+        let installed = self.verifier.read().expect("verifier lock poisoned");
+        let installed = installed.as_ref()?;
+        let fetched = matches!(self.source, Some(KeySource::Remote { .. }));
+        if fetched && installed.at.elapsed() > self.max_stale {
+            return None;
+        }
+        Some(Arc::clone(&installed.verifier))
     }
 
     /// Fetches the key set and installs its keys.
@@ -231,6 +287,13 @@ impl Authenticator {
     /// The claims of a valid token.
     async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let Some(verifier) = self.current() else {
+            if self.source.is_some() {
+                // Configured, but not fetched yet or too long unrefreshed: try again later.
+                return Err(ApiError::service(
+                    ErrorCode::Unavailable,
+                    "access tokens cannot be checked now: the signing keys could not be fetched",
+                ));
+            }
             return Err(ApiError::unauthenticated(
                 "access tokens cannot be checked: no signing keys are configured",
             ));
@@ -373,6 +436,8 @@ mod tests {
             jwks_file: Some(path),
             jwks_url: None,
             jwks_nats: None,
+            jwks_signer: None,
+            max_stale: Duration::from_secs(3600),
             refresh_interval: Duration::from_secs(300),
             issuer: tokens::DEFAULT_ISSUER.into(),
             audience: tokens::DEFAULT_AUDIENCE.into(),
@@ -382,6 +447,88 @@ mod tests {
         assert!(task.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
         authenticator
+    }
+
+    fn signed(jwks: &[u8], by: &nkeys::KeyPair) -> api::auth::SignedKeySet {
+        api::auth::SignedKeySet {
+            jwks: jwks.to_vec(),
+            signature: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(by.sign(jwks).unwrap()),
+            signer: by.public_key(),
+        }
+    }
+
+    #[test]
+    fn a_key_set_is_taken_only_from_the_auth_services_identity() {
+        let auth = nkeys::KeyPair::new_user();
+        let stranger = nkeys::KeyPair::new_user();
+        let jwks = tokens::SigningKey::generate("k1").jwks().to_json();
+        let jwks = jwks.as_bytes();
+        let expected = auth.public_key();
+
+        assert_eq!(
+            verified_key_set(&signed(jwks, &auth), &expected).unwrap(),
+            jwks
+        );
+        // Signed by someone else, who says so.
+        let error = verified_key_set(&signed(jwks, &stranger), &expected).unwrap_err();
+        assert!(
+            error.to_string().contains("not by the auth service"),
+            "{error}"
+        );
+        // Signed by someone else, claiming to be auth.
+        let mut forged = signed(jwks, &stranger);
+        forged.signer = expected.clone();
+        let error = verified_key_set(&forged, &expected).unwrap_err();
+        assert!(error.to_string().contains("does not verify"), "{error}");
+        // auth's signature over other keys.
+        let mut swapped = signed(jwks, &auth);
+        swapped.jwks = tokens::SigningKey::generate("evil")
+            .jwks()
+            .to_json()
+            .into_bytes();
+        assert!(verified_key_set(&swapped, &expected).is_err());
+        // No signature at all.
+        let mut unsigned = signed(jwks, &auth);
+        unsigned.signature.clear();
+        assert!(verified_key_set(&unsigned, &expected).is_err());
+    }
+
+    #[tokio::test]
+    async fn fetched_keys_that_cannot_be_refreshed_are_trusted_only_for_a_while() {
+        let key = tokens::SigningKey::generate("k1");
+        let (authenticator, task) = Authenticator::start(KeySettings {
+            jwks_file: None,
+            // Nothing listens there: every refresh fails.
+            jwks_url: Some("http://127.0.0.1:9/.well-known/jwks.json".into()),
+            jwks_nats: None,
+            jwks_signer: None,
+            max_stale: Duration::from_millis(300),
+            refresh_interval: Duration::from_secs(300),
+            issuer: tokens::DEFAULT_ISSUER.into(),
+            audience: tokens::DEFAULT_AUDIENCE.into(),
+        })
+        .await
+        .unwrap();
+        task.unwrap().abort();
+        // As if a fetch had succeeded just now.
+        authenticator.install(&key.jwks()).unwrap();
+        let token = headers(Some(&token(&key, &["customer"])));
+        assert!(authenticator.authorize(&token, Access::User).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let refused = authenticator
+            .authorize(&token, Access::User)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            crate::error::ApiCode::Service(ErrorCode::Unavailable),
+            "{}",
+            refused.message()
+        );
+        // A successful fetch trusts them again.
+        authenticator.install(&key.jwks()).unwrap();
+        assert!(authenticator.authorize(&token, Access::User).await.is_ok());
     }
 
     fn token(key: &tokens::SigningKey, roles: &[&str]) -> String {
@@ -473,6 +620,8 @@ mod tests {
             jwks_file: None,
             jwks_url: None,
             jwks_nats: None,
+            jwks_signer: None,
+            max_stale: Duration::from_secs(3600),
             refresh_interval: Duration::from_secs(300),
             issuer: tokens::DEFAULT_ISSUER.into(),
             audience: tokens::DEFAULT_AUDIENCE.into(),

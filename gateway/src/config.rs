@@ -57,6 +57,20 @@ pub struct Config {
         conflicts_with = "jwt_jwks_file"
     )]
     pub jwt_jwks_nats: bool,
+    /// A file holding the public NKEY ("U...") of the auth service's NATS identity. With
+    /// `--jwt-jwks-nats` the key set must be signed by it: keys answered by anyone else are
+    /// refused. The dev stack and docker-compose write it when they make the NATS credentials.
+    #[arg(long = "jwt-jwks-signer-file", env = "JWT_JWKS_SIGNER_FILE")]
+    pub jwt_jwks_signer_file: Option<PathBuf>,
+    /// How long keys fetched from the auth service (URL or NATS) stay trusted when they can no
+    /// longer be refreshed, in seconds; after that every token is refused until a fetch
+    /// succeeds, so a key withdrawn while the gateway could not see it is not trusted forever.
+    #[arg(
+        long = "jwt-jwks-max-stale-seconds",
+        env = "JWT_JWKS_MAX_STALE_SECONDS",
+        default_value_t = 3600
+    )]
+    pub jwt_jwks_max_stale_seconds: u64,
     /// How often the key set is fetched again (URL or NATS), in seconds.
     #[arg(
         long = "jwt-jwks-refresh-seconds",

@@ -91,7 +91,7 @@ impl Application {
         // Installs the metrics recorder before the first request is counted.
         let _ = telemetry::metrics();
 
-        let nats = config.nats.connect("gateway").await?;
+        let nats = config.nats.connect("gateway", "gateway").await?;
         wait_until_connected(&nats, &config.nats.nats_url).await?;
         let redis = redis_connection(&config.redis.redis_url)?;
         check_redis_at_start(&redis).await;
@@ -100,6 +100,12 @@ impl Application {
             jwks_file: config.jwt_jwks_file.clone(),
             jwks_url: config.jwt_jwks_url.clone(),
             jwks_nats: config.jwt_jwks_nats.then(|| nats.clone()),
+            jwks_signer: config
+                .jwt_jwks_signer_file
+                .as_deref()
+                .map(authentication::read_signer)
+                .transpose()?,
+            max_stale: Duration::from_secs(config.jwt_jwks_max_stale_seconds.max(1)),
             refresh_interval: Duration::from_secs(config.jwt_jwks_refresh_seconds.max(1)),
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),

@@ -63,7 +63,7 @@ impl TestApp {
                 .expect("creating a database");
             let mut config = product_service::Config::try_parse_from(["product-service"])
                 .expect("default product config");
-            config.service.nats.nats_url = nats_server.url().to_owned();
+            config.service.nats = nats_server.args_for("product");
             config.redis.redis_url = redis.url().to_owned();
             config.postgres.database_url = Some(database.url().to_owned());
             config.service.admin_addr = Some(([127, 0, 0, 1], 0).into());
@@ -96,6 +96,7 @@ impl TestApp {
             "https://shop.example",
         ])
         .expect("gateway config");
+        config.nats = nats_server.args_for("gateway");
         (options.configure)(&mut config);
         let application = gateway::Application::build(config)
             .await
@@ -135,6 +136,11 @@ impl TestApp {
     /// The URL of the test's nats-server.
     pub fn nats_url(&self) -> &str {
         self._nats_server.url()
+    }
+
+    /// The test's nats-server, for connecting as another identity.
+    pub fn nats_server(&self) -> &NatsServer {
+        &self._nats_server
     }
 
     /// The URL of the gateway's Redis, while it runs.
@@ -435,7 +441,7 @@ impl Platform {
             PLATFORM_KEY_ID,
         ])
         .expect("auth config");
-        auth_config.service.nats.nats_url = nats.url().to_owned();
+        auth_config.service.nats = nats.args_for("auth");
         auth_config.redis.redis_url = redis.url().to_owned();
         auth_config.postgres.database_url = Some(auth_db.url().to_owned());
         auth_config.service.admin_addr = admin_addr;
@@ -443,14 +449,14 @@ impl Platform {
 
         let mut user_config =
             user_service::Config::try_parse_from(["user-service"]).expect("user config");
-        user_config.service.nats.nats_url = nats.url().to_owned();
+        user_config.service.nats = nats.args_for("user");
         user_config.postgres.database_url = Some(user_db.url().to_owned());
         user_config.service.admin_addr = admin_addr;
         let user = ServiceTask::start(user_service::start(user_config)).await;
 
         let mut address_config =
             address_service::Config::try_parse_from(["address-service"]).expect("address config");
-        address_config.service.nats.nats_url = nats.url().to_owned();
+        address_config.service.nats = nats.args_for("address");
         address_config.postgres.database_url = Some(address_db.url().to_owned());
         address_config.service.admin_addr = admin_addr;
         let address_app = ServiceTask::start(address_service::start(address_config)).await;
@@ -461,7 +467,7 @@ impl Platform {
             let product_db = testkit::fresh_database().await.expect("product database");
             let mut config = product_service::Config::try_parse_from(["product-service"])
                 .expect("default product config");
-            config.service.nats.nats_url = nats.url().to_owned();
+            config.service.nats = nats.args_for("product");
             config.redis.redis_url = redis.url().to_owned();
             config.postgres.database_url = Some(product_db.url().to_owned());
             config.service.admin_addr = admin_addr;
@@ -485,6 +491,8 @@ impl Platform {
             "--jwt-jwks-nats",
         ])
         .expect("gateway config");
+        gateway_config.nats = nats.args_for("gateway");
+        gateway_config.jwt_jwks_signer_file = Some(nats.credentials().signer_file());
         (options.configure)(&mut gateway_config);
         let gateway = gateway::Application::build(gateway_config)
             .await

@@ -319,6 +319,10 @@ async fn two_replicas_with_leases_never_allow_more_than_the_shared_bucket() {
         limits,
     ])
     .unwrap();
+    let config = gateway::Config {
+        nats: app.nats_server().args_for("gateway"),
+        ..config
+    };
     let second = gateway::Application::build(config).await.unwrap();
     let second_url = format!("http://{}", second.local_addr());
     let second = testkit::AppTask::spawn("second gateway", |signal| second.run_until(signal));
