@@ -29,8 +29,9 @@ RUN apt-get update \
 COPY --from=builder /out/ /usr/local/bin/
 USER 10001:10001
 ENV LOG_FORMAT=json
-# 8080: the gateway's HTTP port; 9101 and up: the services' admin ports (health, metrics).
-EXPOSE 8080 9101
+# 8080: the gateway's HTTP port; 9100: its admin port (metrics, docs, health); 9101 and up:
+# the services' admin ports (health, metrics).
+EXPOSE 8080 9100 9101
 # Each container sets ADMIN_PORT (or passes the URL) for its own admin port.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["healthcheck"]
 CMD ["gateway"]

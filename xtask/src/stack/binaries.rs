@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use super::process::{Interrupted, Stack};
 use super::record::StopBy;
-use super::settings::{NATS_PORT, REDIS_PORT, SERVICE_READY_TIMEOUT};
+use super::settings::{GATEWAY_ADMIN_PORT, NATS_PORT, REDIS_PORT, SERVICE_READY_TIMEOUT};
 use crate::http;
 use crate::layout::Layout;
 use crate::services::ServiceEntry;
@@ -101,6 +101,7 @@ pub(super) fn start_gateway(
     command
         .env("GATEWAY_PORT", port.to_string())
         .env("GATEWAY_BIND", bind.to_string())
+        .env("ADMIN_ADDR", format!("127.0.0.1:{GATEWAY_ADMIN_PORT}"))
         // The keys come from the auth service, which signs with the dev key in the dev stack
         // (apps/services.toml), so `cargo xtask dev-token` tokens verify too.
         .env("JWT_JWKS_NATS", "true")

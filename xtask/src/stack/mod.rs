@@ -34,7 +34,8 @@ use self::process::{Interrupted, Stack};
 use self::record::{StopBy, ask_to_stop, record_postgres_running, recorded_files};
 use self::servers::{start_nats, start_postgres, start_redis};
 use self::settings::{
-    NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES, STOP_TIMEOUT,
+    GATEWAY_ADMIN_PORT, NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES,
+    STOP_TIMEOUT,
 };
 use self::summary::print_summary;
 use crate::deps;
@@ -121,6 +122,7 @@ fn start(
             .map(|service| (service.name.as_str(), service.admin_port)),
     );
     wanted.push(("gateway", gateway_port));
+    wanted.push(("gateway admin", GATEWAY_ADMIN_PORT));
     ports::ensure_free(&wanted)?;
 
     println!("==> checking dev servers");

@@ -17,6 +17,8 @@ pub(super) const NATS_PORT: u16 = 4222;
 pub(super) const NATS_MONITOR_PORT: u16 = 8222;
 pub(super) const POSTGRES_PORT: u16 = 5432;
 pub(super) const REDIS_PORT: u16 = 6379;
+/// The gateway's admin port (/metrics, /docs, health) in the dev stack.
+pub(super) const GATEWAY_ADMIN_PORT: u16 = 9100;
 
 /// How long a server may take to become ready.
 pub(super) const SERVER_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,6 +39,7 @@ mod tests {
             NATS_MONITOR_PORT,
             POSTGRES_PORT,
             REDIS_PORT,
+            GATEWAY_ADMIN_PORT,
             8080,
         ]);
         let count = ports.len();

@@ -3,15 +3,12 @@
 
 use std::time::Duration;
 
-use super::settings::{NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES};
+use super::settings::{
+    GATEWAY_ADMIN_PORT, NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES,
+};
 use crate::dev_keys::{self, Role};
 use crate::http;
 use crate::layout::Layout;
-
-/// The gateway's admin port in the dev stack (metrics, the API docs page): beside the
-/// services' admin ports, off the public one. The stack passes it to the gateway as
-/// `ADMIN_ADDR`.
-pub(super) const GATEWAY_ADMIN_PORT: u16 = 9100;
 
 /// One operation of the OpenAPI document.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -130,13 +127,15 @@ pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_p
                 );
             }
             println!();
-            println!("With the nats CLI (https://github.com/nats-io/natscli):");
-            println!();
-            println!("  nats --server nats://127.0.0.1:{NATS_PORT} micro ls");
             println!(
-                "  nats --server nats://127.0.0.1:{NATS_PORT} req {} '{{\"id\":\"{id}\"}}'",
-                get.nats_subject
+                "With the nats CLI (https://github.com/nats-io/natscli), as the operator (every connection needs a key; see docs/SECURITY.md):"
             );
+            println!();
+            println!(
+                "  export NATS_URL=nats://127.0.0.1:{NATS_PORT} NATS_NKEY=.dev/nats-credentials/operator.nk"
+            );
+            println!("  nats micro ls");
+            println!("  nats req {} '{{\"id\":\"{id}\"}}'", get.nats_subject);
         }
     }
     if let (Some(register), Some(login), Some(me)) = (
