@@ -491,8 +491,11 @@ impl Contracts {
             let calls = service_options
                 .get_field_by_name("calls")
                 .and_then(|v| {
-                    v.as_list()
-                        .map(|l| l.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+                    v.as_list().map(|l| {
+                        l.iter()
+                            .filter_map(|c| c.as_str().map(str::to_owned))
+                            .collect()
+                    })
                 })
                 .unwrap_or_default();
             services.push(Service {
@@ -514,7 +517,10 @@ impl Contracts {
                         .map(|m| (other, m))
                 });
                 match callee {
-                    None => bail!("service {}: calls {call:?}, which no contract declares", service.name),
+                    None => bail!(
+                        "service {}: calls {call:?}, which no contract declares",
+                        service.name
+                    ),
                     Some((other, _)) if other.name == service.name => {
                         bail!("service {}: calls its own method {call:?}", service.name)
                     }
