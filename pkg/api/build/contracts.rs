@@ -219,16 +219,7 @@ fn read_rules(
                     format!("field {name}: pattern {pattern:?} does not compile")
                 })?;
             }
-            let one_of: Vec<String> = option
-                .get_field_by_name("one_of")
-                .and_then(|v| {
-                    v.as_list().map(|l| {
-                        l.iter()
-                            .filter_map(|s| s.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                })
-                .unwrap_or_default();
+            let one_of: Vec<String> = string_list(option, "one_of");
             let rules = Rules {
                 required: flag("required"),
                 max_len: number("max_len"),
@@ -488,16 +479,7 @@ impl Contracts {
                 }
                 methods.push(method);
             }
-            let calls = service_options
-                .get_field_by_name("calls")
-                .and_then(|v| {
-                    v.as_list().map(|l| {
-                        l.iter()
-                            .filter_map(|c| c.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                })
-                .unwrap_or_default();
+            let calls = string_list(service_options, "calls");
             services.push(Service {
                 name,
                 version,
@@ -633,16 +615,7 @@ fn read_events(
             "event {}: version must be 1 or more",
             message.full_name()
         );
-        let consumers: Vec<String> = option
-            .get_field_by_name("consumers")
-            .and_then(|v| {
-                v.as_list().map(|l| {
-                    l.iter()
-                        .filter_map(|c| c.as_str().map(str::to_owned))
-                        .collect()
-                })
-            })
-            .unwrap_or_default();
+        let consumers: Vec<String> = string_list(option, "consumers");
         for consumer in &consumers {
             ensure!(
                 !consumer.is_empty()
@@ -701,6 +674,20 @@ fn string_field(message: &DynamicMessage, name: &str) -> String {
     message
         .get_field_by_name(name)
         .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A `repeated string` option field, empty when absent.
+fn string_list(message: &DynamicMessage, name: &str) -> Vec<String> {
+    message
+        .get_field_by_name(name)
+        .and_then(|v| {
+            v.as_list().map(|l| {
+                l.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
         .unwrap_or_default()
 }
 

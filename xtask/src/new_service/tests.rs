@@ -458,8 +458,24 @@ fn copy_of_the_workspace() -> TempDir {
 /// crate's artifacts without its absolute path, so the copy's `api` (with the throwaway
 /// service's contract) and `gateway` would overwrite the real ones and be taken as fresh by
 /// the next build of the real workspace. Kept between runs, so only the first run is cold.
+/// The workspace's own target directory: the copy's crates have other paths, so they get
+/// artifacts of their own, while the registry crates compiled for the workspace (and checked
+/// by its clippy) are reused instead of compiled again. Cargo holds no lock on it while tests
+/// run. The binaries the copy builds replace the workspace's in `target/debug/`; the test
+/// removes them when it ends, and the next build links the workspace's back.
 fn e2e_target_dir() -> PathBuf {
-    workspace_root().join("target").join("generator-e2e")
+    workspace_root().join("target")
+}
+
+/// Removes the copy's binaries from `target/debug/` when dropped.
+struct CopyBinaries(Vec<&'static str>);
+
+impl Drop for CopyBinaries {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = std::fs::remove_file(e2e_target_dir().join("debug").join(name));
+        }
+    }
 }
 
 fn cargo_in(root: &Path, args: &[&str]) {
@@ -483,6 +499,13 @@ fn cargo_in(root: &Path, args: &[&str]) {
 #[test]
 fn generated_services_build_and_pass_their_tests() {
     let started = Instant::now();
+    let _binaries = CopyBinaries(vec![
+        "gateway",
+        "nats-credentials",
+        "e2e-pg-service",
+        "e2e-redis-service",
+        "e2e-docs-service",
+    ]);
     let workspace = copy_of_the_workspace();
     let root = &workspace.0;
     let generated = [
