@@ -207,7 +207,18 @@ async fn a_database_key_rotation_publishes_the_next_key_first_and_keeps_the_prev
     // Not signing yet, even on a replica started now.
     app.stop_service().await;
     let replica = app.start_replica().await;
-    let token = app.login("early@example.com", PASSWORD).await.unwrap();
+    let started = std::time::Instant::now();
+    let token = loop {
+        match app.login("early@example.com", PASSWORD).await {
+            Err(e)
+                if e.code() == rpc::ErrorCode::Unavailable
+                    && started.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
     assert_eq!(kid_of(&token.access_token), old_kid);
     replica.stop().await;
 
@@ -217,7 +228,19 @@ async fn a_database_key_rotation_publishes_the_next_key_first_and_keeps_the_prev
         .await
         .unwrap();
     let replica = app.start_replica().await;
-    let token = app.login("early@example.com", PASSWORD).await.unwrap();
+    // The replica's subscriptions may reach the server a moment after it started.
+    let started = std::time::Instant::now();
+    let token = loop {
+        match app.login("early@example.com", PASSWORD).await {
+            Err(e)
+                if e.code() == rpc::ErrorCode::Unavailable
+                    && started.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => break other.unwrap(),
+        }
+    };
     assert_eq!(kid_of(&token.access_token), next.kid);
     // ...and the tokens of the old key keep verifying.
     let verifier = app.verifier().await;
