@@ -207,18 +207,7 @@ async fn a_database_key_rotation_publishes_the_next_key_first_and_keeps_the_prev
     // Not signing yet, even on a replica started now.
     app.stop_service().await;
     let replica = app.start_replica().await;
-    let started = std::time::Instant::now();
-    let token = loop {
-        match app.login("early@example.com", PASSWORD).await {
-            Err(e)
-                if e.code() == rpc::ErrorCode::Unavailable
-                    && started.elapsed() < std::time::Duration::from_secs(10) =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            other => break other.unwrap(),
-        }
-    };
+    let token = sign_in_on_started_replica(&app).await;
     assert_eq!(kid_of(&token.access_token), old_kid);
     replica.stop().await;
 
@@ -228,19 +217,7 @@ async fn a_database_key_rotation_publishes_the_next_key_first_and_keeps_the_prev
         .await
         .unwrap();
     let replica = app.start_replica().await;
-    // The replica's subscriptions may reach the server a moment after it started.
-    let started = std::time::Instant::now();
-    let token = loop {
-        match app.login("early@example.com", PASSWORD).await {
-            Err(e)
-                if e.code() == rpc::ErrorCode::Unavailable
-                    && started.elapsed() < std::time::Duration::from_secs(10) =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            other => break other.unwrap(),
-        }
-    };
+    let token = sign_in_on_started_replica(&app).await;
     assert_eq!(kid_of(&token.access_token), next.kid);
     // ...and the tokens of the old key keep verifying.
     let verifier = app.verifier().await;
@@ -307,4 +284,21 @@ async fn a_replica_follows_the_database_to_the_key_whose_time_has_come() {
         kids,
         [pending.kid.as_str(), due.kid.as_str(), old_kid.as_str()]
     );
+}
+
+/// Signs in `early@example.com` once a just-started replica answers: its NATS subscriptions may
+/// reach the server a moment after its start returns.
+async fn sign_in_on_started_replica(app: &TestApp) -> api::auth::TokenPair {
+    let started = std::time::Instant::now();
+    loop {
+        match app.login("early@example.com", PASSWORD).await {
+            Err(e)
+                if e.code() == rpc::ErrorCode::Unavailable
+                    && started.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other.unwrap(),
+        }
+    }
 }
