@@ -157,7 +157,7 @@ impl Forwarder {
         } else {
             Bytes::new()
         };
-        let payload = message::build(route, &path_params, &query, body)?;
+        let payload = message::build(route, &path_params, &query, &parts.headers, body)?;
         // What NATS would refuse to carry is refused here, as too large, not as unavailable.
         let max_payload = self.rpc.nats().max_payload();
         if max_payload > 0 && payload.len() + NATS_HEADERS_ROOM > max_payload {

@@ -279,6 +279,7 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             header::CONTENT_TYPE,
             header::ACCEPT,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-cart-token"),
             HeaderName::from_static("traceparent"),
             HeaderName::from_static("tracestate"),
         ])

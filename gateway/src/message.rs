@@ -9,8 +9,12 @@
 //!   override its fields of the same name, and the object is serialized once.
 //!
 //! An empty body is the empty message `{}`.
+//!
+//! A field the contract fills from a request header (`X-Cart-Token`) takes the header's value,
+//! or is removed when the header is absent, whatever the body or query string said.
 
 use api::{Field, FieldKind, Route};
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -26,9 +30,11 @@ pub fn build(
     route: &Route,
     path_params: &[(String, String)],
     query: &[(String, String)],
+    headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
-    if has_body(route) && path_params.is_empty() && query.is_empty() {
+    let from_headers = route.header_fields().next().is_some();
+    if has_body(route) && path_params.is_empty() && query.is_empty() && !from_headers {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Bytes::from_static(b"{}"));
         }
@@ -60,6 +66,21 @@ pub fn build(
             None => Value::String(raw.clone()),
         };
         object.insert(name.clone(), value);
+    }
+    // A field that comes from a header is the header's alone: a value in the body or the
+    // query string never stands in for it.
+    for field in route.header_fields() {
+        let header = field.header.expect("header fields have a header");
+        object.remove(field.name);
+        if let Some(value) = headers.get(header) {
+            let value = value.to_str().map_err(|_| {
+                ApiError::invalid_field(field.name, format!("the {header} header is not text"))
+            })?;
+            object.insert(
+                field.name.to_owned(),
+                Value::String(value.trim().to_owned()),
+            );
+        }
     }
     let bytes =
         serde_json::to_vec(&Value::Object(object)).expect("a JSON object always serializes");
@@ -166,61 +187,79 @@ mod tests {
             name: "id",
             kind: FieldKind::String,
             repeated: false,
+            header: None,
         },
         Field {
             name: "q",
             kind: FieldKind::String,
             repeated: false,
+            header: None,
         },
         Field {
             name: "page_size",
             kind: FieldKind::Int32,
             repeated: false,
+            header: None,
         },
         Field {
             name: "offset",
             kind: FieldKind::Uint32,
             repeated: false,
+            header: None,
         },
         Field {
             name: "min_price",
             kind: FieldKind::Int64,
             repeated: false,
+            header: None,
         },
         Field {
             name: "big",
             kind: FieldKind::Uint64,
             repeated: false,
+            header: None,
         },
         Field {
             name: "ratio",
             kind: FieldKind::Double,
             repeated: false,
+            header: None,
         },
         Field {
             name: "in_stock",
             kind: FieldKind::Bool,
             repeated: false,
+            header: None,
         },
         Field {
             name: "tags",
             kind: FieldKind::String,
             repeated: true,
+            header: None,
         },
         Field {
             name: "sizes",
             kind: FieldKind::Int32,
             repeated: true,
+            header: None,
         },
         Field {
             name: "sort",
             kind: FieldKind::Enum,
             repeated: false,
+            header: None,
         },
         Field {
             name: "price",
             kind: FieldKind::Message,
             repeated: false,
+            header: None,
+        },
+        Field {
+            name: "cart_token",
+            kind: FieldKind::String,
+            repeated: false,
+            header: Some("x-cart-token"),
         },
     ];
 
@@ -269,7 +308,7 @@ mod tests {
             ("sort", "SORT_NEWEST"),
             ("unknown", "ignored"),
         ]);
-        let message = json(build(&route, &[], &query, Bytes::new()).unwrap());
+        let message = json(build(&route, &[], &query, &HeaderMap::new(), Bytes::new()).unwrap());
         assert_eq!(
             message,
             serde_json::json!({
@@ -291,11 +330,26 @@ mod tests {
     fn bools_accept_words_and_digits_only() {
         let route = route("GET", &[]);
         for (raw, expected) in [("true", true), ("false", false), ("1", true), ("0", false)] {
-            let message =
-                json(build(&route, &[], &pairs(&[("in_stock", raw)]), Bytes::new()).unwrap());
+            let message = json(
+                build(
+                    &route,
+                    &[],
+                    &pairs(&[("in_stock", raw)]),
+                    &HeaderMap::new(),
+                    Bytes::new(),
+                )
+                .unwrap(),
+            );
             assert_eq!(message["in_stock"], expected);
         }
-        let error = build(&route, &[], &pairs(&[("in_stock", "yes")]), Bytes::new()).unwrap_err();
+        let error = build(
+            &route,
+            &[],
+            &pairs(&[("in_stock", "yes")]),
+            &HeaderMap::new(),
+            Bytes::new(),
+        )
+        .unwrap_err();
         assert_eq!(field_of(&error), "in_stock");
     }
 
@@ -313,7 +367,14 @@ mod tests {
             ("ratio", "abc"),
             ("sizes", "x"),
         ] {
-            let error = build(&route, &[], &pairs(&[(name, raw)]), Bytes::new()).unwrap_err();
+            let error = build(
+                &route,
+                &[],
+                &pairs(&[(name, raw)]),
+                &HeaderMap::new(),
+                Bytes::new(),
+            )
+            .unwrap_err();
             assert_eq!(error.code().status(), 400, "{name}={raw}");
             assert_eq!(field_of(&error), name, "{name}={raw}");
         }
@@ -327,15 +388,29 @@ mod tests {
                 &route,
                 &[],
                 &pairs(&[("page_size", ""), ("q", "")]),
+                &HeaderMap::new(),
                 Bytes::new(),
             )
             .unwrap(),
         );
         assert_eq!(message, serde_json::json!({"q": ""}));
-        let error =
-            build(&route, &[], &pairs(&[("q", "a"), ("q", "b")]), Bytes::new()).unwrap_err();
+        let error = build(
+            &route,
+            &[],
+            &pairs(&[("q", "a"), ("q", "b")]),
+            &HeaderMap::new(),
+            Bytes::new(),
+        )
+        .unwrap_err();
         assert_eq!(field_of(&error), "q");
-        let error = build(&route, &[], &pairs(&[("price", "5")]), Bytes::new()).unwrap_err();
+        let error = build(
+            &route,
+            &[],
+            &pairs(&[("price", "5")]),
+            &HeaderMap::new(),
+            Bytes::new(),
+        )
+        .unwrap_err();
         assert_eq!(field_of(&error), "price");
     }
 
@@ -347,6 +422,7 @@ mod tests {
                 &route,
                 &pairs(&[("id", "p-1")]),
                 &pairs(&[("id", "p-2"), ("q", "x")]),
+                &HeaderMap::new(),
                 Bytes::new(),
             )
             .unwrap(),
@@ -357,7 +433,16 @@ mod tests {
     #[test]
     fn get_bodies_are_ignored() {
         let route = route("GET", &[]);
-        let message = json(build(&route, &[], &[], Bytes::from_static(b"{\"q\":\"x\"}")).unwrap());
+        let message = json(
+            build(
+                &route,
+                &[],
+                &[],
+                &HeaderMap::new(),
+                Bytes::from_static(b"{\"q\":\"x\"}"),
+            )
+            .unwrap(),
+        );
         assert_eq!(message, serde_json::json!({}));
     }
 
@@ -367,10 +452,17 @@ mod tests {
         // Not even re-parsed: odd spacing and key order survive, and so does invalid JSON
         // (the service answers it with invalid_argument).
         for body in [&b"{ \"q\" :\"x\",\"a\":1 }"[..], b"{not json"] {
-            let out = build(&route, &[], &[], Bytes::copy_from_slice(body)).unwrap();
+            let out = build(
+                &route,
+                &[],
+                &[],
+                &HeaderMap::new(),
+                Bytes::copy_from_slice(body),
+            )
+            .unwrap();
             assert_eq!(&out[..], body);
         }
-        let out = build(&route, &[], &[], Bytes::new()).unwrap();
+        let out = build(&route, &[], &[], &HeaderMap::new(), Bytes::new()).unwrap();
         assert_eq!(&out[..], b"{}");
     }
 
@@ -380,12 +472,30 @@ mod tests {
         let body = Bytes::from_static(
             b"{\"id\":\"forged\",\"q\":\"x\",\"price\":{\"minor_units\":\"5\"}}",
         );
-        let message = json(build(&route, &pairs(&[("id", "p-1")]), &[], body).unwrap());
+        let message = json(
+            build(
+                &route,
+                &pairs(&[("id", "p-1")]),
+                &[],
+                &HeaderMap::new(),
+                body,
+            )
+            .unwrap(),
+        );
         assert_eq!(
             message,
             serde_json::json!({"id": "p-1", "q": "x", "price": {"minor_units": "5"}})
         );
-        let message = json(build(&route, &pairs(&[("id", "p-1")]), &[], Bytes::new()).unwrap());
+        let message = json(
+            build(
+                &route,
+                &pairs(&[("id", "p-1")]),
+                &[],
+                &HeaderMap::new(),
+                Bytes::new(),
+            )
+            .unwrap(),
+        );
         assert_eq!(message, serde_json::json!({"id": "p-1"}));
     }
 
@@ -397,6 +507,7 @@ mod tests {
                 &route,
                 &pairs(&[("id", "p-1")]),
                 &[],
+                &HeaderMap::new(),
                 Bytes::copy_from_slice(body),
             )
             .unwrap_err();
@@ -417,10 +528,29 @@ mod tests {
                 &route,
                 &[],
                 &pairs(&[("page_size", "5")]),
+                &HeaderMap::new(),
                 Bytes::from_static(b"{\"q\":\"x\",\"page_size\":1}"),
             )
             .unwrap(),
         );
         assert_eq!(message, serde_json::json!({"q": "x", "page_size": 5}));
+    }
+
+    #[test]
+    fn header_fields_come_from_the_header_alone() {
+        let mut headers = HeaderMap::new();
+        let body = Bytes::from_static(b"{\"q\":\"x\",\"cart_token\":\"forged\"}");
+        // Absent header: the body's value is dropped, even on the byte-for-byte path.
+        let message = json(build(&route("POST", &[]), &[], &[], &headers, body.clone()).unwrap());
+        assert_eq!(message, serde_json::json!({"q": "x"}));
+        headers.insert("x-cart-token", " token-1 ".parse().unwrap());
+        let message = json(build(&route("POST", &[]), &[], &[], &headers, body).unwrap());
+        assert_eq!(
+            message,
+            serde_json::json!({"q": "x", "cart_token": "token-1"})
+        );
+        let query = pairs(&[("cart_token", "forged")]);
+        let message = json(build(&route("GET", &[]), &[], &query, &headers, Bytes::new()).unwrap());
+        assert_eq!(message, serde_json::json!({"cart_token": "token-1"}));
     }
 }

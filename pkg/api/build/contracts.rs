@@ -139,6 +139,8 @@ pub struct Rules {
     pub minimum: Option<i64>,
     pub maximum: Option<i64>,
     pub max_items: u32,
+    /// The HTTP request header the gateway fills the field from ("X-Cart-Token").
+    pub header: Option<String>,
 }
 
 /// Whether a field must be present in a request: its rules require it and it is not a proto3
@@ -234,6 +236,7 @@ fn read_rules(
                 minimum: bound("minimum"),
                 maximum: bound("maximum"),
                 max_items: number("max_items"),
+                header: Some(string_field(option, "header")).filter(|h| !h.is_empty()),
             };
             let is_string = matches!(field.kind(), Kind::String);
             let is_integer = matches!(
@@ -251,6 +254,19 @@ fn read_rules(
                 !text || is_string,
                 "field {name}: string rules on a field that is not a string"
             );
+            if let Some(header) = &rules.header {
+                ensure!(
+                    is_string && !field.is_list(),
+                    "field {name}: only a single string field can come from a header"
+                );
+                ensure!(
+                    !header.is_empty()
+                        && header
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                    "field {name}: header {header:?} is not an HTTP header name"
+                );
+            }
             ensure!(
                 rules.pattern_problem.is_empty() || rules.pattern.is_some(),
                 "field {name}: pattern_problem without a pattern"

@@ -32,11 +32,26 @@ pub fn document(contracts: &Contracts) -> Json {
                     json!({ "name": p, "in": "path", "required": true, "schema": field_schema(contracts, &field) })
                 })
                 .collect();
+            let header_of = |field: &prost_reflect::FieldDescriptor| {
+                contracts
+                    .rules
+                    .get(field.full_name())
+                    .and_then(|r| r.header.clone())
+            };
+            for field in input.fields() {
+                if let Some(header) = header_of(&field) {
+                    let mut parameter = json!({ "name": header, "in": "header", "required": false, "schema": field_schema(contracts, &field) });
+                    if let Some(doc) = contracts.field_comment(&field) {
+                        parameter["description"] = json!(doc);
+                    }
+                    parameters.push(parameter);
+                }
+            }
             let has_body = method.has_body();
             if !has_body {
                 for field in input
                     .fields()
-                    .filter(|f| !params.contains(&f.name().to_owned()))
+                    .filter(|f| !params.contains(&f.name().to_owned()) && header_of(f).is_none())
                 {
                     if matches!(field.kind(), Kind::Message(_)) {
                         continue;

@@ -51,7 +51,11 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
                     let name = f.name();
                     let kind = ident(field_kind(&f));
                     let repeated = f.is_list();
-                    quote! { crate::Field { name: #name, kind: crate::FieldKind::#kind, repeated: #repeated } }
+                    let header = match contracts.rules.get(f.full_name()).and_then(|r| r.header.as_deref()) {
+                        Some(header) => quote! { Some(#header) },
+                        None => quote! { None },
+                    };
+                    quote! { crate::Field { name: #name, kind: crate::FieldKind::#kind, repeated: #repeated, header: #header } }
                 })
                 .collect();
             let stream = match &method.stream {

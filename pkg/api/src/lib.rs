@@ -116,6 +116,11 @@ impl Route {
     pub fn field(&self, name: &str) -> Option<&'static Field> {
         self.request_fields.iter().find(|f| f.name == name)
     }
+
+    /// The fields the gateway fills from request headers.
+    pub fn header_fields(&self) -> impl Iterator<Item = &'static Field> + '_ {
+        self.request_fields.iter().filter(|f| f.header.is_some())
+    }
 }
 
 /// A top-level field of a request message.
@@ -124,6 +129,9 @@ pub struct Field {
     pub name: &'static str,
     pub kind: FieldKind,
     pub repeated: bool,
+    /// The HTTP request header the gateway fills this field from, replacing what the client
+    /// sent in the body or query string (`X-Cart-Token`).
+    pub header: Option<&'static str>,
 }
 
 /// The protobuf kind of a field, as far as JSON encoding cares.

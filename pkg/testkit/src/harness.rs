@@ -54,12 +54,24 @@ impl Servers {
 
     /// `C` with its defaults, these servers' addresses, and a free admin port.
     pub fn config<C: clap::Parser>(&self) -> C {
+        config_on::<C>(&self.nats, self.database.as_ref(), self.redis.as_ref())
+    }
+}
+
+/// `C` with its defaults, the given servers' addresses, its own NATS identity and a free
+/// admin port.
+fn config_on<C: clap::Parser>(
+    nats: &NatsServer,
+    database: Option<&TestDatabase>,
+    redis: Option<&RedisServer>,
+) -> C {
+    {
         let command = C::command();
         let program = command.get_name().to_owned();
         let mut args = vec![
             program.clone(),
             "--nats-url".to_owned(),
-            self.nats.url().to_owned(),
+            nats.url().to_owned(),
             "--admin-addr".to_owned(),
             "127.0.0.1:0".to_owned(),
         ];
@@ -69,17 +81,70 @@ impl Servers {
             .strip_suffix("-service")
             .unwrap_or(&program)
             .replace('-', "_");
-        if let Some(seed) = self.nats.credentials().seed_file(&identity) {
+        if let Some(seed) = nats.credentials().seed_file(&identity) {
             args.push("--nats-nkey-file".to_owned());
             args.push(seed.display().to_string());
         }
-        if let Some(database) = &self.database {
+        if let Some(database) = database {
             args.extend(["--database-url".to_owned(), database.url().to_owned()]);
         }
-        if let Some(redis) = &self.redis {
+        if let Some(redis) = redis {
             args.extend(["--redis-url".to_owned(), redis.url().to_owned()]);
         }
         C::try_parse_from(args).expect("the service's configuration for the test servers")
+    }
+}
+
+/// Another service running beside the one under test (one it calls, or one that calls it):
+/// on the same nats-server under its own identity, with its own fresh database and Redis
+/// when its configuration takes them. Stops with [`Companion::stop`], or when dropped.
+pub struct Companion {
+    task: Option<ServiceTask>,
+    _database: Option<TestDatabase>,
+    _redis: Option<RedisServer>,
+}
+
+impl Companion {
+    /// Starts the service `start` starts (its crate's `start(config)`) on `nats`, after
+    /// `configure` adjusts its configuration.
+    pub async fn start<C, Fut>(
+        nats: &NatsServer,
+        start: impl FnOnce(C) -> Fut,
+        configure: impl FnOnce(&mut C),
+    ) -> Self
+    where
+        C: clap::Parser,
+        Fut: Future<Output = anyhow::Result<host::Serving>>,
+    {
+        let command = C::command();
+        let takes = |flag: &str| command.get_arguments().any(|a| a.get_long() == Some(flag));
+        let database = match takes("database-url") {
+            true => Some(
+                crate::fresh_database()
+                    .await
+                    .expect("creating a test database"),
+            ),
+            false => None,
+        };
+        let redis = match takes("redis-url") {
+            true => Some(RedisServer::start().await.expect("starting redis-server")),
+            false => None,
+        };
+        let mut config = config_on::<C>(nats, database.as_ref(), redis.as_ref());
+        configure(&mut config);
+        let task = ServiceTask::start(start(config)).await;
+        Self {
+            task: Some(task),
+            _database: database,
+            _redis: redis,
+        }
+    }
+
+    /// Stops the service the way SIGTERM does; panics unless it shut down cleanly.
+    pub async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.stop().await;
+        }
     }
 }
 
@@ -175,6 +240,19 @@ impl<C: clap::Parser + Clone + Send + 'static> Harness<C> {
             .as_ref()
             .expect("the service is running")
             .admin_addr()
+    }
+
+    /// Another service beside this one, on the same nats-server (see [`Companion`]).
+    pub async fn companion<D, Fut>(
+        &self,
+        start: impl FnOnce(D) -> Fut,
+        configure: impl FnOnce(&mut D),
+    ) -> Companion
+    where
+        D: clap::Parser,
+        Fut: Future<Output = anyhow::Result<host::Serving>>,
+    {
+        Companion::start(&self.servers.nats, start, configure).await
     }
 
     /// Another replica of the service, on the same servers and configuration.

@@ -10,6 +10,8 @@
 //! - [`Money`]: integer minor units plus a currency; arithmetic that refuses to mix currencies
 //!   or overflow, and the conversions to and from the contracts' `api::common::Money`.
 //! - [`page`]: opaque, versioned keyset page tokens and the page size every listing accepts.
+//! - [`ownership`]: who may act on a shop's things (admins, its owner while it trades), from
+//!   the shop service's answer.
 //!
 //! Everything here is pure (no I/O, no clock, no randomness) and unit-tested in place.
 //!
@@ -19,8 +21,10 @@
 //! services already use it with the same meaning.
 
 pub mod currency;
+pub mod demo;
 pub mod fields;
 pub mod money;
+pub mod ownership;
 pub mod page;
 pub mod text;
 
