@@ -156,6 +156,42 @@ pub async fn bootstrap_admin(
     Ok(outcome)
 }
 
+/// Makes the demo seller's account (`vocab::demo`: a fixed id, so the demo shop's seed can
+/// name its owner) with the roles customer and seller, unless an account with its email
+/// exists. For the dev stack's demo data only.
+pub async fn seed_demo_seller(
+    pool: &PgPool,
+    hasher: &PasswordHasher,
+    password: &str,
+) -> anyhow::Result<bool> {
+    let email = Email::parse(vocab::demo::DEMO_SELLER_EMAIL)
+        .map_err(|problem| anyhow::anyhow!("the demo seller's email {problem}"))?;
+    let password = NewPassword::parse(password, Some(&email))
+        .map_err(|problem| anyhow::anyhow!("the demo seller's password {problem}"))?;
+    let id = UserId::from_uuid(
+        uuid::Uuid::parse_str(vocab::demo::DEMO_SELLER_ID).context("the demo seller's id")?,
+    );
+    let mut tx = pool.begin().await?;
+    if store::find_credentials_for_update(&mut tx, &email)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let password_hash = hasher.hash(password.password(), None).await?;
+    let Some(account) =
+        store::insert_account(&mut tx, id, &email, &password_hash, &[Role::Customer, Role::Seller])
+            .await?
+    else {
+        // Another replica seeded it meanwhile.
+        return Ok(false);
+    };
+    store::record_registered(&mut tx, &TraceHeaders::default(), &account).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %id, email = vocab::demo::DEMO_SELLER_EMAIL, "demo seller seeded");
+    Ok(true)
+}
+
 /// Runs `rotate-signing-key` on the database `args` names.
 pub async fn rotate_signing_key_command(
     args: &RotateSigningKeyArgs,

@@ -130,6 +130,11 @@ pub struct Config {
     pub login_client_window_secs: u64,
     #[command(flatten)]
     pub outbox: config::OutboxArgs,
+    /// Development only: at start-up, make the demo seller's account (the owner of the demo
+    /// shop, `vocab::demo`) with this password, unless it exists. `make up` sets it and prints
+    /// the login.
+    #[arg(long, env = "AUTH_SEED_DEMO_SELLER_PASSWORD", hide_env_values = true)]
+    pub seed_demo_seller_password: Option<String>,
 }
 
 impl Config {
@@ -195,6 +200,11 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
         Duration::from_millis(config.hash_queue_timeout_ms),
     )
     .context("setting up password hashing")?;
+    if let Some(password) = &config.seed_demo_seller_password {
+        commands::seed_demo_seller(&pool, &hasher, password)
+            .await
+            .context("seeding the demo seller")?;
+    }
     let sessions = sessions::Sessions::new(
         redis.clone(),
         Duration::from_secs(config.refresh_token_ttl_secs.max(1)),

@@ -177,3 +177,44 @@ async fn registering_a_formerly_listed_address_gives_only_the_customer_role() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_seller_is_seeded_once_with_its_fixed_id() {
+    let app = TestApp::spawn_with(|config| {
+        config.seed_demo_seller_password = Some(PASSWORD.to_owned());
+    })
+    .await;
+    let seller = app
+        .login(vocab::demo::DEMO_SELLER_EMAIL, PASSWORD)
+        .await
+        .expect("the demo seller signs in");
+    assert_eq!(seller.user_id, vocab::demo::DEMO_SELLER_ID);
+    assert_eq!(seller.roles, ["customer", "seller"]);
+    let events = app.published(&USER_REGISTERED, 1).await;
+    assert_eq!(events.len(), 1);
+
+    // A second start (a restart, another replica) finds it and changes nothing.
+    let replica = app.start_replica().await;
+    let password_hash: String = sqlx::query_scalar("SELECT password_hash FROM accounts")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM accounts").await,
+        1,
+        "one account"
+    );
+    assert!(
+        app.login(vocab::demo::DEMO_SELLER_EMAIL, PASSWORD)
+            .await
+            .is_ok()
+    );
+    let unchanged: String = sqlx::query_scalar("SELECT password_hash FROM accounts")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(password_hash, unchanged);
+    assert_eq!(app.events_of(&USER_REGISTERED).await.len(), 1);
+    replica.stop().await;
+    app.stop().await;
+}
