@@ -84,6 +84,18 @@ pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_p
     println!("  export ADMIN_TOKEN={admin_token}");
     println!("  export CUSTOMER_TOKEN={customer_token}");
     println!();
+    let demo_seller_password = SERVICES
+        .iter()
+        .flat_map(|service| service.dev_args.iter())
+        .find_map(|arg| arg.strip_prefix("--seed-demo-seller-password="));
+    if let Some(password) = demo_seller_password {
+        println!(
+            "Demo seller (owns the demo shop {}): {} / {password}",
+            vocab::demo::DEMO_SHOP_SLUG,
+            vocab::demo::DEMO_SELLER_EMAIL
+        );
+        println!();
+    }
 
     let document = http::get(gateway_port, "/openapi.json", Duration::from_secs(5))
         .ok()
