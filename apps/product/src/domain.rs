@@ -24,7 +24,7 @@ use vocab::Problem;
 pub use category::{CategoryName, NewCategory, Slug};
 pub use inventory::{
     HoldDuration, NewReservation, Quantity, ReservationItems, ReservationStatus, StockChange,
-    StockLevel, Transition, parse_availability_check,
+    StockLevel, Transition, parse_availability_check, parse_product_lookup,
 };
 pub use listing::{Cursor, ProductQuery, SearchText};
 pub use product::{

@@ -12,8 +12,9 @@ use api::product::{
     Availability, Category, CheckAvailabilityRequest, CheckAvailabilityResponse,
     CommitReservationRequest, CreateCategoryRequest, CreateProductRequest, GetAvailabilityRequest,
     GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListProductsRequest,
-    ListProductsResponse, Product, ProductService, ReleaseReservationRequest, Reservation,
-    ReserveStockRequest, SetStockRequest, UpdateProductRequest,
+    ListProductsResponse, LookupProductsRequest, LookupProductsResponse, Product, ProductOffer,
+    ProductService, ReleaseReservationRequest, Reservation, ReserveStockRequest, SetStockRequest,
+    UpdateProductRequest,
 };
 use rpc::Context;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -217,6 +218,18 @@ impl ProductService for ProductHandlers {
         outbox::record_change(&mut tx, ctx.trace(), Change::StockSet { product_id, level }).await?;
         commit(tx).await?;
         Ok(availability(product_id, level))
+    }
+
+    async fn lookup_products(
+        &self,
+        _ctx: Context,
+        request: LookupProductsRequest,
+    ) -> Result<LookupProductsResponse, rpc::Error> {
+        let ids = domain::parse_product_lookup(&request)?;
+        let offers = inventory::lookup_offers(&self.pool, &ids).await?;
+        Ok(LookupProductsResponse {
+            offers: offers.into_iter().map(ProductOffer::from).collect(),
+        })
     }
 
     async fn check_availability(

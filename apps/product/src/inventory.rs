@@ -28,7 +28,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::outbox::{self, Change};
-use crate::records::{InventoryRecord, ReservationRecord, ReservedItem};
+use crate::records::{InventoryRecord, OfferRecord, ReservationRecord, ReservedItem};
 
 /// The reservation after a request, and whether the request changed anything: a repeated
 /// reserve, release or commit returns the reservation as it was and changes nothing.
@@ -88,6 +88,27 @@ pub async fn get_inventories(
     .fetch_all(pool)
     .await?;
     Ok(records)
+}
+
+/// Each of `product_ids` that exists (in any status), with what could be reserved of it now,
+/// in one query, in product id order. Ids that name no product are left out.
+#[tracing::instrument(skip_all, fields(products = product_ids.len()))]
+pub async fn lookup_offers(
+    pool: &PgPool,
+    product_ids: &[ProductId],
+) -> Result<Vec<OfferRecord>, Error> {
+    let ids: Vec<Uuid> = product_ids.iter().map(ProductId::as_uuid).collect();
+    let offers = sqlx::query_as(
+        "SELECT p.id, p.shop_id, p.name, p.description, p.price_minor_units, p.price_currency, \
+         p.category_id, p.image_urls, p.status, p.created_at, p.updated_at, \
+         GREATEST(i.stock - i.reserved, 0) AS available \
+         FROM products p JOIN inventory i ON i.product_id = p.id \
+         WHERE p.id = ANY($1) ORDER BY p.id",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(offers)
 }
 
 /// Sets the stock on hand; refused when it would drop below what reservations hold.

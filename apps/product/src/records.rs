@@ -4,7 +4,7 @@
 //! `outbox` (events are built from rows) and the handlers (replies are too) all name these
 //! rows, and it depends on none of them, so no query module needs another just to name a row.
 
-use api::product::{Availability, Category, Product, Reservation, ReservationItem};
+use api::product::{Availability, Category, Product, ProductOffer, Reservation, ReservationItem};
 use api::timestamp;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,14 @@ pub struct ProductRecord {
     pub status: ProductStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A product with what could be reserved of it now (`LookupProducts`).
+#[derive(Clone, Debug, FromRow)]
+pub struct OfferRecord {
+    #[sqlx(flatten)]
+    pub product: ProductRecord,
+    pub available: i64,
 }
 
 /// A stored category.
@@ -104,6 +112,15 @@ impl From<ProductRecord> for Product {
             status: record.status.as_str().to_owned(),
             created_at: timestamp(record.created_at),
             updated_at: timestamp(record.updated_at),
+        }
+    }
+}
+
+impl From<OfferRecord> for ProductOffer {
+    fn from(record: OfferRecord) -> Self {
+        ProductOffer {
+            product: Some(record.product.into()),
+            available: record.available,
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use api::product::{CheckAvailabilityRequest, ReserveStockRequest, SetStockRequest};
+use api::product::{
+    CheckAvailabilityRequest, LookupProductsRequest, ReserveStockRequest, SetStockRequest,
+};
 
 use vocab::{Fields, Problem};
 
@@ -139,6 +141,31 @@ pub fn parse_availability_check(
     fields.finish(|| items)
 }
 
+/// The products a `LookupProducts` request names: 1 to 100 ids, each once, sorted. A repeated
+/// id is looked up once (the answer names each product once anyway).
+pub fn parse_product_lookup(request: &LookupProductsRequest) -> Result<Vec<ProductId>, rpc::Error> {
+    const MAX_IDS: usize = 100;
+    let mut fields = Fields::default();
+    if request.product_ids.is_empty() {
+        fields.add("product_ids", "must not be empty");
+    } else if request.product_ids.len() > MAX_IDS {
+        fields.add("product_ids", format!("must have at most {MAX_IDS} items"));
+    }
+    let ids: Vec<Option<ProductId>> = request
+        .product_ids
+        .iter()
+        .take(MAX_IDS)
+        .enumerate()
+        .map(|(index, id)| fields.parse(&format!("product_ids[{index}]"), ProductId::parse(id)))
+        .collect();
+    fields.finish(|| {
+        let mut ids: Vec<ProductId> = ids.into_iter().collect::<Option<_>>()?;
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
+    })
+}
+
 /// How long a reservation holds stock: 1 to 86400 seconds, 900 when the request says 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HoldDuration(i32);
@@ -270,6 +297,32 @@ mod tests {
             product_id: product_id.into(),
             quantity,
         }
+    }
+
+    #[test]
+    fn product_lookups_are_distinct_sorted_and_bounded() {
+        let (a, b) = (ProductId::generate(), ProductId::generate());
+        let lookup = |ids: Vec<String>| LookupProductsRequest { product_ids: ids };
+        let ids = parse_product_lookup(&lookup(vec![b.to_string(), a.to_string(), b.to_string()]))
+            .unwrap();
+        assert_eq!(ids, [a, b]);
+        assert_eq!(
+            bad_fields(&parse_product_lookup(&lookup(vec![])).unwrap_err()),
+            ["product_ids"]
+        );
+        assert_eq!(
+            bad_fields(
+                &parse_product_lookup(&lookup(vec![a.to_string(), "x".into()])).unwrap_err()
+            ),
+            ["product_ids[1]"]
+        );
+        let too_many = (0..101)
+            .map(|_| ProductId::generate().to_string())
+            .collect();
+        assert_eq!(
+            bad_fields(&parse_product_lookup(&lookup(too_many)).unwrap_err()),
+            ["product_ids"]
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use api::product::{
     CheckAvailabilityRequest, CommitReservationRequest, CreateProductRequest,
-    ReleaseReservationRequest, Reservation, SetStockRequest, UpdateProductRequest,
+    LookupProductsRequest, ReleaseReservationRequest, Reservation, SetStockRequest,
+    UpdateProductRequest,
 };
 use rpc::ErrorCode;
 use uuid::Uuid;
@@ -465,5 +466,72 @@ async fn availability_checks_and_inactive_products() {
             .await,
         ErrorCode::NotFound,
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lookups_answer_existing_products_with_what_could_be_reserved() {
+    let app = TestApp::spawn().await;
+    let lamp = product_with_stock(&app, "Lamp", 5).await;
+    let rug = product_with_stock(&app, "Rug", 2).await;
+    app.reserve(&new_id(), vec![item(&lamp, 3)], 0)
+        .await
+        .expect("holding three lamps");
+    app.client
+        .update_product(
+            &admin(),
+            &UpdateProductRequest {
+                id: rug.clone(),
+                status: Some("inactive".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let missing = new_id();
+    let response = app
+        .client
+        .lookup_products(
+            &anonymous(),
+            &LookupProductsRequest {
+                product_ids: vec![rug.clone(), missing.clone(), lamp.clone(), lamp.clone()],
+            },
+        )
+        .await
+        .expect("looking products up");
+    let mut offers: Vec<(String, String, i64)> = response
+        .offers
+        .iter()
+        .map(|offer| {
+            let product = offer.product.as_ref().expect("an offer names its product");
+            (product.id.clone(), product.status.clone(), offer.available)
+        })
+        .collect();
+    offers.sort();
+    let mut expected = vec![
+        (lamp.clone(), "active".to_owned(), 2),
+        (rug.clone(), "inactive".to_owned(), 2),
+    ];
+    expected.sort();
+    assert_eq!(
+        offers, expected,
+        "unknown ids are left out, any status is in"
+    );
+
+    let price = response.offers[0].product.as_ref().unwrap().price.clone();
+    assert_eq!(price.map(|p| p.currency), Some("USD".to_owned()));
+
+    let error = app
+        .client
+        .lookup_products(
+            &anonymous(),
+            &LookupProductsRequest {
+                product_ids: vec![lamp, "not-a-uuid".into()],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&error), ["product_ids[1]"]);
     app.stop().await;
 }
