@@ -266,6 +266,27 @@ fn with_middleware(router: Router, config: &Config) -> anyhow::Result<Router> {
 /// CORS for browsers on the configured origins; "*" allows any origin (no credentials are
 /// involved: tokens travel in the Authorization header, never in cookies).
 fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    // Headers the contracts fill request fields from (X-Cart-Token) are a browser's to send.
+    let mut allowed_headers = vec![
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::ACCEPT,
+        HeaderName::from_static("x-request-id"),
+        HeaderName::from_static("traceparent"),
+        HeaderName::from_static("tracestate"),
+    ];
+    for field in api::ROUTES.iter().flat_map(|route| route.header_fields()) {
+        let name = HeaderName::from_bytes(
+            field
+                .header
+                .expect("header fields have a header")
+                .to_ascii_lowercase()
+                .as_bytes(),
+        )?;
+        if !allowed_headers.contains(&name) {
+            allowed_headers.push(name);
+        }
+    }
     let layer = CorsLayer::new()
         .allow_methods([
             Method::GET,
@@ -274,15 +295,7 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("x-cart-token"),
-            HeaderName::from_static("traceparent"),
-            HeaderName::from_static("tracestate"),
-        ])
+        .allow_headers(allowed_headers)
         .expose_headers([
             HeaderName::from_static("x-request-id"),
             rate_limit::X_RATELIMIT_LIMIT.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser as _;
 use rpc::MethodDescriptor;
 use serde_json::{Value, json};
-use testkit::{AppTask, NatsServer, RedisServer, ServiceTask, TestDatabase};
+use testkit::{AppTask, Companion, NatsServer, RedisServer, ServiceTask, TestDatabase};
 
 pub const ADMIN_ID: &str = "admin-1";
 pub const CUSTOMER_ID: &str = "customer-1";
@@ -375,6 +375,8 @@ const PLATFORM_KEY_ID: &str = "platform-1";
 pub struct PlatformOptions {
     /// Run the product service too (auth, user and address always run).
     pub product_service: bool,
+    /// Run the marketplace: product, shop, cart and voucher.
+    pub marketplace: bool,
     /// Adjusts the gateway's config before it starts.
     pub configure: Box<dyn FnOnce(&mut gateway::Config) + Send>,
 }
@@ -383,6 +385,7 @@ impl Default for PlatformOptions {
     fn default() -> Self {
         Self {
             product_service: false,
+            marketplace: false,
             configure: Box::new(|_| {}),
         }
     }
@@ -397,6 +400,8 @@ pub struct Platform {
     /// Stopped first, then the services in order.
     gateway: AppTask,
     services: Vec<ServiceTask>,
+    /// The marketplace services, stopped after the others.
+    companions: Vec<Companion>,
     _key_dir: KeyDir,
     _databases: Vec<TestDatabase>,
     _redis: RedisServer,
@@ -463,7 +468,14 @@ impl Platform {
 
         let mut services = vec![address_app, user, auth];
         let mut databases = vec![auth_db, user_db, address_db];
-        if options.product_service {
+        let mut companions = Vec::new();
+        if options.marketplace {
+            // In the order a deployment starts them: whom each calls comes first.
+            companions.push(Companion::start(&nats, shop_service::start, |_| {}).await);
+            companions.push(Companion::start(&nats, voucher_service::start, |_| {}).await);
+            companions.push(Companion::start(&nats, cart_service::start, |_| {}).await);
+        }
+        if options.product_service || options.marketplace {
             let product_db = testkit::fresh_database().await.expect("product database");
             let mut config = product_service::Config::try_parse_from(["product-service"])
                 .expect("default product config");
@@ -506,6 +518,7 @@ impl Platform {
             signing_key,
             gateway,
             services,
+            companions,
             _key_dir: key_dir,
             _databases: databases,
             _redis: redis,
@@ -519,6 +532,34 @@ impl Platform {
         for service in self.services {
             service.stop().await;
         }
+        for companion in self.companions {
+            companion.stop().await;
+        }
+    }
+
+    /// Like [`Platform::send`], with extra request headers (`X-Cart-Token`).
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
     }
 
     /// The admin ports of the services, for their readiness.
@@ -533,17 +574,7 @@ impl Platform {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (reqwest::StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.address));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let body = response.json().await.unwrap_or(Value::Null);
-        (status, body)
+        self.send_with(method, path, body, token, &[]).await
     }
 
     pub async fn post(

@@ -8,6 +8,7 @@ mod errors;
 mod helpers;
 mod journey;
 mod limits;
+mod marketplace;
 mod platform;
 mod robustness;
 mod streams;

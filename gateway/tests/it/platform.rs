@@ -97,6 +97,8 @@ async fn cors_preflight_is_answered_for_allowed_origins_only() {
         allowed.contains("authorization") && allowed.contains("content-type"),
         "{allowed}"
     );
+    // A header a contract fills a field from (the guest cart's token) is one a browser sends.
+    assert!(allowed.contains("x-cart-token"), "{allowed}");
 
     let response = preflight("https://evil.example").await.unwrap();
     assert!(
