@@ -179,9 +179,14 @@ pub async fn seed_demo_seller(
         return Ok(false);
     }
     let password_hash = hasher.hash(password.password(), None).await?;
-    let Some(account) =
-        store::insert_account(&mut tx, id, &email, &password_hash, &[Role::Customer, Role::Seller])
-            .await?
+    let Some(account) = store::insert_account(
+        &mut tx,
+        id,
+        &email,
+        &password_hash,
+        &[Role::Customer, Role::Seller],
+    )
+    .await?
     else {
         // Another replica seeded it meanwhile.
         return Ok(false);
