@@ -140,6 +140,14 @@ impl Companion {
         }
     }
 
+    /// Where its admin server (health, metrics) listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.task
+            .as_ref()
+            .expect("the companion is running")
+            .admin_addr()
+    }
+
     /// Stops the service the way SIGTERM does; panics unless it shut down cleanly.
     pub async fn stop(mut self) {
         if let Some(task) = self.task.take() {
