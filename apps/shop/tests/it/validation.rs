@@ -1,0 +1,123 @@
+//! Bad input: every bad field is named at once and nothing is written; a slug belongs to one
+//! shop only.
+
+use api::shop::{CreateShopRequest, UpdateShopRequest};
+use rpc::ErrorCode;
+
+use crate::helpers::{TestApp, User, admin, bad_fields, expect_error, shop};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_names_every_field_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let seller = User::seller();
+    let error = app
+        .client
+        .create_shop(
+            &seller.ctx(),
+            &CreateShopRequest {
+                name: String::new(),
+                slug: "Not A Slug".into(),
+                description: String::new(),
+                logo_url: "ftp://example.com/logo.png".into(),
+                contact_email: "nobody".into(),
+                currency: "usd".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&error),
+        ["name", "slug", "logo_url", "contact_email", "currency"]
+    );
+
+    // Rules only the service knows: a real currency, a slug that is not an id.
+    let error = app
+        .client
+        .create_shop(
+            &seller.ctx(),
+            &CreateShopRequest {
+                slug: "01900000-0000-7000-8000-00000000d001".into(),
+                currency: "XYZ".into(),
+                ..shop("Sneaky")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&error), ["slug", "currency"]);
+    assert_eq!(app.stored_shops().await, 0);
+
+    let opened = app.open(&seller, shop("Proper")).await;
+    let error = app
+        .client
+        .update_shop(
+            &seller.ctx(),
+            &UpdateShopRequest {
+                id: opened.id.clone(),
+                name: Some("Fine".into()),
+                contact_email: Some("not-an-email".into()),
+                slug: Some("ab".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&error), ["slug", "contact_email"]);
+    assert_eq!(
+        app.get(&seller.ctx(), &opened.id).await.unwrap(),
+        opened,
+        "a refused update changes no field"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slug_belongs_to_one_shop() {
+    let app = TestApp::spawn().await;
+    let (first_seller, second_seller) = (User::seller(), User::seller());
+    let first = app
+        .open(
+            &first_seller,
+            CreateShopRequest {
+                slug: "corner-shop".into(),
+                ..shop("Corner Shop")
+            },
+        )
+        .await;
+    let error = expect_error(
+        app.client
+            .create_shop(
+                &second_seller.ctx(),
+                &CreateShopRequest {
+                    slug: "corner-shop".into(),
+                    ..shop("Other Corner")
+                },
+            )
+            .await,
+        ErrorCode::Conflict,
+    );
+    assert_eq!(error.details().len(), 1);
+    assert_eq!(error.details()[0].field, "slug");
+    assert_eq!(app.stored_shops().await, 1);
+
+    let second = app.open(&second_seller, shop("Second")).await;
+    let error = expect_error(
+        app.client
+            .update_shop(
+                &admin(),
+                &UpdateShopRequest {
+                    id: second.id.clone(),
+                    slug: Some("corner-shop".into()),
+                    ..Default::default()
+                },
+            )
+            .await,
+        ErrorCode::Conflict,
+    );
+    assert_eq!(error.details()[0].field, "slug");
+    assert_eq!(
+        app.get(&admin(), &second.id).await.unwrap().slug,
+        second.slug
+    );
+    assert_eq!(app.get(&admin(), "corner-shop").await.unwrap().id, first.id);
+    app.stop().await;
+}
