@@ -5,4 +5,5 @@
 mod checks;
 mod helpers;
 mod redemptions;
+mod shops;
 mod vouchers;
