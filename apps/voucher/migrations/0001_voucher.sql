@@ -1,11 +1,11 @@
 -- Vouchers, the redemptions orders hold of them, and each user's uses of each voucher.
 --
--- The usage limits are enforced here whatever the code does: a CHECK keeps
--- used_count + reserved_count within usage_limit and a user's uses within per_user_limit is
--- kept by the conditional upsert the service runs (voucher_user_uses.uses never goes negative).
--- The service takes a use with one conditional UPDATE, which PostgreSQL re-evaluates on the
--- latest row version after waiting for a concurrent writer, so concurrent reservations cannot
--- take more uses than there are.
+-- The usage limits are enforced here, not by reading and then writing: the service takes a use
+-- with one conditional UPDATE of the voucher row and one conditional upsert of the user's row
+-- of voucher_user_uses, which PostgreSQL re-evaluates on the latest row version after waiting
+-- for a concurrent writer, so concurrent reservations cannot take more uses than there are.
+-- Whatever a code path does, a CHECK keeps used_count + reserved_count within usage_limit and
+-- no count below zero.
 
 CREATE TABLE vouchers (
     id                       uuid        PRIMARY KEY,

@@ -821,10 +821,11 @@ pub fn reason_message(reason: Reason, offer: Option<&Offer>, cart: Option<&Cart>
         (Reason::WrongShop, _) => "Your cart has nothing from the shop this voucher is for.".into(),
         (Reason::BelowMinimum, Some(offer)) => {
             let minimum = Money::new(offer.terms.min_order_minor_units, offer.currency);
-            let scope = if offer.shop_id.is_some() {
-                "of this shop's items"
-            } else {
-                ""
+            let needs = match offer.shop_id {
+                Some(_) => format!(
+                    "This voucher needs at least {minimum} of this shop's items in your cart"
+                ),
+                None => format!("This voucher needs a subtotal of at least {minimum}"),
             };
             let subtotal = cart.map(|cart| match offer.shop_id {
                 Some(shop) => cart.subtotals.get(&shop).copied().unwrap_or(0),
@@ -832,11 +833,10 @@ pub fn reason_message(reason: Reason, offer: Option<&Offer>, cart: Option<&Cart>
             });
             match subtotal {
                 Some(subtotal) => format!(
-                    "This voucher needs a subtotal {scope} of at least {minimum}; yours is {}.",
+                    "{needs}; you have {}.",
                     Money::new(subtotal, offer.currency)
-                )
-                .replace("  ", " "),
-                None => format!("This voucher needs a subtotal of at least {minimum}."),
+                ),
+                None => format!("{needs}."),
             }
         }
         (Reason::EmptyCart, _) => "Your cart is empty.".into(),

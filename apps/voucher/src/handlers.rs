@@ -83,19 +83,20 @@ impl VoucherHandlers {
     }
 
     /// The voucher with `code` if `principal` may see it: admins every one, a seller those of
-    /// the shops they own. Anything else answers like a code that does not exist.
+    /// the shops they own (with the shop service's answer about that shop). Anything else
+    /// answers like a code that does not exist.
     async fn visible(
         &self,
         ctx: &Context,
         principal: &Principal,
         code: &CodeKey,
-    ) -> Result<VoucherRecord, rpc::Error> {
+    ) -> Result<(VoucherRecord, Option<ShopAccess>), rpc::Error> {
         let missing = || rpc::Error::from(Error::VoucherNotFound(code.as_str().to_owned()));
         let record = store::get_by_code(&self.pool, code)
             .await?
             .ok_or_else(missing)?;
         if principal.is_admin() {
-            return Ok(record);
+            return Ok((record, None));
         }
         let Some(shop_id) = record.shop_id else {
             return Err(missing());
@@ -105,7 +106,7 @@ impl VoucherHandlers {
         }
         let access = self.shop_access(ctx, shop_id, missing).await?;
         if access.owner_id == principal.user_id {
-            Ok(record)
+            Ok((record, Some(access)))
         } else {
             Err(missing())
         }
@@ -213,7 +214,8 @@ impl VoucherService for VoucherHandlers {
         let principal = ctx.require_principal()?;
         let code = CodeKey::parse(&request.code)
             .map_err(|problem| rpc::Error::invalid_field("code", problem))?;
-        Ok(message(self.visible(&ctx, principal, &code).await?))
+        let (record, _) = self.visible(&ctx, principal, &code).await?;
+        Ok(message(record))
     }
 
     async fn update_voucher(
@@ -224,12 +226,8 @@ impl VoucherService for VoucherHandlers {
         let principal = ctx.require_principal()?;
         let changes = VoucherChanges::parse(&request)?;
         let missing = || rpc::Error::from(Error::VoucherNotFound(changes.code.as_str().into()));
-        let found = self.visible(&ctx, principal, &changes.code).await?;
-        if let Some(shop_id) = found.shop_id
-            && !principal.is_admin()
-        {
+        if let (_, Some(access)) = self.visible(&ctx, principal, &changes.code).await? {
             // Seeing it is not enough: changing it needs the seller role and an active shop.
-            let access = self.shop_access(&ctx, shop_id, missing).await?;
             may_manage(principal, &access, missing)?;
         }
         let mut tx = self.begin(&ctx).await?;

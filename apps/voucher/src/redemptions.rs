@@ -396,6 +396,7 @@ async fn expire_batch(pool: &PgPool) -> Result<u64, Error> {
         outbox::record_change(&mut tx, &trace, Change::Released(redemption)).await?;
     }
     tx.commit().await?;
+    metrics::counter!("voucher_redemptions_expired_total").increment(expired.len() as u64);
     Ok(expired.len() as u64)
 }
 

@@ -326,3 +326,45 @@ async fn commits_and_releases_are_published_once_each() {
     assert_eq!(app.events_of(&VOUCHER_RELEASED).await.len(), 1);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sweeping_at_once_expire_each_redemption_exactly_once() {
+    let app = TestApp::spawn().await;
+    let replica = app.start_replica().await;
+    app.create(voucher("Crowd")).await;
+    let user = new_id();
+    for _ in 0..30 {
+        app.reserve("Crowd", &user, &new_id(), 100, 1)
+            .await
+            .unwrap();
+    }
+    assert_eq!(app.stored_counts("Crowd").await, (0, 30));
+
+    eventually(
+        Duration::from_secs(15),
+        "every redemption to expire",
+        || async { app.stored_counts("Crowd").await == (0, 0) },
+    )
+    .await;
+    let expired: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM redemptions WHERE status = 'expired'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(expired, 30);
+    let uses: i32 = sqlx::query_scalar("SELECT uses FROM voucher_user_uses")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(uses, 0, "each use went back once");
+    app.published(&VOUCHER_RELEASED, 30).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.events_of(&VOUCHER_RELEASED).await.len(),
+        30,
+        "one event each"
+    );
+
+    replica.stop().await;
+    app.stop().await;
+}
