@@ -100,7 +100,8 @@ impl CartRow {
                 voucher_code: self.voucher_code,
             },
             version: self.version,
-            updated_at: Some(self.updated_at),
+            // A row at version 0 was created by this transaction and never written.
+            updated_at: (self.version > 0).then_some(self.updated_at),
             expires_at: self.expires_at,
         })
     }
@@ -186,8 +187,19 @@ pub async fn save(
     .bind(contents.voucher_code.as_deref())
     .bind(GUEST_CART_DAYS as i32)
     .fetch_one(conn)
-    .await?;
+    .await
+    .map_err(on_constraint)?;
     row.into_cart()
+}
+
+/// The error for a violated constraint of the carts table, or the database error. The
+/// domain refuses the same things first; these are the last line of defence.
+fn on_constraint(error: sqlx::Error) -> Error {
+    let constraint = error.as_database_error().and_then(|db| db.constraint());
+    match constraint {
+        Some("carts_lines_array") => Error::TooManyLines,
+        _ => Error::Database(error),
+    }
 }
 
 /// Ends the guest cart at `key` and returns it, or `None` when there is none (any more). The

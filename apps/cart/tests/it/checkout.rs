@@ -115,7 +115,7 @@ async fn completing_a_checkout_happens_once_per_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subtotals_are_per_shop_of_the_lines_that_count() {
     let app = TestApp::spawn().await;
-    let shop = Uuid::now_v7().to_string();
+    let shop = app.new_shop("USD").await;
     let [mug, tea, retired] = [
         app.create_product(CreateProductRequest {
             shop_id: shop.clone(),

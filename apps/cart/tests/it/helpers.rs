@@ -9,8 +9,10 @@ use api::common::Money;
 use api::product::{
     CreateProductRequest, Product, ProductClient, SetStockRequest, UpdateProductRequest,
 };
+use api::shop::{ApproveShopRequest, CreateShopRequest, ShopClient};
+use api::voucher::VoucherClient;
 use cart_service::Config;
-use rpc::Context;
+use rpc::{Context, roles};
 use testkit::callers::admin;
 use testkit::{Companion, Harness};
 use uuid::Uuid;
@@ -24,7 +26,14 @@ testkit::test_app!(CartApp, Config, CartClient);
 pub struct TestApp {
     pub cart: CartApp,
     pub products: ProductClient,
-    product_service: Companion,
+    pub vouchers: VoucherClient,
+    pub shops: ShopClient,
+    /// Absent once a test stopped it.
+    product_service: Option<Companion>,
+    /// Product asks it who may change a shop's catalog.
+    shop_service: Companion,
+    /// Absent unless the test asks for vouchers: then nothing answers for them.
+    voucher_service: Option<Companion>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -51,10 +60,10 @@ pub fn money(minor_units: i64, currency: &str) -> Option<Money> {
     })
 }
 
-/// A product to create: USD 10.00 in a shop of its own, 10 in stock.
+/// A product to create: USD 10.00, 10 in stock, in a shop of its own unless a `shop_id` is
+/// set (see [`TestApp::create_product`]).
 pub fn product(name: &str) -> CreateProductRequest {
     CreateProductRequest {
-        shop_id: Uuid::now_v7().to_string(),
         name: name.into(),
         description: format!("The {name}."),
         price: money(1000, "USD"),
@@ -76,8 +85,23 @@ pub fn line(product: &Product, quantity: i32, status: &str) -> (String, i32, Str
 }
 
 impl TestApp {
+    /// The cart with the catalog, and nothing answering for vouchers.
     pub async fn spawn() -> Self {
+        Self::start(false).await
+    }
+
+    /// The cart with the catalog and the voucher service.
+    pub async fn spawn_with_vouchers() -> Self {
+        Self::start(true).await
+    }
+
+    async fn start(with_vouchers: bool) -> Self {
         let harness = Harness::start(cart_service::start, |_: &mut Config| {}).await;
+        let shop_service = harness
+            .companion(shop_service::start, |config: &mut shop_service::Config| {
+                config.seed_demo_shop = false;
+            })
+            .await;
         let product_service = harness
             .companion(
                 product_service::start,
@@ -88,21 +112,81 @@ impl TestApp {
                 },
             )
             .await;
-        let products = ProductClient::new(rpc::Client::new(harness.nats.clone()));
+        let voucher_service = match with_vouchers {
+            true => Some(
+                harness
+                    .companion(voucher_service::start, |_: &mut voucher_service::Config| {})
+                    .await,
+            ),
+            false => None,
+        };
+        let client = rpc::Client::new(harness.nats.clone());
         Self {
+            products: ProductClient::new(client.clone()),
+            shops: ShopClient::new(client.clone()),
+            vouchers: VoucherClient::new(client),
             cart: CartApp::new(harness),
-            products,
-            product_service,
+            product_service: Some(product_service),
+            shop_service,
+            voucher_service,
+        }
+    }
+
+    /// Stops the product service, as an outage does.
+    pub async fn stop_catalog(&mut self) {
+        if let Some(catalog) = self.product_service.take() {
+            catalog.stop().await;
         }
     }
 
     /// Stops both services the way SIGTERM does and checks that they shut down cleanly.
     pub async fn stop(self) {
-        self.product_service.stop().await;
+        if let Some(vouchers) = self.voucher_service {
+            vouchers.stop().await;
+        }
+        if let Some(catalog) = self.product_service {
+            catalog.stop().await;
+        }
+        self.shop_service.stop().await;
         self.cart.harness.stop().await;
     }
 
-    pub async fn create_product(&self, request: CreateProductRequest) -> Product {
+    /// An active shop trading in `currency`, of a seller of its own.
+    pub async fn new_shop(&self, currency: &str) -> String {
+        let seller = testkit::callers::signed_in(&Uuid::now_v7().to_string(), &[roles::SELLER]);
+        let slug = format!("shop-{}", Uuid::now_v7().simple());
+        let shop = self
+            .shops
+            .create_shop(
+                &seller,
+                &CreateShopRequest {
+                    name: slug.clone(),
+                    slug,
+                    contact_email: "seller@example.com".into(),
+                    currency: currency.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("opening a shop");
+        self.shops
+            .approve_shop(
+                &admin(),
+                &ApproveShopRequest {
+                    id: shop.id.clone(),
+                },
+            )
+            .await
+            .expect("approving a shop");
+        shop.id
+    }
+
+    /// Creates the product, in a new shop of its price's currency when it names none.
+    pub async fn create_product(&self, mut request: CreateProductRequest) -> Product {
+        if request.shop_id.is_empty() {
+            let currency = request.price.as_ref().map(|price| price.currency.clone());
+            request.shop_id = self.new_shop(&currency.unwrap_or_default()).await;
+        }
         self.products
             .create_product(&admin(), &request)
             .await

@@ -33,7 +33,7 @@ async fn quantities_beyond_99_or_below_0_are_refused_naming_quantity() {
 async fn the_101st_product_is_refused_and_nothing_changes() {
     let app = TestApp::spawn().await;
     let user = shopper();
-    let shop_id = Uuid::now_v7().to_string();
+    let shop_id = app.new_shop("USD").await;
     let mut products = Vec::new();
     for index in 0..101 {
         products.push(
@@ -119,5 +119,36 @@ async fn a_product_in_another_currency_is_refused_with_both_currencies_named() {
     app.clear(&user, "").await;
     let cart = app.set(&user, "", &croissant.id, 1).await.unwrap();
     assert_eq!(cart.currency, "EUR");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_additions_never_pass_100_products() {
+    let app = TestApp::spawn().await;
+    let user = shopper();
+    let shop_id = app.new_shop("USD").await;
+    let mut products = Vec::new();
+    for index in 0..102 {
+        products.push(
+            app.create_product(CreateProductRequest {
+                shop_id: shop_id.clone(),
+                ..product(&format!("Thing {index}"))
+            })
+            .await,
+        );
+    }
+    for item in &products[..98] {
+        app.set(&user, "", &item.id, 1).await.unwrap();
+    }
+    let additions = products[98..]
+        .iter()
+        .map(|item| app.set(&user, "", &item.id, 1));
+    let answers = futures::future::join_all(additions).await;
+    let added = answers.iter().filter(|answer| answer.is_ok()).count();
+    for refused in answers.into_iter().filter_map(Result::err) {
+        assert_eq!(refused.code(), ErrorCode::FailedPrecondition, "{refused}");
+    }
+    assert_eq!(added, 2, "two of the four fit");
+    assert_eq!(app.get(&user, "").await.unwrap().lines.len(), 100);
     app.stop().await;
 }

@@ -11,3 +11,4 @@ mod helpers;
 mod limits;
 mod merge;
 mod pricing;
+mod vouchers;

@@ -107,3 +107,25 @@ async fn a_cart_still_answers_while_vouchers_are_down() {
     assert!(cart.voucher.is_none());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_catalog_is_down_a_cart_says_so_and_keeps_its_lines() {
+    let mut app = TestApp::spawn().await;
+    let mug = app.create_product(product("Mug")).await;
+    let user = shopper();
+    app.set(&user, "", &mug.id, 2).await.unwrap();
+    app.stop_catalog().await;
+
+    let error = expect_error(app.get(&user, "").await, rpc::ErrorCode::Unavailable);
+    assert!(error.message().contains("catalog"), "{error}");
+    expect_error(
+        app.set(&user, "", &mug.id, 3).await,
+        rpc::ErrorCode::Unavailable,
+    );
+    let stored: serde_json::Value = sqlx::query_scalar("SELECT lines FROM carts")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(stored[0]["quantity"], 2, "a refused write changed nothing");
+    app.stop().await;
+}
