@@ -1,6 +1,6 @@
 //! The failures of the service's operations past request parsing, and what callers are told.
 
-use crate::domain::{ProductId, ReservationId, ReservationStatus};
+use crate::domain::{ProductId, ReservationId, ReservationStatus, ShopId};
 
 /// Why a catalog or inventory operation did not happen.
 ///
@@ -13,6 +13,14 @@ pub enum Error {
 
     #[error("reservation {0} not found")]
     ReservationNotFound(ReservationId),
+
+    /// A product names a shop the shop service does not know (only an admin is told so;
+    /// anybody else is told the product does not exist).
+    #[error("product {product_id} belongs to shop {shop_id}, which does not exist")]
+    ShopOfProductMissing {
+        product_id: ProductId,
+        shop_id: ShopId,
+    },
 
     /// A field names something that does not exist (a category id, a parent category).
     #[error("{field}: {problem}")]
@@ -76,6 +84,7 @@ impl From<Error> for rpc::Error {
             | Error::CategoryNameTaken { .. }
             | Error::ReservationItemsDiffer(_) => rpc::Error::conflict(message),
             Error::ProductNotForSale(_)
+            | Error::ShopOfProductMissing { .. }
             | Error::InsufficientStock { .. }
             | Error::StockBelowReserved { .. }
             | Error::ReservationEnded { .. }

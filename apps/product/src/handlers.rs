@@ -3,8 +3,10 @@
 //! Each handler reads the same way: parse the request into domain types (which names every
 //! bad field), decide what the caller may see, then run the store functions, in one
 //! transaction for a write together with the record of the change. Access levels (public,
-//! admin, internal) were already enforced by the runtime from the contract; handlers look at
-//! the caller only where the answer depends on it (inactive products).
+//! signed in, admin, internal) were already enforced by the runtime from the contract;
+//! handlers look at the caller where the answer depends on it: inactive products, and the
+//! writes of a shop's catalog, which its owner (a seller, while the shop is active) or an
+//! admin may make. Another seller's product answers exactly like a missing one.
 
 use std::collections::HashMap;
 
@@ -16,7 +18,8 @@ use api::product::{
     ProductService, ReleaseReservationRequest, Reservation, ReserveStockRequest, SetStockRequest,
     UpdateProductRequest,
 };
-use rpc::Context;
+use api::shop::ShopAccess;
+use rpc::{Context, Principal};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -25,26 +28,77 @@ use vocab::page::encode_token;
 
 use crate::domain::{
     self, CategoryId, NewCategory, NewProduct, NewReservation, ProductChanges, ProductId,
-    ProductQuery, ProductStatus, ReservationId, StockChange,
+    ProductQuery, ProductStatus, ReservationId, ShopId, StockChange,
 };
 use crate::error::Error;
 use crate::inventory;
 use crate::outbox::{self, Change};
 use crate::records::{InventoryRecord, ProductRecord, availability};
+use crate::shops::Shops;
 use crate::store;
 
 // `::store` is the workspace's storage crate; plain `store` is this crate's queries.
 use ::db::cache::Cache;
 
-/// The product service: its database and the product cache.
+/// The product service: its database, the product cache, and the shop service it asks who
+/// may change a shop's catalog.
 pub struct ProductHandlers {
     pool: PgPool,
     cache: Cache,
+    shops: Shops,
 }
 
 impl ProductHandlers {
-    pub fn new(pool: PgPool, cache: Cache) -> Self {
-        Self { pool, cache }
+    pub(crate) fn new(pool: PgPool, cache: Cache, shops: Shops) -> Self {
+        Self { pool, cache, shops }
+    }
+
+    /// Whether `principal` may change the catalog of `shop_id`, from what the shop service
+    /// says about it now (`vocab::ownership::may_manage`): admins always; its owner while a
+    /// seller and while the shop is active. `missing` is the answer when the shop does not
+    /// exist or is someone else's, so the two cannot be told apart.
+    async fn authorize(
+        &self,
+        ctx: &Context,
+        principal: &Principal,
+        shop_id: ShopId,
+        missing: impl Fn() -> rpc::Error,
+    ) -> Result<ShopAccess, rpc::Error> {
+        let access = self.shops.access(ctx, shop_id, &missing).await?;
+        vocab::ownership::may_manage(principal, &access, missing)?;
+        Ok(access)
+    }
+
+    /// The product a seller or an admin is about to change, once they may: the same
+    /// `not_found` as a missing product when it is another seller's. Admins are not checked
+    /// against the shop, except where `needs_shop` (a new price, held to the shop's currency).
+    async fn product_to_change(
+        &self,
+        ctx: &Context,
+        id: ProductId,
+        needs_shop: bool,
+    ) -> Result<(ProductRecord, Option<ShopAccess>), rpc::Error> {
+        let principal = ctx.require_principal()?;
+        let product = store::get_product(&self.pool, id)
+            .await?
+            .ok_or(Error::ProductNotFound(id))?;
+        if principal.is_admin() && !needs_shop {
+            return Ok((product, None));
+        }
+        let shop_id = ShopId::from_uuid(product.shop_id);
+        let missing = || -> rpc::Error {
+            if principal.is_admin() {
+                Error::ShopOfProductMissing {
+                    product_id: id,
+                    shop_id,
+                }
+                .into()
+            } else {
+                Error::ProductNotFound(id).into()
+            }
+        };
+        let access = self.authorize(ctx, principal, shop_id, missing).await?;
+        Ok((product, Some(access)))
     }
 
     /// A write and the record of the change it makes commit together, or not at all. Its
@@ -130,7 +184,20 @@ impl ProductService for ProductHandlers {
         ctx: Context,
         request: CreateProductRequest,
     ) -> Result<Product, rpc::Error> {
+        let principal = ctx.require_principal()?;
+        vocab::ownership::require_seller(principal)?;
         let product = NewProduct::parse(&request)?;
+        let shop_id = product.shop_id;
+        let missing = || {
+            rpc::Error::not_found(format!("shop {shop_id} not found")).with_details(vec![
+                rpc::FieldViolation {
+                    field: "shop_id".into(),
+                    problem: "no shop has this id".into(),
+                },
+            ])
+        };
+        let shop = self.authorize(&ctx, principal, shop_id, missing).await?;
+        product.price.check_shop_currency(&shop.currency)?;
         let id = ProductId::generate();
         let mut tx = self.begin(&ctx).await?;
         let record = store::insert_product(&mut tx, id, &product).await?;
@@ -150,10 +217,13 @@ impl ProductService for ProductHandlers {
         request: UpdateProductRequest,
     ) -> Result<Product, rpc::Error> {
         let (id, changes) = ProductChanges::parse(&request)?;
+        let (product, shop) = self
+            .product_to_change(&ctx, id, changes.price.is_some())
+            .await?;
+        if let (Some(price), Some(shop)) = (changes.price, &shop) {
+            price.check_shop_currency(&shop.currency)?;
+        }
         if changes.is_empty() {
-            let product = store::get_product(&self.pool, id)
-                .await?
-                .ok_or(Error::ProductNotFound(id))?;
             return Ok(product.into());
         }
         let mut tx = self.begin(&ctx).await?;
@@ -212,6 +282,8 @@ impl ProductService for ProductHandlers {
         request: SetStockRequest,
     ) -> Result<Availability, rpc::Error> {
         let change = StockChange::parse(&request)?;
+        self.product_to_change(&ctx, change.product_id, false)
+            .await?;
         let mut tx = self.begin(&ctx).await?;
         let level = inventory::set_stock(&mut tx, change).await?;
         let product_id = change.product_id;

@@ -8,6 +8,10 @@
 //! an event in the transactional outbox (`pkg/events`), which the relay then publishes to the
 //! EVENTS_PRODUCT and EVENTS_INVENTORY streams.
 //!
+//! Sellers manage their own shops' products: before every write by a seller the service asks
+//! the shop service who owns the shop and whether it trades (`shop.get_shop_access`), so a
+//! suspended shop stops at once; admins may change any product.
+//!
 //! It must never speak HTTP, read another service's database, or write a NATS subject by hand:
 //! other services are reached only through their contracts.
 
@@ -18,6 +22,7 @@ pub mod inventory;
 pub mod outbox;
 pub mod records;
 pub mod seed;
+mod shops;
 pub mod store;
 
 use std::sync::Arc;
@@ -90,7 +95,8 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
         inventory::spawn_sweeper(sweeper_pool, sweep_interval, cancel)
     });
     let cache = ::db::cache::Cache::new(redis, config.cache_config());
-    let handlers = ProductHandlers::new(pool, cache);
+    let shops = shops::Shops::new(host.nats().clone());
+    let handlers = ProductHandlers::new(pool, cache, shops);
     host.serve(api::product::endpoints(Arc::new(handlers)))
         .await
 }

@@ -1,4 +1,5 @@
-//! The demo catalog: one shop, the "Gadgets" category and three products with stock.
+//! The demo catalog: the "Gadgets" category and three products with stock, sold by the demo
+//! shop (`vocab::demo`, which the shop service seeds) in its currency.
 //!
 //! Every row has a fixed id and is inserted with `ON CONFLICT DO NOTHING`, so seeding again
 //! (each start with `--seed-demo-catalog`, or several replicas starting at once) adds nothing
@@ -13,7 +14,10 @@ use crate::outbox::{self, Change};
 use crate::records::ProductRecord;
 
 /// The shop that sells the demo products.
-pub const DEMO_SHOP_ID: Uuid = uuid!("01900000-0000-7000-8000-00000000d001");
+pub fn demo_shop_id() -> Uuid {
+    Uuid::try_parse(vocab::demo::DEMO_SHOP_ID).expect("the demo shop id is a UUID")
+}
+
 pub const DEMO_CATEGORY_ID: Uuid = uuid!("01900000-0000-7000-8000-00000000c001");
 
 struct DemoProduct {
@@ -51,6 +55,7 @@ const DEMO_PRODUCTS: [DemoProduct; 3] = [
 /// Inserts whatever part of the demo catalog is missing; returns how many products it added.
 #[tracing::instrument(skip_all)]
 pub async fn seed_demo_catalog(pool: &PgPool) -> Result<u64, Error> {
+    let shop_id = demo_shop_id();
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO categories (id, parent_id, name, slug, description) \
@@ -70,16 +75,17 @@ pub async fn seed_demo_catalog(pool: &PgPool) -> Result<u64, Error> {
         let inserted: Option<ProductRecord> = sqlx::query_as(
             "INSERT INTO products AS p (id, shop_id, name, description, price_minor_units, \
              price_currency, category_id) \
-             VALUES ($1, $2, $3, $4, $5, 'USD', $6) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (id) DO NOTHING \
              RETURNING p.id, p.shop_id, p.name, p.description, p.price_minor_units, \
              p.price_currency, p.category_id, p.image_urls, p.status, p.created_at, p.updated_at",
         )
         .bind(product.id)
-        .bind(DEMO_SHOP_ID)
+        .bind(shop_id)
         .bind(product.name)
         .bind(product.description)
         .bind(product.price_minor_units)
+        .bind(vocab::demo::DEMO_SHOP_CURRENCY)
         .bind(category_id)
         .fetch_optional(&mut *tx)
         .await?;

@@ -73,6 +73,19 @@ impl Price {
     pub fn money(self) -> Money {
         self.0
     }
+
+    /// A shop's products are priced in the shop's currency (`shop_currency`, as the shop
+    /// service spells it), so that a shop's prices and totals never mix currencies.
+    pub fn check_shop_currency(self, shop_currency: &str) -> Result<(), rpc::Error> {
+        if self.0.currency().code() == shop_currency {
+            Ok(())
+        } else {
+            Err(rpc::Error::invalid_field(
+                "price.currency",
+                format!("must be {shop_currency}, the currency of the shop"),
+            ))
+        }
+    }
 }
 
 /// Whether a product is for sale. Inactive products are visible to admins only.
@@ -282,6 +295,20 @@ impl ProductChanges {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prices_are_in_the_currency_of_their_shop() {
+        let price = |currency| {
+            super::Price::new(vocab::Money::new(
+                100,
+                vocab::Currency::parse(currency).unwrap(),
+            ))
+            .unwrap()
+        };
+        assert!(price("USD").check_shop_currency("USD").is_ok());
+        let error = price("EUR").check_shop_currency("USD").unwrap_err();
+        assert_eq!(testkit::bad_fields(&error), ["price.currency"]);
+    }
+
     use api::common::Money as ApiMoney;
     use testkit::bad_fields;
     use uuid::Uuid;

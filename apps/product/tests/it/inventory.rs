@@ -393,10 +393,12 @@ async fn stock_can_be_set_but_not_below_what_is_reserved() {
 
     let error = app.client.set_stock(&admin(), &set(-1)).await.unwrap_err();
     assert_eq!(bad_fields(&error), ["stock"]);
+    // A customer owns no shop: to them the product's stock is not there to change.
     expect_error(
         app.client.set_stock(&customer(), &set(1)).await,
-        ErrorCode::PermissionDenied,
+        ErrorCode::NotFound,
     );
+    assert_eq!(app.stored_stock(&product_id).await, (20, 4));
     expect_error(
         app.client
             .set_stock(

@@ -7,7 +7,7 @@ use api::product::{
     CreateCategoryRequest, CreateProductRequest, ListProductsRequest, ListProductsResponse, Product,
 };
 
-use crate::helpers::{TestApp, admin, anonymous, bad_fields, product, usd};
+use crate::helpers::{Seller, TestApp, admin, anonymous, bad_fields, product, usd};
 
 /// Walks every page of `request` and returns the products in order.
 async fn walk(app: &TestApp, request: ListProductsRequest) -> (Vec<Product>, usize) {
@@ -215,7 +215,7 @@ async fn filters_narrow_the_listing() {
         .await
         .unwrap();
 
-    let shop = uuid::Uuid::now_v7().to_string();
+    let shop = app.active_shop(&Seller::new(), "USD").await;
     let in_category = |name: &str, category_id: &str, price: i64| CreateProductRequest {
         category_id: category_id.into(),
         price: usd(price),
@@ -238,6 +238,7 @@ async fn filters_narrow_the_listing() {
         .await;
     let euro_scarf = app
         .create_product(CreateProductRequest {
+            shop_id: app.active_shop(&Seller::new(), "EUR").await,
             price: Some(Money {
                 minor_units: 2500,
                 currency: "EUR".into(),

@@ -11,4 +11,5 @@ mod helpers;
 mod inventory;
 mod listing;
 mod seed;
+mod sellers;
 mod transport;

@@ -1,7 +1,7 @@
 //! The demo catalog.
 
 use api::product::{ListCategoriesRequest, ListProductsRequest};
-use product_service::seed::{DEMO_SHOP_ID, seed_demo_catalog};
+use product_service::seed::seed_demo_catalog;
 
 use crate::helpers::{TestApp, anonymous, usd};
 
@@ -28,7 +28,7 @@ async fn seeding_twice_gives_the_three_demo_products_once() {
         .map(|p| (p.name.as_str(), p.price.clone(), p.shop_id.clone()))
         .collect();
     products.sort_by_key(|(name, _, _)| *name);
-    let shop = DEMO_SHOP_ID.to_string();
+    let shop = vocab::demo::DEMO_SHOP_ID.to_string();
     assert_eq!(
         products,
         [
