@@ -353,7 +353,7 @@ impl HotCarts {
         for line in &cart.contents.lines {
             fields.push((line.product_id.to_string(), line.quantity.to_string()));
         }
-        self.write(key_of(cart), cart.version, cart.expires_at, fields)
+        self.write(&cart.key, cart.version, cart.expires_at, fields)
             .await
     }
 
@@ -392,18 +392,6 @@ impl HotCarts {
         let _written: i64 = invocation.invoke_async(&mut self.redis.clone()).await?;
         Ok(())
     }
-
-    /// Forgets every cart (tests use it to check that PostgreSQL refills Redis).
-    pub async fn flush_all(&self) -> Result<(), Error> {
-        let () = redis::cmd("FLUSHALL")
-            .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(())
-    }
-}
-
-fn key_of(cart: &StoredCart) -> &CartKey {
-    &cart.key
 }
 
 fn micros(value: &str) -> Option<DateTime<Utc>> {

@@ -131,3 +131,31 @@ async fn expired_guest_carts_answer_like_missing_ones() {
     assert_eq!(deleted, 1);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carts_answer_through_a_redis_outage_and_lose_nothing() {
+    let mut app = TestApp::spawn().await;
+    let [mug, tea] = [
+        app.create_product(product("Mug")).await,
+        app.create_product(product("Tea")).await,
+    ];
+    let user = shopper();
+    app.set(&user, "", &mug.id, 2).await.unwrap();
+
+    app.servers.redis.as_mut().unwrap().stop();
+    assert_eq!(
+        lines(&app.get(&user, "").await.unwrap()),
+        [line(&mug, 2, "ok")],
+        "read from PostgreSQL while Redis is down"
+    );
+    app.set(&user, "", &tea.id, 1).await.unwrap();
+
+    app.servers.redis.as_mut().unwrap().restart().await.unwrap();
+    let expected = [line(&mug, 2, "ok"), line(&tea, 1, "ok")];
+    // The connection comes back in the background; every answer meanwhile is the full cart.
+    for _ in 0..20 {
+        assert_eq!(lines(&app.get(&user, "").await.unwrap()), expected);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}

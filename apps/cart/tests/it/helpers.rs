@@ -44,9 +44,20 @@ impl std::ops::Deref for TestApp {
     }
 }
 
+impl std::ops::DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut CartApp {
+        &mut self.cart
+    }
+}
+
 /// A signed-in customer with a fresh user id.
 pub fn shopper() -> Context {
     testkit::callers::customer(&Uuid::now_v7().to_string())
+}
+
+/// A signed-in seller with a fresh user id.
+pub fn seller() -> Context {
+    testkit::callers::signed_in(&Uuid::now_v7().to_string(), &[roles::SELLER])
 }
 
 pub fn user_id(ctx: &Context) -> String {
@@ -153,12 +164,16 @@ impl TestApp {
 
     /// An active shop trading in `currency`, of a seller of its own.
     pub async fn new_shop(&self, currency: &str) -> String {
-        let seller = testkit::callers::signed_in(&Uuid::now_v7().to_string(), &[roles::SELLER]);
+        self.new_shop_of(&seller(), currency).await
+    }
+
+    /// An active shop of `seller` trading in `currency`.
+    pub async fn new_shop_of(&self, seller: &Context, currency: &str) -> String {
         let slug = format!("shop-{}", Uuid::now_v7().simple());
         let shop = self
             .shops
             .create_shop(
-                &seller,
+                seller,
                 &CreateShopRequest {
                     name: slug.clone(),
                     slug,

@@ -167,3 +167,45 @@ async fn a_guests_voucher_comes_along_when_the_user_has_none() {
     assert_eq!(cart.totals[0].total, money(800, "USD"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_voucher_discounts_only_its_shops_lines() {
+    let app = TestApp::spawn_with_vouchers().await;
+    let owner = seller();
+    let own_shop = app.new_shop_of(&owner, "USD").await;
+    app.vouchers
+        .create_voucher(
+            &owner,
+            &CreateVoucherRequest {
+                code: "SHOP250".into(),
+                shop_id: own_shop.clone(),
+                kind: "fixed".into(),
+                amount_off_minor_units: 250,
+                currency: "USD".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("the shop's owner creates its voucher");
+    let mug = app
+        .create_product(CreateProductRequest {
+            shop_id: own_shop.clone(),
+            ..product("Mug")
+        })
+        .await;
+    let tea = app.create_product(product("Tea")).await;
+    let user = shopper();
+    app.set(&user, "", &tea.id, 1).await.unwrap();
+    app.set(&user, "", &mug.id, 1).await.unwrap();
+
+    let cart = app.apply(&user, "", "SHOP250").await.unwrap();
+    let voucher = cart.voucher.clone().unwrap();
+    assert!(voucher.applies, "{voucher:?}");
+    assert_eq!(voucher.shop_id, own_shop);
+    assert_eq!(
+        shop_discounts(&cart),
+        [(tea.shop_id.clone(), 0, 1000), (own_shop, 250, 750)]
+    );
+    assert_eq!(cart.totals[0].total, money(1750, "USD"));
+    app.stop().await;
+}
