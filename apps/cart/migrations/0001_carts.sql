@@ -30,9 +30,12 @@ CREATE TABLE carts (
 CREATE INDEX carts_expires_idx ON carts (expires_at) WHERE expires_at IS NOT NULL;
 
 -- One row per order that completed a cart: CompleteCheckout changes the cart only when it
--- inserts the row, so a retry has no second effect.
+-- inserts the row, so a retry has no second effect; a retry with another user or other lines
+-- is refused.
 CREATE TABLE checkouts (
     order_id     uuid        PRIMARY KEY,
     user_id      text        NOT NULL,
+    -- The lines the order took, sorted by product id: [{"product_id", "quantity"}].
+    lines        jsonb       NOT NULL,
     completed_at timestamptz NOT NULL DEFAULT now()
 );

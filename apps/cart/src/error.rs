@@ -51,8 +51,9 @@ pub enum Error {
     #[error("{message}")]
     VoucherDoesNotApply { message: String },
 
-    #[error("order {0} already completed another cart")]
-    OrderOfAnotherUser(Uuid),
+    /// A retry of CompleteCheckout must repeat the first call exactly.
+    #[error("order {0} already completed a cart, for another user or with other lines")]
+    OrderDiffers(Uuid),
 
     /// A service this one calls failed; its error is passed on when the caller can act on it.
     #[error("{0}")]
@@ -92,7 +93,7 @@ impl From<Error> for rpc::Error {
             Error::VoucherDoesNotApply { .. } => {
                 naming(rpc::Error::failed_precondition(message), "code")
             }
-            Error::OrderOfAnotherUser(_) => rpc::Error::conflict(message),
+            Error::OrderDiffers(_) => rpc::Error::conflict(message),
             Error::Upstream(error) => match error.code() {
                 rpc::ErrorCode::Unavailable | rpc::ErrorCode::DeadlineExceeded => {
                     rpc::Error::unavailable("the catalog is not answering; try again shortly")

@@ -550,10 +550,10 @@ impl CartService for CartHandlers {
         let user_id = user_id.to_string();
         let key = CartKey::user(&user_id);
         let mut tx = self.begin(&ctx).await?;
-        match store::record_checkout(&mut tx, order_id, &user_id).await? {
+        match store::record_checkout(&mut tx, order_id, &user_id, &bought).await? {
             CheckoutRecord::New => {}
             CheckoutRecord::Repeat => return Ok(CompleteCheckoutResponse { cleared: false }),
-            CheckoutRecord::OtherUser => return Err(Error::OrderOfAnotherUser(order_id).into()),
+            CheckoutRecord::Different => return Err(Error::OrderDiffers(order_id).into()),
         }
         let current = store::lock(&mut tx, &key)
             .await?

@@ -224,38 +224,44 @@ pub async fn take_guest(
 pub enum CheckoutRecord {
     /// First time: the cart is to be completed.
     New,
-    /// The order had completed a cart before, of this user.
+    /// The order had completed this user's cart before, with the same lines.
     Repeat,
-    /// The order id completed another user's cart.
-    OtherUser,
+    /// The order id completed a cart before with another user or other lines.
+    Different,
 }
 
-/// Records that `order_id` completes `user_id`'s cart.
+/// Records that `order_id` completes `user_id`'s cart, taking `lines` out of it.
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn record_checkout(
     conn: &mut PgConnection,
     order_id: Uuid,
     user_id: &str,
+    lines: &[Line],
 ) -> Result<CheckoutRecord, Error> {
+    let mut lines = lines.to_vec();
+    lines.sort_by_key(|line| line.product_id);
     let inserted = sqlx::query(
-        "INSERT INTO checkouts (order_id, user_id) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING",
+        "INSERT INTO checkouts (order_id, user_id, lines) VALUES ($1, $2, $3) \
+         ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order_id)
     .bind(user_id)
+    .bind(Json(&lines))
     .execute(&mut *conn)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(CheckoutRecord::New);
     }
-    let owner: String = sqlx::query_scalar("SELECT user_id FROM checkouts WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_one(conn)
-        .await?;
-    Ok(if owner == user_id {
+    let (owner, recorded): (String, Json<Vec<Line>>) =
+        sqlx::query_as("SELECT user_id, lines FROM checkouts WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(if owner == user_id && recorded.0 == lines {
         CheckoutRecord::Repeat
     } else {
-        CheckoutRecord::OtherUser
+        CheckoutRecord::Different
     })
 }
 

@@ -109,6 +109,15 @@ async fn completing_a_checkout_happens_once_per_order() {
         app.complete(&stranger, &order, order_lines).await,
         ErrorCode::Conflict,
     );
+    expect_error(
+        app.complete(&id, &order, vec![bought(&mug.id, 1)]).await,
+        ErrorCode::Conflict,
+    );
+    assert_eq!(
+        lines(&app.get(&user, "").await.unwrap()),
+        [line(&mug, 1, "ok"), line(&jam, 1, "ok")],
+        "a refused retry changed nothing"
+    );
     app.stop().await;
 }
 
