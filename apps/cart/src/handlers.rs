@@ -157,8 +157,9 @@ impl CartHandlers {
         Ok(saved)
     }
 
-    /// Puts `cart` into Redis. PostgreSQL has it already, so a failure only costs a later
-    /// read a trip to PostgreSQL; it is logged, not answered.
+    /// Puts `cart` into Redis. PostgreSQL has it already, so the write stands either way; a
+    /// failure is logged, not answered (Redis may then hold an older copy until the next
+    /// write, the one gap `store.rs` describes).
     async fn refill(&self, cart: &StoredCart) {
         if let Err(error) = self.hot.put(cart).await {
             tracing::warn!(error = %error, "could not write a cart to Redis");
@@ -193,7 +194,7 @@ impl CartHandlers {
             .collect())
     }
 
-    /// The cart at `key` priced now.
+    /// `cart` priced from the catalog now, in one request.
     async fn priced(&self, ctx: &Context, cart: &StoredCart) -> Result<PricedCart, Error> {
         let ids: Vec<Uuid> = cart
             .contents
