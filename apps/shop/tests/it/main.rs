@@ -4,6 +4,7 @@
 
 mod access;
 mod contract;
+mod deadlines;
 mod events;
 mod helpers;
 mod lifecycle;

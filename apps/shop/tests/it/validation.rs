@@ -121,3 +121,36 @@ async fn a_slug_belongs_to_one_shop() {
     assert_eq!(app.get(&admin(), "corner-shop").await.unwrap().id, first.id);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sellers_racing_for_one_slug_get_one_shop() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let tasks: Vec<_> = (0..6)
+        .map(|index| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let request = CreateShopRequest {
+                    slug: "the-one-slug".into(),
+                    ..shop(&format!("Contender {index}"))
+                };
+                app.client
+                    .create_shop(&User::seller().ctx(), &request)
+                    .await
+            })
+        })
+        .collect();
+    let mut opened = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => opened += 1,
+            Err(error) => {
+                let error = expect_error(Err::<(), _>(error), ErrorCode::Conflict);
+                assert_eq!(error.details()[0].field, "slug");
+            }
+        }
+    }
+    assert_eq!(opened, 1);
+    assert_eq!(app.stored_shops().await, 1);
+    let app = std::sync::Arc::into_inner(app).expect("every request task has ended");
+    app.stop().await;
+}
