@@ -75,12 +75,7 @@ fn config_on<C: clap::Parser>(
             "--admin-addr".to_owned(),
             "127.0.0.1:0".to_owned(),
         ];
-        // The service's own NATS identity, its contract's name: `gift-card-service`
-        // connects as `gift_card`.
-        let identity = program
-            .strip_suffix("-service")
-            .unwrap_or(&program)
-            .replace('-', "_");
+        let identity = identity_of(&program);
         if let Some(seed) = nats.credentials().seed_file(&identity) {
             args.push("--nats-nkey-file".to_owned());
             args.push(seed.display().to_string());
@@ -92,6 +87,47 @@ fn config_on<C: clap::Parser>(
             args.extend(["--redis-url".to_owned(), redis.url().to_owned()]);
         }
         C::try_parse_from(args).expect("the service's configuration for the test servers")
+    }
+}
+
+/// The NATS identity and contract name of a service program: `gift-card-service` connects
+/// as `gift_card`.
+fn identity_of(program: &str) -> String {
+    program
+        .strip_suffix("-service")
+        .unwrap_or(program)
+        .replace('-', "_")
+}
+
+/// Waits until `service`'s methods have a responder on NATS: a service's `start` returns
+/// once its subscriptions are sent, which is not yet once the server routes to them, and a
+/// test's first request could otherwise find nobody answering. It probes the method the
+/// service subscribes to last (the server takes one connection's subscriptions in order), with
+/// a payload no method decodes, answered `invalid_argument` before any handler runs.
+pub async fn wait_until_answering(nats: &async_nats::Client, service: &str) {
+    let Some(method) = api::contract(service).and_then(|c| c.methods.last()) else {
+        return;
+    };
+    let started = Instant::now();
+    {
+        loop {
+            match nats
+                .request(method.subject, b"\x00probe".to_vec().into())
+                .await
+            {
+                Err(error)
+                    if error.kind() == async_nats::client::RequestErrorKind::NoResponders =>
+                {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "nobody answers on {} after 10 s",
+                        method.subject
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                _ => break,
+            }
+        }
     }
 }
 
@@ -133,6 +169,7 @@ impl Companion {
         let mut config = config_on::<C>(nats, database.as_ref(), redis.as_ref());
         configure(&mut config);
         let task = ServiceTask::start(start(config)).await;
+        wait_until_answering(&nats.connect().await, &identity_of(command.get_name())).await;
         Self {
             task: Some(task),
             _database: database,
@@ -216,6 +253,7 @@ impl<C: clap::Parser + Clone + Send + 'static> Harness<C> {
         let start: Start<C> = Box::new(move |config| Box::pin(start(config)));
         let service = ServiceTask::start(start(config.clone())).await;
         let nats = servers.nats.connect().await;
+        wait_until_answering(&nats, &identity_of(C::command().get_name())).await;
         let db = match &servers.database {
             Some(database) => Some(
                 PgPool::connect(database.url())
