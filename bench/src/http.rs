@@ -90,6 +90,24 @@ fn parse_head(buffer: &[u8]) -> anyhow::Result<Option<(u16, usize, usize)>> {
     Ok(Some((status, header_length, body_length)))
 }
 
+/// A request with extra headers and, when given, a JSON body, as bytes ready to write.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Bytes {
+    let mut out =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        out.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        out.push_str("\r\n");
+    }
+    Bytes::from(out)
+}
+
 /// Requests for a load run: the `n`th operation sends `requests[n % len]`.
 #[derive(Clone)]
 pub struct RequestSet(Arc<Vec<Bytes>>);
@@ -97,6 +115,12 @@ pub struct RequestSet(Arc<Vec<Bytes>>);
 impl RequestSet {
     pub fn new(paths: impl IntoIterator<Item = String>) -> Self {
         let requests: Vec<Bytes> = paths.into_iter().map(|p| get_request(&p)).collect();
+        assert!(!requests.is_empty(), "a request set needs a request");
+        Self(Arc::new(requests))
+    }
+
+    /// Requests made with [`request`].
+    pub fn of_requests(requests: Vec<Bytes>) -> Self {
         assert!(!requests.is_empty(), "a request set needs a request");
         Self(Arc::new(requests))
     }
@@ -139,8 +163,13 @@ impl Worker for HttpWorker {
 
 /// One GET on a new connection, for readiness checks and checking answers.
 pub async fn get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, Bytes)> {
+    send(address, &get_request(path)).await
+}
+
+/// One request on a new connection.
+pub async fn send(address: SocketAddr, request: &[u8]) -> anyhow::Result<(u16, Bytes)> {
     let mut connection = HttpConnection::connect(address).await?;
-    connection.send(&get_request(path)).await
+    connection.send(request).await
 }
 
 #[cfg(test)]

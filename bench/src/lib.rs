@@ -8,7 +8,9 @@
 //! 2. runtime overhead: an echo endpoint on pkg/rpc against a raw `async_nats::service` one;
 //! 3. capacity of cached and uncached GETs and of a search through the gateway at a p99 limit;
 //! 4. concurrent inventory reservations over NATS, with the stock invariant checked after;
-//! 5. resident memory of the release binaries, idle and with many idle HTTP connections.
+//! 5. resident memory of the release binaries, idle and with many idle HTTP connections;
+//! 6. a priced cart read (5 lines, 2 shops) and a cart write through the gateway against a
+//!    product GET through the same gateway.
 //!
 //! The load generator ([`load`], [`http`]) runs in this process, on the same cores as the
 //! servers, which is why figures are ratios against baselines that pay the same cost.
@@ -19,6 +21,7 @@
 
 pub mod http;
 pub mod load;
+pub mod marketplace;
 pub mod memory;
 pub mod platform;
 pub mod report;
@@ -166,6 +169,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     eprintln!("bench: inventory reservations");
     let inventory = scenarios::inventory(&platform, options).await?;
 
+    eprintln!("bench: the cart (priced reads and writes) against product GETs");
+    let marketplace = marketplace::marketplace(&platform, options).await?;
+
     eprintln!("bench: capacity of uncached GETs");
     platform
         .restart_product(CacheMode::Uncached)
@@ -196,6 +202,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         runtime_overhead,
         capacity: vec![cached, uncached, search],
         inventory,
+        marketplace,
         memory,
         targets: Vec::new(),
     };

@@ -11,13 +11,14 @@ use anyhow::Context as _;
 use api::product::{
     CreateProductRequest, GetProductRequest, ProductClient, ProductService as _, methods,
 };
+use api::shop::{ApproveShopRequest, CreateShopRequest, ShopClient};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::Parser as _;
 use product_service::ProductHandlers;
 use sqlx::PgPool;
-use testkit::{NatsServer, RedisServer, TestDatabase};
+use testkit::{Companion, NatsServer, RedisServer, TestDatabase};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -127,6 +128,16 @@ pub fn write_jwks() -> anyhow::Result<(PathBuf, PathBuf)> {
     Ok((dir, file))
 }
 
+/// The principal the benchmark's set-up acts as: an admin, who may open shops and stock any.
+fn admin() -> rpc::Context {
+    rpc::Context::background().with_principal(rpc::Principal {
+        user_id: ADMIN_ID.to_owned(),
+        roles: vec![rpc::roles::ADMIN.to_owned(), rpc::roles::SELLER.to_owned()],
+    })
+}
+
+const ADMIN_ID: &str = "01900000-0000-7000-8000-0000000be7c1";
+
 /// Everything the HTTP and inventory scenarios talk to.
 pub struct Platform {
     pub servers: Servers,
@@ -135,8 +146,13 @@ pub struct Platform {
     pub product_client: ProductClient,
     pub gateway_addr: SocketAddr,
     pub bare_addr: SocketAddr,
-    /// Ids of the products created for the read scenarios.
+    /// Ids of the products created for the read scenarios, all in `shop_id`.
     pub catalog: Vec<String>,
+    /// The active shop the catalog belongs to.
+    pub shop_id: String,
+    shop_client: ShopClient,
+    /// The shop service, which product asks on every catalog write; stopped last.
+    shop: Option<Companion>,
     product: Option<BenchTask>,
     gateway: Option<BenchTask>,
     bare: Option<BenchTask>,
@@ -148,6 +164,9 @@ impl Platform {
     /// Starts the product service (cached), creates `catalog_size` products, and starts the
     /// gateway and the bare axum server.
     pub async fn start(servers: Servers, catalog_size: usize) -> anyhow::Result<Self> {
+        let shop = Companion::start(&servers.nats, shop_service::start, |_| {}).await;
+        let shop_client = ShopClient::new(rpc::Client::new(servers.nats.connect().await));
+        let shop_id = open_shop(&shop_client, "bench-shop").await?;
         let config = product_config(&servers, CacheMode::Cached)?;
         let product = start_product(config.clone()).await?;
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -159,8 +178,9 @@ impl Platform {
         let handlers = Arc::new(ProductHandlers::new(
             pool.clone(),
             db::cache::Cache::new(redis, cache_config(&config)),
+            product_service::shops::Shops::new(servers.nats.connect().await),
         ));
-        let catalog = create_catalog(&handlers, catalog_size).await?;
+        let catalog = create_products(&handlers, &shop_id, catalog_size, 1_000).await?;
 
         let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let bare_addr = bare_listener.local_addr()?;
@@ -200,6 +220,9 @@ impl Platform {
             gateway_addr,
             bare_addr,
             catalog,
+            shop_id,
+            shop_client,
+            shop: Some(shop),
             product: Some(product),
             gateway: Some(BenchTask { shutdown, task }),
             bare: Some(bare),
@@ -217,9 +240,25 @@ impl Platform {
         Ok(())
     }
 
-    /// Creates products directly through the handlers (no NATS), each with `stock` units.
+    /// Creates products in the catalog's shop through the handlers (no NATS in front; the
+    /// handler asks the shop service), each with `stock` units.
     pub async fn create_products(&self, count: usize, stock: i64) -> anyhow::Result<Vec<String>> {
-        create_products(&self.handlers, count, stock).await
+        create_products(&self.handlers, &self.shop_id, count, stock).await
+    }
+
+    /// Like [`Platform::create_products`], in another shop.
+    pub async fn create_products_in(
+        &self,
+        shop_id: &str,
+        count: usize,
+        stock: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        create_products(&self.handlers, shop_id, count, stock).await
+    }
+
+    /// Another active shop, in USD like the catalog's.
+    pub async fn open_shop(&self, slug: &str) -> anyhow::Result<String> {
+        open_shop(&self.shop_client, slug).await
     }
 
     /// Stops everything; the servers go when `self.servers` is dropped.
@@ -230,28 +269,54 @@ impl Platform {
         {
             running.stop().await?;
         }
+        if let Some(shop) = self.shop.take() {
+            shop.stop().await;
+        }
         self.pool.close().await;
         let _ = std::fs::remove_dir_all(&self.jwks_dir);
         Ok(self.servers)
     }
 }
 
-async fn create_catalog(handlers: &ProductHandlers, count: usize) -> anyhow::Result<Vec<String>> {
-    create_products(handlers, count, 1_000).await
+/// An active shop opened (and approved) by the benchmark's admin.
+async fn open_shop(client: &ShopClient, slug: &str) -> anyhow::Result<String> {
+    let shop = client
+        .create_shop(
+            &admin(),
+            &CreateShopRequest {
+                name: format!("Shop {slug}"),
+                slug: slug.to_owned(),
+                contact_email: format!("{slug}@bench.example"),
+                currency: "USD".to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("opening a benchmark shop: {e}"))?;
+    client
+        .approve_shop(
+            &admin(),
+            &ApproveShopRequest {
+                id: shop.id.clone(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("approving a benchmark shop: {e}"))?;
+    Ok(shop.id)
 }
 
 async fn create_products(
     handlers: &ProductHandlers,
+    shop_id: &str,
     count: usize,
     stock: i64,
 ) -> anyhow::Result<Vec<String>> {
-    let shop_id = uuid::Uuid::now_v7().to_string();
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
         let noun = NOUNS[i % NOUNS.len()];
         let adjective = ADJECTIVES[(i / NOUNS.len()) % ADJECTIVES.len()];
         let request = CreateProductRequest {
-            shop_id: shop_id.clone(),
+            shop_id: shop_id.to_owned(),
             name: format!("{adjective} {noun} {i}"),
             description: format!(
                 "A {adjective} {noun} for everyday use, number {i} of the benchmark catalog."
@@ -264,7 +329,7 @@ async fn create_products(
             ..Default::default()
         };
         let product = handlers
-            .create_product(rpc::Context::background(), request)
+            .create_product(admin(), request)
             .await
             .map_err(|e| anyhow::anyhow!("creating a benchmark product: {e}"))?;
         ids.push(product.id);

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::marketplace::Marketplace;
 use crate::memory::Memory;
 use crate::scenarios::{Capacity, GatewayOverhead, Inventory, RuntimeOverhead};
 
@@ -19,6 +20,7 @@ pub struct Report {
     pub runtime_overhead: RuntimeOverhead,
     pub capacity: Vec<Capacity>,
     pub inventory: Inventory,
+    pub marketplace: Marketplace,
     pub memory: Memory,
     pub targets: Vec<TargetCheck>,
 }
@@ -98,6 +100,12 @@ impl Report {
                 "BROKEN".to_owned()
             },
             self.inventory.invariant_holds,
+        ));
+        targets.push(check(
+            "priced cart read (5 lines, 2 shops) / product GET, via gateway",
+            ">= 0.50x",
+            format!("{:.2}x", self.marketplace.cart_read_ratio),
+            self.marketplace.cart_read_ratio >= 0.5,
         ));
         let m = &self.memory;
         targets.push(check(
@@ -211,6 +219,32 @@ impl Report {
                 if i.invariant_holds { "holds" } else { "BROKEN" }
             ),
             "invariant holds".into(),
+        ]);
+        let c = &self.marketplace;
+        row([
+            format!(
+                "6. priced cart read, {} lines from {} shops, vs GET product (req/s, median of {})",
+                c.lines,
+                c.shops,
+                c.cart_read_runs_per_second.len()
+            ),
+            format!(
+                "cart {:.0} (p99 {:.2} ms)",
+                c.cart_read.throughput_per_second, c.cart_read.latency.p99_ms
+            ),
+            format!("GET product {:.0}", c.product_get.throughput_per_second),
+            format!("{:.2}x", c.cart_read_ratio),
+            ">= 0.50x".into(),
+        ]);
+        row([
+            "6. cart write (set a line's quantity) vs GET product (req/s)".into(),
+            format!(
+                "cart {:.0} (p99 {:.2} ms)",
+                c.cart_write.throughput_per_second, c.cart_write.latency.p99_ms
+            ),
+            format!("GET product {:.0}", c.product_get.throughput_per_second),
+            format!("{:.2}x", c.cart_write_ratio),
+            "reported".into(),
         ]);
         let m = &self.memory;
         row([

@@ -22,7 +22,7 @@ use crate::load::{self, LoadResult, Worker};
 use crate::platform::{self, Platform};
 
 /// The run with the median throughput, and every run's throughput.
-fn median(mut runs: Vec<LoadResult>) -> (LoadResult, Vec<f64>) {
+pub(crate) fn median(mut runs: Vec<LoadResult>) -> (LoadResult, Vec<f64>) {
     let throughputs = runs.iter().map(|r| r.throughput_per_second).collect();
     runs.sort_by(|a, b| a.throughput_per_second.total_cmp(&b.throughput_per_second));
     let middle = runs.swap_remove(runs.len() / 2);
@@ -30,7 +30,7 @@ fn median(mut runs: Vec<LoadResult>) -> (LoadResult, Vec<f64>) {
 }
 
 /// `a / b`, or 0 when `b` is 0.
-fn ratio(a: f64, b: f64) -> f64 {
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
 }
 

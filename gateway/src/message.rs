@@ -255,13 +255,15 @@ mod tests {
             repeated: false,
             header: None,
         },
-        Field {
-            name: "cart_token",
-            kind: FieldKind::String,
-            repeated: false,
-            header: Some("x-cart-token"),
-        },
     ];
+
+    /// A route's fields with one filled from a header.
+    const HEADER_FIELDS: &[Field] = &[Field {
+        name: "cart_token",
+        kind: FieldKind::String,
+        repeated: false,
+        header: Some("x-cart-token"),
+    }];
 
     fn route(method: &'static str, path_params: &'static [&'static str]) -> Route {
         Route {
@@ -272,6 +274,13 @@ mod tests {
             rate_class: "default",
             request_fields: FIELDS,
             stream: None,
+        }
+    }
+
+    fn route_with_header(method: &'static str) -> Route {
+        Route {
+            request_fields: HEADER_FIELDS,
+            ..route(method, &[])
         }
     }
 
@@ -541,16 +550,26 @@ mod tests {
         let mut headers = HeaderMap::new();
         let body = Bytes::from_static(b"{\"q\":\"x\",\"cart_token\":\"forged\"}");
         // Absent header: the body's value is dropped, even on the byte-for-byte path.
-        let message = json(build(&route("POST", &[]), &[], &[], &headers, body.clone()).unwrap());
+        let message =
+            json(build(&route_with_header("POST"), &[], &[], &headers, body.clone()).unwrap());
         assert_eq!(message, serde_json::json!({"q": "x"}));
         headers.insert("x-cart-token", " token-1 ".parse().unwrap());
-        let message = json(build(&route("POST", &[]), &[], &[], &headers, body).unwrap());
+        let message = json(build(&route_with_header("POST"), &[], &[], &headers, body).unwrap());
         assert_eq!(
             message,
             serde_json::json!({"q": "x", "cart_token": "token-1"})
         );
         let query = pairs(&[("cart_token", "forged")]);
-        let message = json(build(&route("GET", &[]), &[], &query, &headers, Bytes::new()).unwrap());
+        let message = json(
+            build(
+                &route_with_header("GET"),
+                &[],
+                &query,
+                &headers,
+                Bytes::new(),
+            )
+            .unwrap(),
+        );
         assert_eq!(message, serde_json::json!({"cart_token": "token-1"}));
     }
 }

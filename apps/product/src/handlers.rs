@@ -37,7 +37,7 @@ use crate::records::{InventoryRecord, ProductRecord, availability};
 use crate::shops::Shops;
 use crate::store;
 
-// `::store` is the workspace's storage crate; plain `store` is this crate's queries.
+// `::db` is the workspace's storage crate; plain `store` is this crate's queries.
 use ::db::cache::Cache;
 
 /// The product service: its database, the product cache, and the shop service it asks who
@@ -49,7 +49,7 @@ pub struct ProductHandlers {
 }
 
 impl ProductHandlers {
-    pub(crate) fn new(pool: PgPool, cache: Cache, shops: Shops) -> Self {
+    pub fn new(pool: PgPool, cache: Cache, shops: Shops) -> Self {
         Self { pool, cache, shops }
     }
 

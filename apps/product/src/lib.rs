@@ -22,7 +22,7 @@ pub mod inventory;
 pub mod outbox;
 pub mod records;
 pub mod seed;
-mod shops;
+pub mod shops;
 pub mod store;
 
 use std::sync::Arc;

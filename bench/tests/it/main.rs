@@ -86,6 +86,13 @@ async fn every_scenario_runs_and_reports_well_formed_results() {
     assert!(inventory.invariant_holds, "{inventory:?}");
     assert_eq!(inventory.final_stock_total, inventory.initial_stock_total);
 
+    let cart = &report.marketplace;
+    assert_eq!((cart.lines, cart.shops), (5, 2), "{cart:?}");
+    assert_measured("product GET beside the cart", &cart.product_get);
+    assert_measured("priced cart read", &cart.cart_read);
+    assert_measured("cart write", &cart.cart_write);
+    assert!(cart.cart_read_ratio > 0.0 && cart.cart_write_ratio > 0.0);
+
     let memory = &report.memory;
     assert!(memory.product_service_idle_mib > 1.0, "{memory:?}");
     assert!(memory.gateway_idle_mib > 1.0, "{memory:?}");
@@ -94,6 +101,7 @@ async fn every_scenario_runs_and_reports_well_formed_results() {
     assert!(!report.targets.is_empty());
     let table = report.table();
     assert!(table.contains("inventory invariant"), "{table}");
+    assert!(table.contains("priced cart read"), "{table}");
     let json = serde_json::to_value(&report).expect("the report as JSON");
     assert_eq!(json["mode"], "smoke");
     assert!(json["memory"]["gateway_idle_mib"].as_f64().unwrap() > 0.0);

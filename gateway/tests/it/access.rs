@@ -27,11 +27,11 @@ async fn creating_a_product_without_a_token_is_401_and_never_reaches_the_service
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_cannot_create_or_update_products() {
+    // Sellers manage their own shops' products, so these routes take any signed-in user and
+    // the product service decides: a customer is no seller, and owns no product.
     let app = TestApp::spawn().await;
     let existing = app.create_product(&new_product("Kettle", 3000)).await;
     let id = existing["id"].as_str().unwrap();
-    let mut creates = app.watch(&api::product::methods::CREATE_PRODUCT).await;
-    let mut updates = app.watch(&api::product::methods::UPDATE_PRODUCT).await;
     let customer = app.customer_token();
 
     let response = app
@@ -46,10 +46,8 @@ async fn a_customer_cannot_create_or_update_products() {
     let response = app
         .patch_json(&update, &json!({"name": "Hacked"}), Some(&customer))
         .await;
-    expect_error(response, 403, "permission_denied").await;
+    expect_error(response, 404, "not_found").await;
 
-    assert_nothing_arrives(&mut creates).await;
-    assert_nothing_arrives(&mut updates).await;
     let products = app.list_products("").await;
     assert_eq!(products.len(), 1);
     assert_eq!(products[0]["name"], "Kettle");

@@ -40,6 +40,9 @@ pub struct TestApp {
     pub nats: async_nats::Client,
     gateway: Option<AppTask>,
     product: Option<ServiceTask>,
+    /// The shop service product asks on catalog writes, with the demo shop that
+    /// [`new_product`] names.
+    shop: Option<Companion>,
     jwks_dir: PathBuf,
     // Dropped after the applications.
     redis: Option<RedisServer>,
@@ -57,7 +60,15 @@ impl TestApp {
         let nats_server = NatsServer::start().await.expect("starting nats-server");
         let redis = RedisServer::start().await.expect("starting redis");
 
+        let mut shop = None;
         let (product, database) = if options.product_service {
+            // Products are created in the demo shop (active, in USD), which it seeds.
+            shop = Some(
+                Companion::start(&nats_server, shop_service::start, |config| {
+                    config.seed_demo_shop = true;
+                })
+                .await,
+            );
             let database = testkit::fresh_database()
                 .await
                 .expect("creating a database");
@@ -116,6 +127,7 @@ impl TestApp {
             nats: nats_server.connect().await,
             gateway: Some(gateway),
             product,
+            shop,
             jwks_dir,
             redis: Some(redis),
             _database: database,
@@ -130,6 +142,9 @@ impl TestApp {
         }
         if let Some(product) = self.product.take() {
             product.stop().await;
+        }
+        if let Some(shop) = self.shop.take() {
+            shop.stop().await;
         }
     }
 
@@ -320,7 +335,7 @@ pub fn product_path(id: &str) -> String {
 /// A valid create-product body.
 pub fn new_product(name: &str, minor_units: i64) -> Value {
     json!({
-        "shop_id": uuid::Uuid::now_v7().to_string(),
+        "shop_id": vocab::demo::DEMO_SHOP_ID,
         "name": name,
         "description": format!("The {name}, described."),
         "price": {"minor_units": minor_units, "currency": "USD"},
@@ -564,7 +579,11 @@ impl Platform {
 
     /// The admin ports of the services, for their readiness.
     pub fn service_admin_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.services.iter().map(ServiceTask::admin_addr).collect()
+        self.services
+            .iter()
+            .map(ServiceTask::admin_addr)
+            .chain(self.companions.iter().map(Companion::admin_addr))
+            .collect()
     }
 
     pub async fn send(
