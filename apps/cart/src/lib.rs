@@ -23,9 +23,6 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
 pub use error::Error;
 pub use handlers::{CartHandlers, VOUCHER_UNAVAILABLE};
 
@@ -57,35 +54,16 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let mut host = host::Host::connect(&api::cart::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     let redis = host.redis_optional(&config.redis)?;
-    let interval = Duration::from_millis(config.expired_cart_sweep_interval_ms.max(1));
     let sweeper_pool = pool.clone();
-    host.background("expired cart sweeper", move |cancel| {
-        spawn_sweeper(sweeper_pool, interval, cancel)
-    });
+    host.every(
+        "expired cart sweeper",
+        Duration::from_millis(config.expired_cart_sweep_interval_ms),
+        "deleted expired guest carts",
+        move || {
+            let pool = sweeper_pool.clone();
+            async move { store::delete_expired(&pool).await }
+        },
+    );
     let handlers = CartHandlers::new(pool, store::HotCarts::new(redis), host.nats().clone());
     host.serve(api::cart::endpoints(Arc::new(handlers))).await
-}
-
-/// Deletes expired guest carts every `interval` until `stop` is cancelled.
-fn spawn_sweeper(
-    pool: sqlx::PgPool,
-    interval: Duration,
-    stop: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            match store::delete_expired(&pool).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "deleted expired guest carts"),
-                // Retried at the next tick; expired carts already answer as missing.
-                Err(error) => tracing::warn!(error = %error, "deleting expired guest carts"),
-            }
-        }
-    })
 }

@@ -14,12 +14,8 @@
 //! Like `store`, writes take a connection inside the caller's transaction; only the sweeper,
 //! which no request starts, opens its own.
 
-use std::time::Duration;
-
 use events::TraceHeaders;
 use sqlx::{PgConnection, PgPool};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -453,25 +449,4 @@ async fn expire_batch(pool: &PgPool) -> Result<u64, Error> {
     tx.commit().await?;
     metrics::counter!("product_reservations_expired_total").increment(expired.len() as u64);
     Ok(expired.len() as u64)
-}
-
-/// Runs [`expire_due_reservations`] every `interval` until `stop` is cancelled.
-pub fn spawn_sweeper(pool: PgPool, interval: Duration, stop: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            match expire_due_reservations(&pool).await {
-                Ok(0) => {}
-                Ok(expired) => tracing::info!(expired, "expired reservations"),
-                // A failed sweep is retried at the next tick; the reservations stay due.
-                Err(error) => tracing::warn!(error = ?error, "sweeping expired reservations"),
-            }
-        }
-        tracing::debug!("reservation sweeper stopped");
-    })
 }

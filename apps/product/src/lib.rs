@@ -89,11 +89,16 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
             .await
             .context("seeding the demo catalog")?;
     }
-    let sweep_interval = Duration::from_millis(config.reservation_sweep_interval_ms.max(1));
     let sweeper_pool = pool.clone();
-    host.background("reservation sweeper", move |cancel| {
-        inventory::spawn_sweeper(sweeper_pool, sweep_interval, cancel)
-    });
+    host.every(
+        "reservation sweeper",
+        Duration::from_millis(config.reservation_sweep_interval_ms),
+        "expired reservations",
+        move || {
+            let pool = sweeper_pool.clone();
+            async move { inventory::expire_due_reservations(&pool).await }
+        },
+    );
     let cache = ::db::cache::Cache::new(redis, config.cache_config());
     let shops = shops::Shops::new(host.nats().clone());
     let handlers = ProductHandlers::new(pool, cache, shops);

@@ -52,11 +52,16 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let mut host = host::Host::connect(&api::voucher::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     host.outbox(&pool, &config.outbox).await?;
-    let sweep_interval = Duration::from_millis(config.redemption_sweep_interval_ms.max(1));
     let sweeper_pool = pool.clone();
-    host.background("redemption sweeper", move |cancel| {
-        redemptions::spawn_sweeper(sweeper_pool, sweep_interval, cancel)
-    });
+    host.every(
+        "redemption sweeper",
+        Duration::from_millis(config.redemption_sweep_interval_ms),
+        "expired voucher redemptions",
+        move || {
+            let pool = sweeper_pool.clone();
+            async move { redemptions::expire_due_redemptions(&pool).await }
+        },
+    );
     let handlers = VoucherHandlers::new(pool, rpc::Client::new(host.nats().clone()));
     host.serve(api::voucher::endpoints(Arc::new(handlers)))
         .await

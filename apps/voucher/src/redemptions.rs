@@ -12,13 +12,9 @@
 //! vouchers and uses rows in key order, so several replicas can sweep at once and nothing
 //! waits in a cycle.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use events::TraceHeaders;
 use sqlx::{FromRow, PgConnection, PgPool};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{self, NewRedemption, Reason, RedemptionStatus, Transition, Verdict};
@@ -398,25 +394,4 @@ async fn expire_batch(pool: &PgPool) -> Result<u64, Error> {
     tx.commit().await?;
     metrics::counter!("voucher_redemptions_expired_total").increment(expired.len() as u64);
     Ok(expired.len() as u64)
-}
-
-/// Runs [`expire_due_redemptions`] every `interval` until `stop` is cancelled.
-pub fn spawn_sweeper(pool: PgPool, interval: Duration, stop: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            match expire_due_redemptions(&pool).await {
-                Ok(0) => {}
-                Ok(expired) => tracing::info!(expired, "expired voucher redemptions"),
-                // A failed sweep is retried at the next tick; the redemptions stay due.
-                Err(error) => tracing::warn!(error = ?error, "sweeping expired redemptions"),
-            }
-        }
-        tracing::debug!("redemption sweeper stopped");
-    })
 }

@@ -39,6 +39,7 @@ mod serving;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::future::BoxFuture;
@@ -221,6 +222,41 @@ impl Host {
         spawn: impl FnOnce(CancellationToken) -> JoinHandle<()> + Send + 'static,
     ) {
         self.background.push((name.into(), Box::new(spawn)));
+    }
+
+    /// A periodic job (a sweeper): `tick` runs every `interval`, the first time at once, while
+    /// the service serves, and answers how much it did (what expired, what it deleted). A
+    /// count above zero is logged with `what` ("expired reservations"); a failed tick is
+    /// logged and tried again at the next one, so the job itself must leave nothing half done.
+    pub fn every<F, Fut, E>(
+        &mut self,
+        name: &'static str,
+        interval: Duration,
+        what: &'static str,
+        mut tick: F,
+    ) where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<u64, E>> + Send,
+        E: std::fmt::Debug,
+    {
+        self.background(name, move |stop| {
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = ticker.tick() => {}
+                    }
+                    match tick().await {
+                        Ok(0) => {}
+                        Ok(count) => tracing::info!(job = name, count, "{what}"),
+                        Err(error) => tracing::warn!(job = name, error = ?error, "{name} failed; trying again at the next tick"),
+                    }
+                }
+                tracing::debug!(job = name, "stopped");
+            })
+        });
     }
 
     /// Adds a readiness check to `/health/ready`, beside those of the stores.
