@@ -9,6 +9,7 @@
 //! admin may make. Another seller's product answers exactly like a missing one.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use api::product::{
     Availability, Category, CheckAvailabilityRequest, CheckAvailabilityResponse,
@@ -38,7 +39,7 @@ use crate::shops::Shops;
 use crate::store;
 
 // `::db` is the workspace's storage crate; plain `store` is this crate's queries.
-use ::db::cache::Cache;
+use ::db::cache::{Cache, LocalCache};
 
 /// The product service: its database, the product cache, and the shop service it asks who
 /// may change a shop's catalog.
@@ -46,11 +47,46 @@ pub struct ProductHandlers {
     pool: PgPool,
     cache: Cache,
     shops: Shops,
+    /// What `LookupProducts` answered per product, for a moment (the cart asks on every
+    /// read); `None` when product reads are not cached.
+    offers: Option<LocalCache>,
 }
 
 impl ProductHandlers {
     pub fn new(pool: PgPool, cache: Cache, shops: Shops) -> Self {
-        Self { pool, cache, shops }
+        Self {
+            pool,
+            cache,
+            shops,
+            offers: None,
+        }
+    }
+
+    /// Keeps each product's `LookupProducts` answer (price, status, what is available) for
+    /// `ttl` in this process: a cart read then costs no database round trip. This replica's
+    /// own price, status and stock changes take effect at once; reservations and other
+    /// replicas' changes show within `ttl`, which a cart (priced again at checkout, which
+    /// reserves for real) can afford.
+    pub fn with_offer_cache(mut self, ttl: Duration) -> Self {
+        self.offers = Some(LocalCache::new(ttl, 10_000));
+        self
+    }
+
+    fn forget_offer(&self, id: ProductId) {
+        if let Some(offers) = &self.offers {
+            offers.remove(&id.to_string());
+        }
+    }
+
+    /// Forgets the offers of the products `reservation` holds stock of (what is available
+    /// changed), and hands it on.
+    fn forget_reserved(&self, reservation: Reservation) -> Reservation {
+        if let Some(offers) = &self.offers {
+            for item in &reservation.items {
+                offers.remove(&item.product_id);
+            }
+        }
+        reservation
     }
 
     /// Whether `principal` may change the catalog of `shop_id`, from what the shop service
@@ -236,6 +272,7 @@ impl ProductService for ProductHandlers {
         // loaded the old row just before the commit can still store it afterwards; the Redis
         // TTL bounds how long that copy lives (cache-aside's known race).
         self.cache.invalidate(&id.to_string()).await;
+        self.forget_offer(id);
         Ok(record.into())
     }
 
@@ -289,6 +326,7 @@ impl ProductService for ProductHandlers {
         let product_id = change.product_id;
         outbox::record_change(&mut tx, ctx.trace(), Change::StockSet { product_id, level }).await?;
         commit(tx).await?;
+        self.forget_offer(product_id);
         Ok(availability(product_id, level))
     }
 
@@ -298,10 +336,35 @@ impl ProductService for ProductHandlers {
         request: LookupProductsRequest,
     ) -> Result<LookupProductsResponse, rpc::Error> {
         let ids = domain::parse_product_lookup(&request)?;
-        let offers = inventory::lookup_offers(&self.pool, &ids).await?;
-        Ok(LookupProductsResponse {
-            offers: offers.into_iter().map(ProductOffer::from).collect(),
-        })
+        let Some(cache) = &self.offers else {
+            let offers = inventory::lookup_offers(&self.pool, &ids).await?;
+            return Ok(LookupProductsResponse {
+                offers: offers.into_iter().map(ProductOffer::from).collect(),
+            });
+        };
+        let mut offers = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match cache.get::<ProductOffer>(&id.to_string()) {
+                Some(offer) => offers.push(offer),
+                None => missing.push(id),
+            }
+        }
+        if !missing.is_empty() {
+            for record in inventory::lookup_offers(&self.pool, &missing).await? {
+                let offer = ProductOffer::from(record);
+                if let Some(product) = &offer.product {
+                    cache.insert(product.id.clone(), offer.clone());
+                }
+                offers.push(offer);
+            }
+        }
+        // In product id order, as the query answers.
+        offers.sort_by(|a, b| {
+            let id = |offer: &ProductOffer| offer.product.as_ref().map(|p| p.id.clone());
+            id(a).cmp(&id(b))
+        });
+        Ok(LookupProductsResponse { offers })
     }
 
     async fn check_availability(
@@ -345,7 +408,7 @@ impl ProductService for ProductHandlers {
             outbox::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
-        Ok(outcome.reservation.into())
+        Ok(self.forget_reserved(outcome.reservation.into()))
     }
 
     async fn release_reservation(
@@ -364,7 +427,7 @@ impl ProductService for ProductHandlers {
             outbox::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
-        Ok(outcome.reservation.into())
+        Ok(self.forget_reserved(outcome.reservation.into()))
     }
 
     async fn commit_reservation(
@@ -383,6 +446,6 @@ impl ProductService for ProductHandlers {
             outbox::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;
-        Ok(outcome.reservation.into())
+        Ok(self.forget_reserved(outcome.reservation.into()))
     }
 }

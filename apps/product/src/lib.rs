@@ -101,7 +101,12 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     );
     let cache = ::db::cache::Cache::new(redis, config.cache_config());
     let shops = shops::Shops::new(host.nats().clone());
-    let handlers = ProductHandlers::new(pool, cache, shops);
+    let mut handlers = ProductHandlers::new(pool, cache, shops);
+    if config.product_cache_local_ttl_ms > 0 {
+        // The cart's lookups share the in-process tier's freshness bound.
+        handlers =
+            handlers.with_offer_cache(Duration::from_millis(config.product_cache_local_ttl_ms));
+    }
     host.serve(api::product::endpoints(Arc::new(handlers)))
         .await
 }

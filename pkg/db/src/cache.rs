@@ -64,6 +64,35 @@ pub struct Cache {
     missed_invalidations: Mutex<HashSet<String>>,
 }
 
+/// The in-process tier on its own: values kept for `ttl` in this process' memory, at most
+/// `max_entries` of them. For data a replica may serve a moment stale but that is not worth a
+/// Redis round trip (what changes with every reservation, say); a write on this replica
+/// removes its key, other replicas see it once their copy's `ttl` passes.
+pub struct LocalCache(LocalTier);
+
+impl LocalCache {
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        Self(LocalTier {
+            entries: DashMap::new(),
+            ttl,
+            max_entries: max_entries.max(1),
+        })
+    }
+
+    /// The value of `key` while it is fresh (and of type `T`).
+    pub fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        self.0.get(key)
+    }
+
+    pub fn insert<T: Send + Sync + 'static>(&self, key: String, value: T) {
+        self.0.insert(key, value);
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.0.entries.remove(key);
+    }
+}
+
 struct LocalTier {
     entries: DashMap<String, LocalEntry>,
     ttl: Duration,
