@@ -451,16 +451,36 @@ fn copy_of_the_workspace() -> TempDir {
         }
         copy_file(&root, &dir.0, &relative);
     }
+    // Cargo names a workspace crate's artifacts by its name, version and path relative to the
+    // workspace, not by where the workspace is: built into the shared target directory, the
+    // copy's `api` (with the throwaway contracts) would replace the real one, and the real
+    // workspace's next compilation (its doc tests, say) would link against it. Another
+    // version gives every copied crate artifacts of its own.
+    let manifest = dir.0.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let section = text
+        .find("[workspace.package]")
+        .expect("the workspace manifest has [workspace.package]");
+    let version = section
+        + text[section..]
+            .find("\nversion = \"")
+            .expect("[workspace.package] has a version")
+        + "\nversion = \"".len();
+    let end = version + text[version..].find('"').unwrap();
+    let renamed = format!(
+        "{}{}-e2e{}",
+        &text[..version],
+        &text[version..end],
+        &text[end..]
+    );
+    std::fs::write(&manifest, renamed).unwrap();
     dir
 }
 
-/// The copy's own target directory. It cannot be the workspace's: cargo names a workspace
-/// crate's artifacts without its absolute path, so the copy's `api` (with the throwaway
-/// service's contract) and `gateway` would overwrite the real ones and be taken as fresh by
-/// the next build of the real workspace. Kept between runs, so only the first run is cold.
-/// The workspace's own target directory: the copy's crates have other paths, so they get
-/// artifacts of their own, while the registry crates compiled for the workspace (and checked
-/// by its clippy) are reused instead of compiled again. Cargo holds no lock on it while tests
+/// The workspace's own target directory: the copy's crates have another version (see
+/// [`copy_of_the_workspace`]), so they get artifacts of their own, while the registry crates
+/// compiled for the workspace (and checked by its clippy) are reused instead of compiled
+/// again. Cargo holds no lock on it while tests
 /// run. The binaries the copy builds replace the workspace's in `target/debug/`; the test
 /// removes them when it ends, and the next build links the workspace's back.
 fn e2e_target_dir() -> PathBuf {
