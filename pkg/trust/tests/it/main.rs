@@ -152,6 +152,36 @@ async fn only_the_gateway_calls_routed_methods_and_services_only_what_they_decla
 }
 
 #[tokio::test]
+async fn marketplace_services_call_only_the_internal_methods_they_declare() {
+    use api::{cart, product, shop, voucher};
+    let server = NatsServer::start().await.unwrap();
+    // Each pair: a service, and another's internal method its contract does not declare
+    // (what checkout alone will reserve, commit or complete, or what only others ask).
+    let undeclared = [
+        ("cart", voucher::methods::RESERVE_VOUCHER.subject),
+        ("cart", voucher::methods::COMMIT_REDEMPTION.subject),
+        ("cart", product::methods::RESERVE_STOCK.subject),
+        ("cart", shop::methods::GET_SHOP_ACCESS.subject),
+        ("voucher", cart::methods::COMPLETE_CHECKOUT.subject),
+        ("voucher", cart::methods::GET_CHECKOUT_SNAPSHOT.subject),
+        ("voucher", product::methods::LOOKUP_PRODUCTS.subject),
+        ("shop", product::methods::LOOKUP_PRODUCTS.subject),
+        ("shop", voucher::methods::EVALUATE_VOUCHER.subject),
+        ("product", cart::methods::GET_CART_SUBTOTALS.subject),
+        ("product", voucher::methods::RELEASE_REDEMPTION.subject),
+        ("address", shop::methods::GET_SHOP_ACCESS.subject),
+    ];
+    // One at a time: a check's watcher would see another check's probe on the same subject.
+    for (service, subject) in undeclared {
+        let client = server.connect_as(service).await;
+        assert!(
+            refused(&server, &client, subject).await,
+            "{service} called {subject}, which it does not declare"
+        );
+    }
+}
+
+#[tokio::test]
 async fn nobody_subscribes_to_another_services_subjects_or_inbox() {
     let server = NatsServer::start().await.unwrap();
     // The snoop: the user service's identity, listening wherever it can.
