@@ -65,29 +65,27 @@ fn config_on<C: clap::Parser>(
     database: Option<&TestDatabase>,
     redis: Option<&RedisServer>,
 ) -> C {
-    {
-        let command = C::command();
-        let program = command.get_name().to_owned();
-        let mut args = vec![
-            program.clone(),
-            "--nats-url".to_owned(),
-            nats.url().to_owned(),
-            "--admin-addr".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ];
-        let identity = identity_of(&program);
-        if let Some(seed) = nats.credentials().seed_file(&identity) {
-            args.push("--nats-nkey-file".to_owned());
-            args.push(seed.display().to_string());
-        }
-        if let Some(database) = database {
-            args.extend(["--database-url".to_owned(), database.url().to_owned()]);
-        }
-        if let Some(redis) = redis {
-            args.extend(["--redis-url".to_owned(), redis.url().to_owned()]);
-        }
-        C::try_parse_from(args).expect("the service's configuration for the test servers")
+    let command = C::command();
+    let program = command.get_name().to_owned();
+    let mut args = vec![
+        program.clone(),
+        "--nats-url".to_owned(),
+        nats.url().to_owned(),
+        "--admin-addr".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    let identity = identity_of(&program);
+    if let Some(seed) = nats.credentials().seed_file(&identity) {
+        args.push("--nats-nkey-file".to_owned());
+        args.push(seed.display().to_string());
     }
+    if let Some(database) = database {
+        args.extend(["--database-url".to_owned(), database.url().to_owned()]);
+    }
+    if let Some(redis) = redis {
+        args.extend(["--redis-url".to_owned(), redis.url().to_owned()]);
+    }
+    C::try_parse_from(args).expect("the service's configuration for the test servers")
 }
 
 /// The NATS identity and contract name of a service program: `gift-card-service` connects
