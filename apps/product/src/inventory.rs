@@ -394,14 +394,7 @@ const EXPIRY_BATCH: i64 = 500;
 /// reservation being released or committed right now is left to that request.
 #[tracing::instrument(skip_all)]
 pub async fn expire_due_reservations(pool: &PgPool) -> Result<u64, Error> {
-    let mut total = 0;
-    loop {
-        let expired = expire_batch(pool).await?;
-        total += expired;
-        if expired < EXPIRY_BATCH as u64 {
-            return Ok(total);
-        }
-    }
+    ::db::postgres::in_batches(EXPIRY_BATCH as u64, || expire_batch(pool)).await
 }
 
 async fn expire_batch(pool: &PgPool) -> Result<u64, Error> {
