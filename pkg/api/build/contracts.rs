@@ -34,6 +34,8 @@ pub struct Method {
     /// A streaming route's event domain and key field.
     pub stream: Option<(String, String)>,
     pub rate_class: String,
+    /// The gateway refuses a request to its route without an `Idempotency-Key` header.
+    pub idempotency_key_required: bool,
     /// The error codes it answers with because of what it does (`not_found`, ...).
     pub errors: Vec<&'static str>,
     pub comment: String,
@@ -64,6 +66,12 @@ impl Method {
         if self.has_body() {
             codes.extend(["payload_too_large", "unsupported_media_type"]);
         }
+        if self.accepts_idempotency_key() {
+            if self.idempotency_key_required {
+                codes.push("idempotency_key_required");
+            }
+            codes.extend(["idempotency_key_in_flight", "idempotency_key_reused"]);
+        }
         codes.extend([
             "rate_limited",
             "internal",
@@ -71,6 +79,15 @@ impl Method {
             "deadline_exceeded",
         ]);
         codes
+    }
+
+    /// Whether the gateway honours an `Idempotency-Key` header on its route: every mutating
+    /// route (POST, PUT, PATCH, DELETE); streaming routes are GET only.
+    pub fn accepts_idempotency_key(&self) -> bool {
+        self.stream.is_none()
+            && self.http.as_ref().is_some_and(|(verb, _)| {
+                matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+            })
     }
 
     /// Whether its HTTP request carries a JSON body (POST, PUT and PATCH do).
@@ -447,6 +464,17 @@ impl Contracts {
                 if rate_class.is_empty() {
                     rate_class = "default".to_owned();
                 }
+                let idempotency_key_required = method_options
+                    .get_field_by_name("idempotency_key_required")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                if idempotency_key_required {
+                    ensure!(
+                        http.as_ref().is_some_and(|(verb, _)| verb != "GET") && stream.is_none(),
+                        "method {}: only a mutating route (POST, PUT, PATCH, DELETE) can require an Idempotency-Key",
+                        method.full_name()
+                    );
+                }
                 let errors = method_options
                     .get_field_by_name("errors")
                     .and_then(|v| {
@@ -481,6 +509,7 @@ impl Contracts {
                     http,
                     stream,
                     rate_class,
+                    idempotency_key_required,
                     errors,
                     comment,
                 };

@@ -10,6 +10,34 @@ use serde_json::{Value as Json, json};
 use crate::contracts::{Contracts, must_be_present, path_params};
 use crate::schema::{field_schema, schema_of, schema_ref};
 
+/// The request header that makes a mutating request idempotent (IETF httpapi
+/// idempotency-key draft); the gateway honours it on every POST, PUT, PATCH and DELETE route.
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// The response header marking a stored answer sent again.
+const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+
+fn idempotency_key_parameter(required: bool) -> Json {
+    let description = if required {
+        "Required: a key the client chooses for this operation (a UUID), sent again unchanged when it retries. The first request's answer (a 2xx or a 4xx) is kept for 24 hours and sent again, marked `Idempotent-Replayed: true`, to a repeat with the same key, body and query string from the same caller; the same key with another body is refused (`idempotency_key_reused`, 422), a repeat while the first is still being served is refused (`idempotency_key_in_flight`, 409, see Retry-After). A 5xx answer is not kept: retry with the same key. Without the header the request is refused (`idempotency_key_required`, 400)."
+    } else {
+        "Optional: a key the client chooses for this operation (a UUID), sent again unchanged when it retries. The first request's answer (a 2xx or a 4xx) is kept for 24 hours and sent again, marked `Idempotent-Replayed: true`, to a repeat with the same key, body and query string from the same caller; the same key with another body is refused (`idempotency_key_reused`, 422), a repeat while the first is still being served is refused (`idempotency_key_in_flight`, 409, see Retry-After). A 5xx answer is not kept: retry with the same key."
+    };
+    json!({
+        "name": IDEMPOTENCY_KEY,
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
+    })
+}
+
+fn idempotent_replayed_header() -> Json {
+    json!({
+        "description": "`true` when this is the kept answer of an earlier request with the same Idempotency-Key, sent again; absent otherwise.",
+        "schema": { "type": "string", "enum": ["true"] }
+    })
+}
+
 pub fn document(contracts: &Contracts) -> Json {
     let mut paths: BTreeMap<String, serde_json::Map<String, Json>> = BTreeMap::new();
     let mut schemas = BTreeMap::new();
@@ -47,6 +75,26 @@ pub fn document(contracts: &Contracts) -> Json {
                     parameters.push(parameter);
                 }
             }
+            if method.accepts_idempotency_key() {
+                // A request field the header fills (the order service keeps the key too) is
+                // the same parameter: documented once, what the field says added.
+                let mut parameter = idempotency_key_parameter(method.idempotency_key_required);
+                if let Some(index) = parameters.iter().position(|p| {
+                    p["in"] == "header"
+                        && p["name"]
+                            .as_str()
+                            .is_some_and(|name| name.eq_ignore_ascii_case(IDEMPOTENCY_KEY))
+                }) {
+                    let field = parameters.remove(index);
+                    if let Some(doc) = field["description"].as_str() {
+                        parameter["description"] = json!(format!(
+                            "{} {doc}",
+                            parameter["description"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+                parameters.push(parameter);
+            }
             let has_body = method.has_body();
             if !has_body {
                 for field in input
@@ -67,6 +115,13 @@ pub fn document(contracts: &Contracts) -> Json {
             // The error responses are the gateway's to add: its status table decides the
             // status of each code (gateway/src/openapi.rs).
             let responses = match &method.stream {
+                None if method.accepts_idempotency_key() => json!({
+                    "200": {
+                        "description": "OK",
+                        "headers": { IDEMPOTENT_REPLAYED: idempotent_replayed_header() },
+                        "content": { "application/json": { "schema": schema_ref(&output) } }
+                    }
+                }),
                 None => json!({
                     "200": { "description": "OK", "content": { "application/json": { "schema": schema_ref(&output) } } }
                 }),

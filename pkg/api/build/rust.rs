@@ -43,6 +43,7 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
             let constant = ident(&method.constant());
             let params = path_params(path);
             let rate_class = &method.rate_class;
+            let idempotency_key_required = method.idempotency_key_required;
             let fields: Vec<TokenStream> = method
                 .descriptor
                 .input()
@@ -69,6 +70,7 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
                     path: #path,
                     path_params: &[#(#params),*],
                     rate_class: #rate_class,
+                    idempotency_key_required: #idempotency_key_required,
                     request_fields: &[#(#fields),*],
                     stream: #stream,
                 }

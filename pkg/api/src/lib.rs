@@ -88,6 +88,9 @@ pub struct Route {
     pub path_params: &'static [&'static str],
     /// The rate-limit class the gateway applies.
     pub rate_class: &'static str,
+    /// The gateway refuses a request without an `Idempotency-Key` header (400); every
+    /// mutating route accepts one (see [`Route::accepts_idempotency_key`]).
+    pub idempotency_key_required: bool,
     /// The top-level fields of the request message, for turning query strings into JSON.
     pub request_fields: &'static [Field],
     /// Present when the route answers with server-sent events.
@@ -115,6 +118,12 @@ impl Stream {
 impl Route {
     pub fn field(&self, name: &str) -> Option<&'static Field> {
         self.request_fields.iter().find(|f| f.name == name)
+    }
+
+    /// Whether the gateway honours an `Idempotency-Key` header: POST, PUT, PATCH and DELETE
+    /// routes; GET routes and streams ignore it.
+    pub fn accepts_idempotency_key(&self) -> bool {
+        self.stream.is_none() && matches!(self.http_method, "POST" | "PUT" | "PATCH" | "DELETE")
     }
 
     /// The fields the gateway fills from request headers.
@@ -289,6 +298,56 @@ mod tests {
             assert_eq!(operation["x-nats-subject"], route.descriptor.subject);
         }
         assert!(document["components"]["schemas"]["product.v1.Product"].is_object());
+    }
+
+    #[test]
+    fn openapi_documents_the_idempotency_key_on_mutating_routes_only() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        let mut mutating = 0;
+        for route in ROUTES {
+            let operation = &document["paths"][route.path][route.http_method.to_lowercase()];
+            let parameter = operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "Idempotency-Key");
+            let codes = operation["x-error-codes"].as_array().unwrap();
+            let has_code = |code: &str| codes.iter().any(|c| c == code);
+            let what = format!("{} {}", route.http_method, route.path);
+            if route.accepts_idempotency_key() {
+                mutating += 1;
+                let parameter = parameter.unwrap_or_else(|| panic!("{what}: no Idempotency-Key"));
+                assert_eq!(parameter["in"], "header", "{what}");
+                assert_eq!(
+                    parameter["required"], route.idempotency_key_required,
+                    "{what}"
+                );
+                assert_eq!(parameter["schema"]["maxLength"], 255, "{what}");
+                assert!(has_code("idempotency_key_in_flight"), "{what}");
+                assert!(has_code("idempotency_key_reused"), "{what}");
+                assert_eq!(
+                    has_code("idempotency_key_required"),
+                    route.idempotency_key_required,
+                    "{what}"
+                );
+                assert!(
+                    operation["responses"]["200"]["headers"]["Idempotent-Replayed"].is_object(),
+                    "{what}"
+                );
+            } else {
+                assert!(parameter.is_none(), "{what} ignores Idempotency-Key");
+                assert!(!has_code("idempotency_key_reused"), "{what}");
+                assert!(!route.idempotency_key_required, "{what}");
+            }
+        }
+        assert!(mutating > 0, "the contracts have mutating routes");
+        assert!(
+            !ROUTES
+                .iter()
+                .find(|r| r.http_method == "GET" && r.path == "/api/v1/products/{id}")
+                .unwrap()
+                .accepts_idempotency_key()
+        );
     }
 
     #[test]
