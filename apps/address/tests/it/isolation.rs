@@ -89,3 +89,32 @@ async fn each_user_has_their_own_default() {
     app.assert_only_default(&bob, &bobs_new.id).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkout_reads_an_address_only_of_the_user_it_names() {
+    use api::address::GetUserAddressRequest;
+
+    let app = TestApp::spawn().await;
+    let alice = User::signed_up();
+    let bob = User::signed_up();
+    let alices = app.add(&alice, address("Alice")).await;
+    let ask = |user: &User, id: &str| GetUserAddressRequest {
+        user_id: user.id.to_string(),
+        id: id.into(),
+    };
+
+    // The service the checkout runs in names the customer; the address must be theirs.
+    let found = app
+        .client
+        .get_user_address(&crate::helpers::anonymous(), &ask(&alice, &alices.id))
+        .await
+        .unwrap();
+    assert_eq!(found, alices);
+    let error = expect_error(
+        app.client
+            .get_user_address(&crate::helpers::anonymous(), &ask(&bob, &alices.id))
+            .await,
+        ErrorCode::NotFound,
+    );
+    assert_eq!(error.message(), format!("address {} not found", alices.id));
+}
