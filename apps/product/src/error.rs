@@ -65,6 +65,15 @@ pub enum Error {
     #[error("reservation {0} has expired")]
     ReservationExpired(ReservationId),
 
+    #[error(
+        "reservation {id} is {status}: only a committed reservation can be restocked \
+         (it is the only kind that took stock)"
+    )]
+    ReservationNotRestockable {
+        id: ReservationId,
+        status: ReservationStatus,
+    },
+
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 
@@ -88,7 +97,8 @@ impl From<Error> for rpc::Error {
             | Error::InsufficientStock { .. }
             | Error::StockBelowReserved { .. }
             | Error::ReservationEnded { .. }
-            | Error::ReservationExpired(_) => rpc::Error::failed_precondition(message),
+            | Error::ReservationExpired(_)
+            | Error::ReservationNotRestockable { .. } => rpc::Error::failed_precondition(message),
             // The request's deadline (or the pool's statement timeout) cancelled a statement.
             Error::Database(cause) if ::db::postgres::is_statement_timeout(&cause) => {
                 rpc::Error::deadline_exceeded("the database did not answer within the deadline")

@@ -16,8 +16,8 @@ use api::product::{
     CommitReservationRequest, CreateCategoryRequest, CreateProductRequest, GetAvailabilityRequest,
     GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListProductsRequest,
     ListProductsResponse, LookupProductsRequest, LookupProductsResponse, Product, ProductOffer,
-    ProductService, ReleaseReservationRequest, Reservation, ReserveStockRequest, SetStockRequest,
-    UpdateProductRequest,
+    ProductService, ReleaseReservationRequest, Reservation, ReserveStockRequest,
+    RestockReservationRequest, SetStockRequest, UpdateProductRequest,
 };
 use api::shop::ShopAccess;
 use rpc::{Context, Principal};
@@ -443,6 +443,25 @@ impl ProductService for ProductHandlers {
         let outcome = inventory::commit(&mut tx, id).await?;
         if outcome.changed {
             let change = Change::ReservationCommitted(&outcome.reservation);
+            outbox::record_change(&mut tx, ctx.trace(), change).await?;
+        }
+        commit(tx).await?;
+        Ok(self.forget_reserved(outcome.reservation.into()))
+    }
+
+    async fn restock_reservation(
+        &self,
+        ctx: Context,
+        request: RestockReservationRequest,
+    ) -> Result<Reservation, rpc::Error> {
+        let id = parse_field(
+            "reservation_id",
+            ReservationId::parse(&request.reservation_id),
+        )?;
+        let mut tx = self.begin(&ctx).await?;
+        let outcome = inventory::restock(&mut tx, id).await?;
+        if outcome.changed {
+            let change = Change::ReservationRestocked(&outcome.reservation);
             outbox::record_change(&mut tx, ctx.trace(), change).await?;
         }
         commit(tx).await?;

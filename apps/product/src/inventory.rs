@@ -27,7 +27,7 @@ use crate::outbox::{self, Change};
 use crate::records::{InventoryRecord, OfferRecord, ReservationRecord, ReservedItem};
 
 /// The reservation after a request, and whether the request changed anything: a repeated
-/// reserve, release or commit returns the reservation as it was and changes nothing.
+/// reserve, release, commit or restock returns the reservation as it was and changes nothing.
 #[derive(Debug)]
 pub struct Outcome {
     pub reservation: ReservationRecord,
@@ -310,6 +310,38 @@ pub async fn commit(conn: &mut PgConnection, id: ReservationId) -> Result<Outcom
     }
 }
 
+/// Puts what a committed reservation sold back on hand: each item's quantity goes back into
+/// the stock, in the transaction that marks the reservation restocked. Restocking twice changes
+/// nothing (the row lock makes a concurrent second restock wait, then see the first); a held,
+/// released or expired reservation sold nothing and cannot be restocked.
+#[tracing::instrument(skip_all, fields(reservation_id = %id))]
+pub async fn restock(conn: &mut PgConnection, id: ReservationId) -> Result<Outcome, Error> {
+    let reservation = load_reservation(conn, id, Lock::ForUpdate)
+        .await?
+        .ok_or(Error::ReservationNotFound(id))?;
+    match reservation.status.restock() {
+        Transition::AlreadyDone => Ok(unchanged(reservation)),
+        Transition::Refused => Err(Error::ReservationNotRestockable {
+            id,
+            status: reservation.status,
+        }),
+        Transition::Apply(next) => {
+            // Items come sorted by product id: the lock order.
+            for item in &reservation.items {
+                sqlx::query(
+                    "UPDATE inventory SET stock = stock + $2, updated_at = now() \
+                     WHERE product_id = $1",
+                )
+                .bind(item.product_id)
+                .bind(item.quantity)
+                .execute(&mut *conn)
+                .await?;
+            }
+            set_status(conn, reservation, next).await
+        }
+    }
+}
+
 fn unchanged(reservation: ReservationRecord) -> Outcome {
     Outcome {
         reservation,
@@ -347,7 +379,7 @@ async fn set_status(
 enum Lock {
     None,
     /// Holds the reservation row until the transaction ends, so that a concurrent release,
-    /// commit or sweep waits and then sees the outcome.
+    /// commit, restock or sweep waits and then sees the outcome.
     ForUpdate,
 }
 

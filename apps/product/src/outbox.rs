@@ -26,6 +26,7 @@ pub enum Change<'a> {
     ReservationHeld(&'a ReservationRecord),
     ReservationReleased(&'a ReservationRecord),
     ReservationCommitted(&'a ReservationRecord),
+    ReservationRestocked(&'a ReservationRecord),
     ReservationExpired(ReservationId),
 }
 
@@ -42,8 +43,8 @@ pub async fn record_change(
     change: Change<'_>,
 ) -> Result<(), Error> {
     use api::product::{
-        InventoryCommitted, InventoryExpired, InventoryReleased, InventoryReserved, ProductCreated,
-        ProductUpdated,
+        InventoryCommitted, InventoryExpired, InventoryReleased, InventoryReserved,
+        InventoryRestocked, ProductCreated, ProductUpdated,
     };
     match change {
         Change::ProductCreated {
@@ -76,6 +77,12 @@ pub async fn record_change(
         }
         Change::ReservationCommitted(reservation) => {
             let event = InventoryCommitted {
+                reservation: Some(reservation.clone().into()),
+            };
+            Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;
+        }
+        Change::ReservationRestocked(reservation) => {
+            let event = InventoryRestocked {
                 reservation: Some(reservation.clone().into()),
             };
             Outbox::append(conn, trace, &reservation.id.to_string(), &event).await?;

@@ -214,13 +214,16 @@ impl NewReservation {
     }
 }
 
-/// Where a reservation is in its life: held, then exactly one of released, committed or expired.
+/// Where a reservation is in its life: held, then exactly one of released, committed or
+/// expired; a committed one may later be restocked (its order was cancelled before it shipped),
+/// and that is its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReservationStatus {
     Held,
     Released,
     Committed,
     Expired,
+    Restocked,
 }
 
 /// What a request to end a reservation does, given the reservation's status.
@@ -241,25 +244,41 @@ impl ReservationStatus {
             ReservationStatus::Released => "released",
             ReservationStatus::Committed => "committed",
             ReservationStatus::Expired => "expired",
+            ReservationStatus::Restocked => "restocked",
         }
     }
 
     /// Releasing gives held stock back; a released or expired reservation has nothing left to
-    /// give, and a committed one has been sold.
+    /// give, and a committed one has been sold (and a restocked one sold and then put back).
     pub fn release(self) -> Transition {
         match self {
             ReservationStatus::Held => Transition::Apply(ReservationStatus::Released),
             ReservationStatus::Released | ReservationStatus::Expired => Transition::AlreadyDone,
-            ReservationStatus::Committed => Transition::Refused,
+            ReservationStatus::Committed | ReservationStatus::Restocked => Transition::Refused,
         }
     }
 
-    /// Committing turns held stock into sold stock; stock that was given back cannot be sold.
+    /// Committing turns held stock into sold stock; stock that was given back cannot be sold,
+    /// and a restocked reservation's sale was undone for good.
     pub fn commit(self) -> Transition {
         match self {
             ReservationStatus::Held => Transition::Apply(ReservationStatus::Committed),
             ReservationStatus::Committed => Transition::AlreadyDone,
-            ReservationStatus::Released | ReservationStatus::Expired => Transition::Refused,
+            ReservationStatus::Released
+            | ReservationStatus::Expired
+            | ReservationStatus::Restocked => Transition::Refused,
+        }
+    }
+
+    /// Restocking puts what a committed reservation sold back on hand, once; a reservation
+    /// that never sold anything (held, released, expired) has nothing to put back.
+    pub fn restock(self) -> Transition {
+        match self {
+            ReservationStatus::Committed => Transition::Apply(ReservationStatus::Restocked),
+            ReservationStatus::Restocked => Transition::AlreadyDone,
+            ReservationStatus::Held | ReservationStatus::Released | ReservationStatus::Expired => {
+                Transition::Refused
+            }
         }
     }
 }
@@ -279,6 +298,7 @@ impl TryFrom<String> for ReservationStatus {
             "released" => Ok(ReservationStatus::Released),
             "committed" => Ok(ReservationStatus::Committed),
             "expired" => Ok(ReservationStatus::Expired),
+            "restocked" => Ok(ReservationStatus::Restocked),
             _ => Err(UnknownValue(value)),
         }
     }
@@ -394,7 +414,14 @@ mod tests {
         assert_eq!(Committed.commit(), Transition::AlreadyDone);
         assert_eq!(Released.commit(), Transition::Refused);
         assert_eq!(Expired.commit(), Transition::Refused);
-        for status in [Held, Released, Committed, Expired] {
+        assert_eq!(Committed.restock(), Transition::Apply(Restocked));
+        assert_eq!(Restocked.restock(), Transition::AlreadyDone);
+        assert_eq!(Held.restock(), Transition::Refused);
+        assert_eq!(Released.restock(), Transition::Refused);
+        assert_eq!(Expired.restock(), Transition::Refused);
+        assert_eq!(Restocked.release(), Transition::Refused);
+        assert_eq!(Restocked.commit(), Transition::Refused);
+        for status in [Held, Released, Committed, Expired, Restocked] {
             assert_eq!(
                 ReservationStatus::try_from(status.as_str().to_owned()).unwrap(),
                 status

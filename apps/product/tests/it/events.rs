@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use api::product::events::{
-    INVENTORY_COMMITTED, INVENTORY_RELEASED, INVENTORY_RESERVED, PRODUCT_CREATED, PRODUCT_UPDATED,
+    INVENTORY_COMMITTED, INVENTORY_RELEASED, INVENTORY_RESERVED, INVENTORY_RESTOCKED,
+    PRODUCT_CREATED, PRODUCT_UPDATED,
 };
 use api::product::{
     CommitReservationRequest, CreateProductRequest, InventoryCommitted, InventoryReleased,
-    InventoryReserved, ProductCreated, ProductUpdated, ReleaseReservationRequest,
-    UpdateProductRequest,
+    InventoryReserved, InventoryRestocked, ProductCreated, ProductUpdated,
+    ReleaseReservationRequest, RestockReservationRequest, UpdateProductRequest,
 };
 use async_nats::jetstream::message::StreamMessage;
 use events::headers;
@@ -171,6 +172,55 @@ async fn reservations_publish_reserved_released_and_committed() {
     assert_eq!(app.events_of(&INVENTORY_RESERVED).await.len(), 2);
     assert_eq!(app.events_of(&INVENTORY_RELEASED).await.len(), 1);
     assert_eq!(app.events_of(&INVENTORY_COMMITTED).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restock_publishes_inventory_restocked_once() {
+    let app = TestApp::spawn().await;
+    let widget = app.create_product(product("Returned Widget")).await;
+    let reservation_id = Uuid::now_v7().to_string();
+    app.reserve(&reservation_id, vec![item(&widget.id, 2)], 60)
+        .await
+        .unwrap();
+    app.client
+        .commit_reservation(
+            &anonymous(),
+            &CommitReservationRequest {
+                reservation_id: reservation_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let request = RestockReservationRequest {
+        reservation_id: reservation_id.clone(),
+    };
+    app.client
+        .restock_reservation(&anonymous(), &request)
+        .await
+        .unwrap();
+    // A retry changes nothing and publishes nothing.
+    app.client
+        .restock_reservation(&anonymous(), &request)
+        .await
+        .unwrap();
+
+    let restocked = app.published(&INVENTORY_RESTOCKED, 1).await;
+    let message = &restocked[0];
+    assert_eq!(
+        message.subject.as_str(),
+        events::names::subject(&INVENTORY_RESTOCKED, &reservation_id).unwrap()
+    );
+    assert_eq!(header(message, headers::EVENT_TYPE), "inventory.restocked");
+    assert_eq!(header(message, headers::AGGREGATE_ID), reservation_id);
+    let event: InventoryRestocked = serde_json::from_slice(&message.payload).unwrap();
+    let reservation = event.reservation.unwrap();
+    assert_eq!(reservation.status, "restocked");
+    assert_eq!(reservation.items, vec![item(&widget.id, 2)]);
+    let committed = &app.published(&INVENTORY_COMMITTED, 1).await[0];
+    assert!(committed.sequence < message.sequence, "commit order");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.events_of(&INVENTORY_RESTOCKED).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! Stock levels and reservations: all-or-nothing holds, idempotent retries, release, commit,
-//! expiry, and no overselling under concurrency.
+//! restock, expiry, and no overselling (nor restocking twice) under concurrency.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use api::product::{
     CheckAvailabilityRequest, CommitReservationRequest, CreateProductRequest,
-    LookupProductsRequest, ReleaseReservationRequest, Reservation, SetStockRequest,
-    UpdateProductRequest,
+    LookupProductsRequest, ReleaseReservationRequest, Reservation, RestockReservationRequest,
+    SetStockRequest, UpdateProductRequest,
 };
 use rpc::ErrorCode;
 use uuid::Uuid;
@@ -46,6 +46,17 @@ async fn commit(app: &TestApp, reservation_id: &str) -> Result<Reservation, rpc:
         .commit_reservation(
             &anonymous(),
             &CommitReservationRequest {
+                reservation_id: reservation_id.into(),
+            },
+        )
+        .await
+}
+
+async fn restock(app: &TestApp, reservation_id: &str) -> Result<Reservation, rpc::Error> {
+    app.client
+        .restock_reservation(
+            &anonymous(),
+            &RestockReservationRequest {
                 reservation_id: reservation_id.into(),
             },
         )
@@ -291,6 +302,139 @@ async fn committing_sells_the_stock_and_cannot_be_undone() {
     );
     assert_eq!(app.stored_stock(&product_id).await, (5, 0));
     app.stop().await;
+}
+
+#[tokio::test]
+async fn restocking_puts_what_a_committed_reservation_sold_back_once() {
+    let app = TestApp::spawn().await;
+    let mixer = product_with_stock(&app, "Mixer", 8).await;
+    let whisk = product_with_stock(&app, "Whisk", 4).await;
+    let before = (
+        app.availability(&mixer).await,
+        app.availability(&whisk).await,
+    );
+    let reservation_id = new_id();
+    app.reserve(&reservation_id, vec![item(&mixer, 3), item(&whisk, 4)], 0)
+        .await
+        .unwrap();
+    commit(&app, &reservation_id).await.unwrap();
+    assert_eq!(app.stored_stock(&mixer).await, (5, 0));
+    assert_eq!(app.stored_stock(&whisk).await, (0, 0));
+
+    let restocked = restock(&app, &reservation_id).await.unwrap();
+    assert_eq!(restocked.status, "restocked");
+    assert_eq!(restocked.reservation_id, reservation_id);
+    assert_eq!(restocked.items.len(), 2);
+    let after = (
+        app.availability(&mixer).await,
+        app.availability(&whisk).await,
+    );
+    assert_eq!(
+        after, before,
+        "stock and availability are as before the reservation"
+    );
+
+    // The saga retries: the same answer, and the stock went back once.
+    let again = restock(&app, &reservation_id).await.unwrap();
+    assert_eq!(again, restocked);
+    assert_eq!(app.stored_stock(&mixer).await, (8, 0));
+    assert_eq!(app.stored_stock(&whisk).await, (4, 0));
+
+    // A restocked reservation's sale is undone for good: it can neither be released nor
+    // committed again.
+    let error = expect_error(
+        release(&app, &reservation_id).await,
+        ErrorCode::FailedPrecondition,
+    );
+    assert_eq!(
+        error.message(),
+        format!("reservation {reservation_id} is restocked")
+    );
+    expect_error(
+        commit(&app, &reservation_id).await,
+        ErrorCode::FailedPrecondition,
+    );
+    assert_eq!(app.stored_stock(&mixer).await, (8, 0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_a_committed_reservation_can_be_restocked() {
+    let app = TestApp::spawn().await;
+    let product_id = product_with_stock(&app, "Griddle", 6).await;
+
+    let held = new_id();
+    app.reserve(&held, vec![item(&product_id, 2)], 0)
+        .await
+        .unwrap();
+    let error = expect_error(restock(&app, &held).await, ErrorCode::FailedPrecondition);
+    assert_eq!(
+        error.message(),
+        format!(
+            "reservation {held} is held: only a committed reservation can be restocked \
+             (it is the only kind that took stock)"
+        )
+    );
+    assert_eq!(
+        app.stored_stock(&product_id).await,
+        (6, 2),
+        "nothing changed"
+    );
+
+    let released = new_id();
+    app.reserve(&released, vec![item(&product_id, 1)], 0)
+        .await
+        .unwrap();
+    release(&app, &released).await.unwrap();
+    let error = expect_error(
+        restock(&app, &released).await,
+        ErrorCode::FailedPrecondition,
+    );
+    assert!(error.message().contains("is released"), "{error}");
+    assert_eq!(app.stored_stock(&product_id).await, (6, 2));
+
+    let unknown = new_id();
+    let error = expect_error(restock(&app, &unknown).await, ErrorCode::NotFound);
+    assert_eq!(error.message(), format!("reservation {unknown} not found"));
+    let error = restock(&app, "order-1").await.unwrap_err();
+    assert_eq!(bad_fields(&error), ["reservation_id"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_restocks_put_the_stock_back_once() {
+    let app = Arc::new(TestApp::spawn().await);
+    let product_id = product_with_stock(&app, "Dutch Oven", 10).await;
+    let reservation_id = new_id();
+    app.reserve(&reservation_id, vec![item(&product_id, 7)], 0)
+        .await
+        .unwrap();
+    commit(&app, &reservation_id).await.unwrap();
+    assert_eq!(app.stored_stock(&product_id).await, (3, 0));
+
+    let attempts: Vec<_> = (0..10)
+        .map(|_| {
+            let (app, reservation_id) = (app.clone(), reservation_id.clone());
+            tokio::spawn(async move { restock(&app, &reservation_id).await })
+        })
+        .collect();
+    for attempt in attempts {
+        let reservation = attempt.await.unwrap().expect("every restock answers");
+        assert_eq!(reservation.status, "restocked");
+    }
+    assert_eq!(app.stored_stock(&product_id).await, (10, 0), "added once");
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events_outbox WHERE event_name = 'inventory.restocked'",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(events, 1, "one event for one restock");
+
+    Arc::into_inner(app)
+        .expect("no other references")
+        .stop()
+        .await;
 }
 
 #[tokio::test]
