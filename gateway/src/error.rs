@@ -2,7 +2,8 @@
 //! statuses.
 //!
 //! Services speak [`rpc::ErrorCode`]s; a few failures only exist at the HTTP edge (a wrong
-//! method, a body too large, a body that is not JSON). [`ApiCode`] is the union of both, and
+//! method, a body too large, a body that is not JSON, an `Idempotency-Key` missing, in flight
+//! or reused). [`ApiCode`] is the union of both, and
 //! [`ApiCode::status`] is the only place in the platform where a code becomes a status.
 //! Every error body has the same JSON shape, `{"code", "message", "details": [{"field",
 //! "problem"}]}`, including the answers axum and tower-http produce on their own
@@ -27,20 +28,29 @@ pub enum ApiCode {
     PayloadTooLarge,
     /// The body is not JSON.
     UnsupportedMediaType,
+    /// The route requires an `Idempotency-Key` header and the request has none.
+    IdempotencyKeyRequired,
+    /// A request with the same `Idempotency-Key` is still being served.
+    IdempotencyKeyInFlight,
+    /// The `Idempotency-Key` was used for a request with another body or query string.
+    IdempotencyKeyReused,
 }
 
 impl ApiCode {
     /// Every code, in the order the OpenAPI document lists them.
-    pub const ALL: [ApiCode; 13] = [
+    pub const ALL: [ApiCode; 16] = [
         ApiCode::Service(ErrorCode::InvalidArgument),
+        ApiCode::IdempotencyKeyRequired,
         ApiCode::Service(ErrorCode::Unauthenticated),
         ApiCode::Service(ErrorCode::PermissionDenied),
         ApiCode::Service(ErrorCode::NotFound),
         ApiCode::MethodNotAllowed,
         ApiCode::Service(ErrorCode::Conflict),
         ApiCode::Service(ErrorCode::FailedPrecondition),
+        ApiCode::IdempotencyKeyInFlight,
         ApiCode::PayloadTooLarge,
         ApiCode::UnsupportedMediaType,
+        ApiCode::IdempotencyKeyReused,
         ApiCode::Service(ErrorCode::RateLimited),
         ApiCode::Service(ErrorCode::Internal),
         ApiCode::Service(ErrorCode::Unavailable),
@@ -78,6 +88,13 @@ impl ApiCode {
             ApiCode::MethodNotAllowed => "The path exists but not with this method: see Allow",
             ApiCode::PayloadTooLarge => "The body is larger than the gateway accepts",
             ApiCode::UnsupportedMediaType => "The body is not JSON",
+            ApiCode::IdempotencyKeyRequired => "This route requires an Idempotency-Key header",
+            ApiCode::IdempotencyKeyInFlight => {
+                "A request with this Idempotency-Key is still being served: see Retry-After"
+            }
+            ApiCode::IdempotencyKeyReused => {
+                "This Idempotency-Key was used for a request with another body or query string"
+            }
         }
     }
 
@@ -104,6 +121,10 @@ impl ApiCode {
             ApiCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiCode::IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
+            ApiCode::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            // The idempotency-key draft's answer for a key reused with another payload.
+            ApiCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -113,6 +134,9 @@ impl ApiCode {
             ApiCode::MethodNotAllowed => "method_not_allowed",
             ApiCode::PayloadTooLarge => "payload_too_large",
             ApiCode::UnsupportedMediaType => "unsupported_media_type",
+            ApiCode::IdempotencyKeyRequired => "idempotency_key_required",
+            ApiCode::IdempotencyKeyInFlight => "idempotency_key_in_flight",
+            ApiCode::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 
@@ -349,6 +373,12 @@ mod tests {
         assert_eq!(ApiCode::MethodNotAllowed.status().as_u16(), 405);
         assert_eq!(ApiCode::PayloadTooLarge.status().as_u16(), 413);
         assert_eq!(ApiCode::UnsupportedMediaType.status().as_u16(), 415);
+        assert_eq!(ApiCode::IdempotencyKeyRequired.status().as_u16(), 400);
+        assert_eq!(ApiCode::IdempotencyKeyInFlight.status().as_u16(), 409);
+        assert_eq!(ApiCode::IdempotencyKeyReused.status().as_u16(), 422);
+        for code in ApiCode::ALL {
+            assert_eq!(ApiCode::parse(code.as_str()), Some(code), "{code:?}");
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! subject.
 //!
 //! Per request, in this order: the access rule (nothing reaches NATS for a caller who may not
-//! call), the rate limit, the request message, the NATS request with the platform headers,
-//! and the reply payload passed back untouched.
+//! call), the rate limit, the body, the `Idempotency-Key` ([`crate::idempotency`]: a repeat
+//! gets the stored answer and never reaches NATS), the request message, the NATS request with
+//! the platform headers, and the reply payload passed back untouched.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -25,6 +26,7 @@ use telemetry::propagation::{TRACEPARENT, TRACESTATE, TraceHeaders};
 use crate::authentication::Authenticator;
 use crate::edge::Arrival;
 use crate::error::{ApiCode, ApiError};
+use crate::idempotency::{self, Begin, Idempotency};
 use crate::message;
 use crate::rate_limit::RateLimiter;
 
@@ -33,6 +35,8 @@ pub struct Forwarder {
     pub rpc: rpc::Client,
     pub authenticator: Arc<Authenticator>,
     pub rate_limiter: RateLimiter,
+    /// The records of `Idempotency-Key` requests.
+    pub idempotency: Idempotency,
     /// The budget of every request from its arrival; services receive its deadline.
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
@@ -120,23 +124,87 @@ impl Forwarder {
         let decision = self.rate_limiter.check(route.rate_class, &client).await;
         let mut response = match decision.to_error() {
             Some(denied) => denied.into_response(),
-            None => match self
-                .call(route, &mut parts, body, principal, client_ip, arrived)
-                .await
-            {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            },
+            None => {
+                self.serve(route, &mut parts, body, principal, client_ip, arrived)
+                    .await
+            }
         };
         decision.apply_headers(response.headers_mut());
         response
+    }
+
+    /// Reads the body, then calls the method once per `Idempotency-Key` (or for every
+    /// request without one).
+    async fn serve(
+        &self,
+        route: &'static Route,
+        parts: &mut Parts,
+        body: Body,
+        principal: Option<Principal>,
+        client_ip: IpAddr,
+        arrived: Instant,
+    ) -> Response {
+        let key = match idempotency::key_of(route, &parts.headers) {
+            Ok(key) => key,
+            Err(refused) => return refused.into_response(),
+        };
+        let body = if message::has_body(route) {
+            let read = match require_json(&parts.headers) {
+                Ok(()) => read_body(body, self.body_limit_bytes).await,
+                Err(refused) => Err(refused),
+            };
+            match read {
+                Ok(body) => body,
+                Err(refused) => return refused.into_response(),
+            }
+        } else {
+            Bytes::new()
+        };
+        let Some(key) = key else {
+            return self
+                .call(route, parts, body, principal, client_ip, arrived)
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+        };
+        let scope = idempotency::caller_scope(principal.as_ref(), client_ip, route, &parts.headers);
+        let record_key = idempotency::record_key(&key, &scope, route);
+        let fingerprint = idempotency::fingerprint(route, parts.uri.query(), &parts.headers, &body);
+        // The claim lasts as long as the service may work on the request: to its deadline.
+        let deadline = arrived
+            .checked_add(self.request_timeout)
+            .unwrap_or_else(Instant::now);
+        let lease = deadline.saturating_duration_since(Instant::now());
+        match self.idempotency.begin(record_key, fingerprint, lease).await {
+            Begin::Claimed(claim) => {
+                let response = self
+                    .call(route, parts, body, principal, client_ip, arrived)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response);
+                claim.finish(response).await
+            }
+            Begin::Replay(response) => response,
+            Begin::Refused(refused) => refused.into_response(),
+            // Without the records a retry could take effect twice: a route that requires
+            // the key is not served at all, others are served as if no key had been sent.
+            Begin::Unavailable if route.idempotency_key_required => ApiError::service(
+                rpc::ErrorCode::Unavailable,
+                "Idempotency-Key requests cannot be served right now: retry shortly",
+            )
+            .into_response(),
+            Begin::Unavailable => {
+                idempotency::count_bypassed();
+                self.call(route, parts, body, principal, client_ip, arrived)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+        }
     }
 
     async fn call(
         &self,
         route: &'static Route,
         parts: &mut Parts,
-        body: Body,
+        body: Bytes,
         principal: Option<Principal>,
         client_ip: IpAddr,
         arrived: Instant,
@@ -151,12 +219,6 @@ impl Forwarder {
         };
         let Query(query) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map_err(|e| ApiError::invalid_argument(format!("malformed query string: {e}")))?;
-        let body = if message::has_body(route) {
-            require_json(&parts.headers)?;
-            read_body(body, self.body_limit_bytes).await?
-        } else {
-            Bytes::new()
-        };
         let payload = message::build(route, &path_params, &query, &parts.headers, body)?;
         // What NATS would refuse to carry is refused here, as too large, not as unavailable.
         let max_payload = self.rpc.nats().max_payload();

@@ -18,6 +18,11 @@
 //! - Rate limiting fails open: when Redis is down requests pass (counted in
 //!   `rate_limit_decisions_total{decision="fail_open"}`), and readiness only reports Redis as
 //!   degraded instead of taking the gateway out of service.
+//! - Every mutating route honours `Idempotency-Key` ([`idempotency`]): the first answer (not
+//!   a 5xx) is kept in Redis for 24 hours and sent again to a repeat, marked
+//!   `Idempotent-Replayed`; the key reused for another body is 422, a repeat while the first
+//!   is served 409. Without Redis, routes that require the key answer 503 and others are
+//!   served without it.
 //! - A request's deadline counts from its arrival ([`edge`]) and reaches services as an
 //!   absolute time, so nothing works on a request whose client already had its 504; past
 //!   `--max-in-flight` requests the gateway sheds load with 503 instead of queueing.
@@ -32,6 +37,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod forward;
+pub mod idempotency;
 pub mod message;
 pub mod observe;
 pub mod openapi;
@@ -119,6 +125,7 @@ impl Application {
             rpc: rpc::Client::new(nats.clone()).with_default_timeout(request_timeout),
             authenticator,
             rate_limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
+            idempotency: idempotency::Idempotency::new(redis.clone()),
             request_timeout,
             body_limit_bytes: config.body_limit_bytes,
             trust_forwarded_for: config.trust_forwarded_for,
@@ -271,6 +278,7 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
         header::AUTHORIZATION,
         header::CONTENT_TYPE,
         header::ACCEPT,
+        idempotency::IDEMPOTENCY_KEY.clone(),
         HeaderName::from_static("x-request-id"),
         HeaderName::from_static("traceparent"),
         HeaderName::from_static("tracestate"),
@@ -302,6 +310,7 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             rate_limit::X_RATELIMIT_REMAINING.clone(),
             rate_limit::X_RATELIMIT_RESET.clone(),
             header::RETRY_AFTER,
+            idempotency::IDEMPOTENT_REPLAYED.clone(),
         ])
         .max_age(Duration::from_secs(600));
     let origins: Vec<&str> = origins

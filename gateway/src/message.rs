@@ -272,6 +272,7 @@ mod tests {
             path: "/test",
             path_params,
             rate_class: "default",
+            idempotency_key_required: false,
             request_fields: FIELDS,
             stream: None,
         }

@@ -146,7 +146,7 @@ mod tests {
             assert!(operation["responses"]["200"].is_object());
         }
         // The codes only the gateway answers with are documented too.
-        for status in ["413", "415", "429", "503", "504"] {
+        for status in ["413", "415", "422", "429", "503", "504"] {
             assert!(seen.contains(status), "{status} is never documented");
         }
     }
@@ -174,6 +174,21 @@ mod tests {
         assert!(create["responses"]["413"].is_object());
         assert!(create["responses"]["415"].is_object());
         assert!(get["responses"]["413"].is_null());
+    }
+
+    #[test]
+    fn mutating_routes_document_the_idempotency_answers() {
+        let document: Value = serde_json::from_str(document()).unwrap();
+        let create = operation(&document, "post", "/api/v1/addresses");
+        let conflict = create["responses"]["409"]["description"].as_str().unwrap();
+        assert!(conflict.contains("idempotency_key_in_flight"), "{conflict}");
+        let reused = create["responses"]["422"]["description"].as_str().unwrap();
+        assert!(reused.contains("idempotency_key_reused"), "{reused}");
+        let delete = operation(&document, "delete", "/api/v1/addresses/{id}");
+        assert!(delete["responses"]["422"].is_object());
+        let list = operation(&document, "get", "/api/v1/products");
+        assert!(list["responses"]["422"].is_null());
+        assert!(list["responses"]["409"].is_null());
     }
 
     #[test]
