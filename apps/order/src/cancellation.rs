@@ -1,0 +1,299 @@
+//! The cancellation saga: a paid order that has not shipped is cancelled, and everything the
+//! checkout took is given back, each exactly once.
+//!
+//! | # | step           | action                                               | compensation |
+//! |---|----------------|------------------------------------------------------|--------------|
+//! | 0 | cancel_order   | (local) order and sub-orders cancelled, order.cancelled |           |
+//! | 1 | refund_payment | payment.refund_payment (or void, if never captured)  |              |
+//! | 2 | restock        | product.restock_reservation                          |              |
+//! | 3 | return_voucher | voucher.return_redemption                            |              |
+//! | 4 | mark_refunded  | (local) order refunded, order.refunded               |              |
+//!
+//! Only the first step can refuse (the order shipped meanwhile, or is not paid): nothing has
+//! been done then. The others give back what exists and retry until they have: they are the
+//! platform's promise to the customer, so an operator sees one that cannot finish (attempts
+//! and last error in `GET /api/v1/admin/sagas/{id}`) rather than it being dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::payment::{PaymentClient, RefundPaymentRequest, VoidPaymentRequest};
+use api::product::{ProductClient, RestockReservationRequest};
+use api::voucher::{RedemptionRequest, VoucherClient};
+use events::TraceHeaders;
+use rpc::ErrorCode;
+use saga::{BoxFuture, Definition, LocalStep, Outcome, StepContext, StepError};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{OrderStatus, SubOrderStatus, failure};
+use crate::outbox::{self, Change};
+use crate::store::{self, Actor, FailureRecord};
+
+pub const SAGA: &str = "cancellation";
+
+/// How often the give-back steps are tried before the instance shows as failed for an
+/// operator (with the backoff capped, about a day).
+const GIVE_BACK_ATTEMPTS: u32 = 10_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CancelData {
+    pub order_id: Uuid,
+    /// "customer" or "admin", and who.
+    pub actor: String,
+    pub actor_id: Uuid,
+    pub reason: String,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    /// Set by the first step, from the order.
+    pub payment_id: Option<Uuid>,
+    pub voucher: bool,
+}
+
+impl CancelData {
+    fn trace(&self) -> TraceHeaders {
+        TraceHeaders {
+            traceparent: self.traceparent.clone(),
+            tracestate: self.tracestate.clone(),
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        if self.actor == "admin" {
+            Actor::Admin(self.actor_id)
+        } else {
+            Actor::Customer(self.actor_id)
+        }
+    }
+}
+
+pub struct Cancellation {
+    pub products: ProductClient,
+    pub vouchers: VoucherClient,
+    pub payments: PaymentClient,
+    pub call_timeout: Duration,
+}
+
+type StepResult = Result<Outcome<CancelData>, StepError>;
+
+fn retry(call: &str, error: rpc::Error) -> StepError {
+    StepError::transient(format!("{call}: {error}"))
+}
+
+impl Cancellation {
+    fn context(&self, data: &CancelData) -> rpc::Context {
+        rpc::Context::background()
+            .with_timeout(self.call_timeout)
+            .with_trace(data.trace())
+    }
+
+    pub fn definition(self: Arc<Self>) -> Definition<CancelData> {
+        let step = |f: fn(
+            Arc<Cancellation>,
+            StepContext,
+            CancelData,
+        ) -> BoxFuture<'static, StepResult>| {
+            let me = self.clone();
+            move |ctx: StepContext, data: CancelData| f(me.clone(), ctx, data)
+        };
+        Definition::new(SAGA)
+            .local("cancel_order", CancelOrder)
+            .remote(
+                "refund_payment",
+                step(|me, ctx, data| Box::pin(me.refund(ctx, data))),
+            )
+            .max_attempts("refund_payment", GIVE_BACK_ATTEMPTS)
+            .remote(
+                "restock",
+                step(|me, ctx, data| Box::pin(me.restock(ctx, data))),
+            )
+            .max_attempts("restock", GIVE_BACK_ATTEMPTS)
+            .remote(
+                "return_voucher",
+                step(|me, ctx, data| Box::pin(me.return_voucher(ctx, data))),
+            )
+            .max_attempts("return_voucher", GIVE_BACK_ATTEMPTS)
+            .local("mark_refunded", MarkRefunded)
+    }
+
+    async fn refund(self: Arc<Self>, ctx: StepContext, data: CancelData) -> StepResult {
+        let Some(payment_id) = data.payment_id else {
+            return Ok(Outcome::Done(data));
+        };
+        let request = RefundPaymentRequest {
+            idempotency_key: ctx.idempotency_key(),
+            payment_id: payment_id.to_string(),
+            amount: None,
+        };
+        match self
+            .payments
+            .refund_payment(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            // Authorised but never captured: the hold is lifted instead.
+            Err(e) if e.code() == ErrorCode::FailedPrecondition => {
+                let void = VoidPaymentRequest {
+                    idempotency_key: format!("{}:void", ctx.idempotency_key()),
+                    payment_id: payment_id.to_string(),
+                };
+                match self
+                    .payments
+                    .void_payment(&self.context(&data), &void)
+                    .await
+                {
+                    Ok(_) => Ok(Outcome::Done(data)),
+                    Err(v) => Err(retry("payment.refund_payment then void_payment", v)),
+                }
+            }
+            Err(e) => Err(retry("payment.refund_payment", e)),
+        }
+    }
+
+    async fn restock(self: Arc<Self>, _ctx: StepContext, data: CancelData) -> StepResult {
+        let request = RestockReservationRequest {
+            reservation_id: data.order_id.to_string(),
+        };
+        match self
+            .products
+            .restock_reservation(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) => Err(retry("product.restock_reservation", e)),
+        }
+    }
+
+    async fn return_voucher(self: Arc<Self>, _ctx: StepContext, data: CancelData) -> StepResult {
+        if !data.voucher {
+            return Ok(Outcome::Done(data));
+        }
+        let request = RedemptionRequest {
+            order_id: data.order_id.to_string(),
+        };
+        match self
+            .vouchers
+            .return_redemption(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) => Err(retry("voucher.return_redemption", e)),
+        }
+    }
+}
+
+fn local_error(error: impl std::fmt::Display) -> StepError {
+    StepError::transient(format!("recording the cancellation: {error}"))
+}
+
+/// Whether an order in `status` whose sub-orders are in `sub_orders` may be cancelled: paid,
+/// and nothing shipped.
+pub fn cancellable(status: OrderStatus, sub_orders: &[SubOrderStatus]) -> Result<(), String> {
+    if status != OrderStatus::Paid {
+        return Err(format!(
+            "the order is {status}; only a paid order that has not shipped can be cancelled"
+        ));
+    }
+    if sub_orders
+        .iter()
+        .any(|s| matches!(s, SubOrderStatus::Shipped | SubOrderStatus::Delivered))
+    {
+        return Err("part of the order has shipped; it can no longer be cancelled".into());
+    }
+    Ok(())
+}
+
+struct CancelOrder;
+
+impl LocalStep<CancelData> for CancelOrder {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+        _ctx: &'c StepContext,
+        data: &'c mut CancelData,
+    ) -> BoxFuture<'c, Result<(), StepError>> {
+        Box::pin(async move {
+            let order = store::lock_order(conn, data.order_id)
+                .await
+                .map_err(local_error)?
+                .ok_or_else(|| local_error("the order is missing"))?;
+            data.payment_id = order.payment_id;
+            data.voucher = !order.voucher_code.is_empty();
+            if matches!(
+                order.status(),
+                OrderStatus::Cancelled | OrderStatus::Refunded | OrderStatus::PartiallyRefunded
+            ) {
+                return Ok(());
+            }
+            let subs: Vec<SubOrderStatus> = store::sub_orders_of(&mut *conn, &[data.order_id])
+                .await
+                .map_err(local_error)?
+                .iter()
+                .map(|s| s.status())
+                .collect();
+            if let Err(why) = cancellable(order.status(), &subs) {
+                return Err(StepError::refused(
+                    "not_cancellable",
+                    serde_json::json!(why),
+                ));
+            }
+            let record = FailureRecord {
+                code: failure::CANCELLED_BY_CUSTOMER.into(),
+                message: data.reason.clone(),
+                ..FailureRecord::default()
+            };
+            store::set_status(
+                conn,
+                data.order_id,
+                OrderStatus::Cancelled,
+                &[SubOrderStatus::Paid],
+                Some(SubOrderStatus::Cancelled),
+                Some(&record),
+                data.actor(),
+                &data.reason,
+            )
+            .await
+            .map_err(local_error)?;
+            outbox::record(conn, &data.trace(), data.order_id, Change::Cancelled)
+                .await
+                .map_err(local_error)
+        })
+    }
+}
+
+struct MarkRefunded;
+
+impl LocalStep<CancelData> for MarkRefunded {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+        _ctx: &'c StepContext,
+        data: &'c mut CancelData,
+    ) -> BoxFuture<'c, Result<(), StepError>> {
+        Box::pin(async move {
+            let order = store::lock_order(conn, data.order_id)
+                .await
+                .map_err(local_error)?
+                .ok_or_else(|| local_error("the order is missing"))?;
+            if order.status() != OrderStatus::Cancelled {
+                return Ok(());
+            }
+            store::set_status(
+                conn,
+                data.order_id,
+                OrderStatus::Refunded,
+                &[],
+                None,
+                None,
+                Actor::System,
+                "payment refunded, stock and voucher given back",
+            )
+            .await
+            .map_err(local_error)?;
+            outbox::record(conn, &data.trace(), data.order_id, Change::Refunded)
+                .await
+                .map_err(local_error)
+        })
+    }
+}

@@ -1,0 +1,887 @@
+//! The checkout saga: from a pending order to a paid one, or to a failed one with nothing
+//! kept.
+//!
+//! | # | step              | action                                       | compensation            |
+//! |---|-------------------|----------------------------------------------|-------------------------|
+//! | 0 | open              | (local) nothing: the order exists, pending   | mark the order failed   |
+//! | 1 | snapshot_address  | address.get_user_address                     |                         |
+//! | 2 | price_cart        | cart.get_checkout_snapshot, voucher.evaluate | (nothing was taken)     |
+//! | 3 | record_order      | (local) sub-orders, lines and figures        |                         |
+//! | 4 | reserve_stock     | product.reserve_stock (id = order id)        | product.release_reservation |
+//! | 5 | reserve_voucher   | voucher.reserve_voucher (order id)           | voucher.release_redemption |
+//! | 6 | authorize_payment | payment.authorize_payment                    | payment.void_payment    |
+//! | 7 | commit_voucher    | voucher.commit_redemption                    | voucher.return_redemption |
+//! | 8 | commit_stock      | product.commit_reservation                   | product.restock_reservation |
+//! | 9 | capture_payment   | payment.capture_payment                      |                         |
+//! |10 | mark_paid         | (local) order and sub-orders paid, order.paid |                        |
+//! |11 | clear_cart        | cart.complete_checkout                       |                         |
+//!
+//! Every call carries an idempotency key: the order id for product and voucher (their
+//! reservation and redemption ids), the saga's `<instance>:<step>` key for payment. A refusal
+//! (out of stock, declined, a price that moved) compensates the steps done, in reverse; the
+//! last compensation marks the order failed with the reason. After the payment is captured
+//! nothing refuses: the remaining steps retry until they are done.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::address::{AddressClient, GetUserAddressRequest};
+use api::cart::{CartClient, CartLineRef, CompleteCheckoutRequest, GetCheckoutSnapshotRequest};
+use api::payment::{
+    AuthorizePaymentRequest, CapturePaymentRequest, PaymentClient, VoidPaymentRequest,
+};
+use api::product::{
+    CheckAvailabilityRequest, CommitReservationRequest, ProductClient, ReleaseReservationRequest,
+    ReservationItem, ReserveStockRequest, RestockReservationRequest,
+};
+use api::voucher::{
+    EvaluateVoucherRequest, RedemptionRequest, ReserveVoucherRequest, ShopSubtotal, VoucherClient,
+};
+use events::TraceHeaders;
+use rpc::ErrorCode;
+use saga::{BoxFuture, Definition, LocalStep, Outcome, StepContext, StepError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{
+    Discount, Line, OrderStatus, PricedOrder, PricingRules, SubOrderStatus, failure,
+};
+use crate::outbox::{self, Change};
+use crate::store::{self, Actor, AddressSnapshot, FailureRecord, PriceNow};
+use crate::views::money;
+
+/// The saga's name, as operators see it.
+pub const SAGA: &str = "checkout";
+
+/// How often the payment is asked to authorise before a processing error fails the order.
+const AUTHORIZE_ATTEMPTS: u32 = 3;
+
+/// What the checkout saga carries from step to step (stored with the instance).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckoutData {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub shipping_address_id: Uuid,
+    pub shipping_method: String,
+    pub voucher_code: Option<String>,
+    pub payment_method_id: String,
+    pub expected_total: Option<(i64, String)>,
+    /// The request's trace, so the saga's calls and events continue it.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    pub address: Option<AddressSnapshot>,
+    pub priced: Option<PricedOrder>,
+    pub discount: Option<Discount>,
+    pub payment_id: Option<Uuid>,
+}
+
+impl CheckoutData {
+    fn trace(&self) -> TraceHeaders {
+        TraceHeaders {
+            traceparent: self.traceparent.clone(),
+            tracestate: self.tracestate.clone(),
+        }
+    }
+
+    fn priced(&self) -> Result<&PricedOrder, StepError> {
+        self.priced
+            .as_ref()
+            .ok_or_else(|| StepError::transient("the order has not been priced"))
+    }
+
+    fn items(&self) -> Result<Vec<ReservationItem>, StepError> {
+        let mut items: Vec<ReservationItem> = Vec::new();
+        for line in self.priced()?.sub_orders.iter().flat_map(|s| &s.lines) {
+            let id = line.product_id.to_string();
+            match items.iter_mut().find(|i| i.product_id == id) {
+                Some(item) => item.quantity += i64::from(line.quantity),
+                None => items.push(ReservationItem {
+                    product_id: id,
+                    quantity: i64::from(line.quantity),
+                }),
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// The services the checkout calls, and its settings.
+pub struct Checkout {
+    pub carts: CartClient,
+    pub addresses: AddressClient,
+    pub products: ProductClient,
+    pub vouchers: VoucherClient,
+    pub payments: PaymentClient,
+    pub rules: PricingRules,
+    /// How long stock and the voucher are held for the order.
+    pub hold: Duration,
+    /// Each call's deadline.
+    pub call_timeout: Duration,
+}
+
+/// A refusal with the record the failed order will show.
+fn refuse(record: FailureRecord) -> StepError {
+    let code = record.code.clone();
+    StepError::refused(code, serde_json::to_value(record).unwrap_or_default())
+}
+
+fn refuse_with(code: &str, message: impl Into<String>) -> StepError {
+    refuse(FailureRecord {
+        code: code.to_owned(),
+        message: message.into(),
+        ..FailureRecord::default()
+    })
+}
+
+/// Whether trying again later may succeed.
+fn is_transient(error: &rpc::Error) -> bool {
+    matches!(
+        error.code(),
+        ErrorCode::Unavailable
+            | ErrorCode::DeadlineExceeded
+            | ErrorCode::Internal
+            | ErrorCode::RateLimited
+    )
+}
+
+/// A failure of a call the step cannot interpret as a business answer: retried.
+fn transient(call: &str, error: rpc::Error) -> StepError {
+    StepError::transient(format!("{call}: {error}"))
+}
+
+/// For compensations: nothing to give back is as good as given back.
+fn nothing_to_undo(error: &rpc::Error) -> bool {
+    matches!(
+        error.code(),
+        ErrorCode::NotFound | ErrorCode::FailedPrecondition
+    )
+}
+
+impl Checkout {
+    fn context(&self, data: &CheckoutData) -> rpc::Context {
+        rpc::Context::background()
+            .with_timeout(self.call_timeout)
+            .with_trace(data.trace())
+    }
+
+    /// The saga's definition, its steps bound to this service's clients.
+    pub fn definition(self: Arc<Self>) -> Definition<CheckoutData> {
+        let step =
+            |f: fn(Arc<Checkout>, StepContext, CheckoutData) -> BoxFuture<'static, StepResult>| {
+                let me = self.clone();
+                move |ctx: StepContext, data: CheckoutData| f(me.clone(), ctx, data)
+            };
+        Definition::new(SAGA)
+            .local("open", Open)
+            .compensate_local(MarkFailed)
+            .remote(
+                "snapshot_address",
+                step(|me, ctx, data| Box::pin(me.snapshot_address(ctx, data))),
+            )
+            .remote(
+                "price_cart",
+                step(|me, ctx, data| Box::pin(me.price_cart(ctx, data))),
+            )
+            .local("record_order", RecordOrder)
+            .remote(
+                "reserve_stock",
+                step(|me, ctx, data| Box::pin(me.reserve_stock(ctx, data))),
+            )
+            .compensate_remote(step(|me, ctx, data| Box::pin(me.release_stock(ctx, data))))
+            .remote(
+                "reserve_voucher",
+                step(|me, ctx, data| Box::pin(me.reserve_voucher(ctx, data))),
+            )
+            .compensate_remote(step(|me, ctx, data| {
+                Box::pin(me.release_voucher(ctx, data))
+            }))
+            .remote(
+                "authorize_payment",
+                step(|me, ctx, data| Box::pin(me.authorize(ctx, data))),
+            )
+            .compensate_remote(step(|me, ctx, data| Box::pin(me.void(ctx, data))))
+            .max_attempts("authorize_payment", AUTHORIZE_ATTEMPTS)
+            .remote(
+                "commit_voucher",
+                step(|me, ctx, data| Box::pin(me.commit_voucher(ctx, data))),
+            )
+            .compensate_remote(step(|me, ctx, data| Box::pin(me.return_voucher(ctx, data))))
+            .remote(
+                "commit_stock",
+                step(|me, ctx, data| Box::pin(me.commit_stock(ctx, data))),
+            )
+            .compensate_remote(step(|me, ctx, data| Box::pin(me.restock(ctx, data))))
+            .remote(
+                "capture_payment",
+                step(|me, ctx, data| Box::pin(me.capture(ctx, data))),
+            )
+            .max_attempts("capture_payment", 20)
+            .local("mark_paid", MarkPaid)
+            .remote(
+                "clear_cart",
+                step(|me, ctx, data| Box::pin(me.clear_cart(ctx, data))),
+            )
+            .max_attempts("clear_cart", 10)
+    }
+
+    async fn snapshot_address(
+        self: Arc<Self>,
+        _ctx: StepContext,
+        mut data: CheckoutData,
+    ) -> StepResult {
+        let request = GetUserAddressRequest {
+            user_id: data.user_id.to_string(),
+            id: data.shipping_address_id.to_string(),
+        };
+        match self
+            .addresses
+            .get_user_address(&self.context(&data), &request)
+            .await
+        {
+            Ok(a) => {
+                data.address = Some(AddressSnapshot {
+                    recipient_name: a.recipient_name,
+                    phone: a.phone,
+                    line1: a.line1,
+                    line2: a.line2,
+                    city: a.city,
+                    region: a.region,
+                    postal_code: a.postal_code,
+                    country_code: a.country_code,
+                });
+                Ok(Outcome::Done(data))
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => Err(refuse_with(
+                failure::ADDRESS_NOT_FOUND,
+                format!("address {} is not one of yours", data.shipping_address_id),
+            )),
+            Err(e) => Err(transient("address.get_user_address", e)),
+        }
+    }
+
+    async fn price_cart(self: Arc<Self>, _ctx: StepContext, mut data: CheckoutData) -> StepResult {
+        let context = self.context(&data);
+        let cart = self
+            .carts
+            .get_checkout_snapshot(
+                &context,
+                &GetCheckoutSnapshotRequest {
+                    user_id: data.user_id.to_string(),
+                },
+            )
+            .await
+            .map_err(|e| transient("cart.get_checkout_snapshot", e))?;
+        if cart.lines.is_empty() {
+            return Err(refuse_with(failure::EMPTY_CART, "the cart is empty"));
+        }
+        let short: Vec<Uuid> = cart
+            .lines
+            .iter()
+            .filter(|l| matches!(l.status.as_str(), "out_of_stock" | "insufficient_stock"))
+            .filter_map(|l| Uuid::try_parse(&l.product_id).ok())
+            .collect();
+        if !short.is_empty() {
+            return Err(refuse(FailureRecord {
+                code: failure::OUT_OF_STOCK.into(),
+                message: "some products are not available in the quantities in the cart".into(),
+                product_ids: short,
+                ..FailureRecord::default()
+            }));
+        }
+        let gone: Vec<Uuid> = cart
+            .lines
+            .iter()
+            .filter(|l| l.status != "ok")
+            .filter_map(|l| Uuid::try_parse(&l.product_id).ok())
+            .collect();
+        if !gone.is_empty() {
+            return Err(refuse(FailureRecord {
+                code: failure::CART_NOT_READY.into(),
+                message: "some products in the cart are no longer sold".into(),
+                product_ids: gone,
+                ..FailureRecord::default()
+            }));
+        }
+        let currency = cart.currency.clone();
+        let mut lines = Vec::with_capacity(cart.lines.len());
+        for line in &cart.lines {
+            let (Ok(product_id), Ok(shop_id), Some(price)) = (
+                Uuid::try_parse(&line.product_id),
+                Uuid::try_parse(&line.shop_id),
+                line.unit_price.as_ref(),
+            ) else {
+                return Err(StepError::transient(format!(
+                    "the cart answered a line without ids or price: {line:?}"
+                )));
+            };
+            if price.currency != currency {
+                return Err(refuse_with(
+                    failure::CART_NOT_READY,
+                    "the cart holds prices in more than one currency",
+                ));
+            }
+            lines.push(Line {
+                product_id,
+                shop_id,
+                name: line.name.clone(),
+                unit_price: price.minor_units,
+                quantity: line.quantity,
+            });
+        }
+
+        // The code named at checkout, else the one applied to the cart.
+        let code = data
+            .voucher_code
+            .clone()
+            .or_else(|| cart.voucher.as_ref().map(|v| v.code.clone()))
+            .filter(|c| !c.is_empty());
+        let discount = match code {
+            None => None,
+            Some(code) => {
+                let mut subtotals: Vec<ShopSubtotal> = Vec::new();
+                for line in &lines {
+                    let shop = line.shop_id.to_string();
+                    match subtotals.iter_mut().find(|s| s.shop_id == shop) {
+                        Some(s) => s.subtotal_minor_units += line.total(),
+                        None => subtotals.push(ShopSubtotal {
+                            shop_id: shop,
+                            subtotal_minor_units: line.total(),
+                        }),
+                    }
+                }
+                let evaluation = self
+                    .vouchers
+                    .evaluate_voucher(
+                        &context,
+                        &EvaluateVoucherRequest {
+                            code: code.clone(),
+                            user_id: data.user_id.to_string(),
+                            currency: currency.clone(),
+                            subtotals,
+                        },
+                    )
+                    .await
+                    .map_err(|e| transient("voucher.evaluate_voucher", e))?;
+                if !evaluation.applies {
+                    return Err(refuse_with(
+                        failure::VOUCHER_UNAVAILABLE,
+                        format!("voucher {code:?}: {}", evaluation.message),
+                    ));
+                }
+                let amount = evaluation.discount.map(|d| d.minor_units).unwrap_or(0);
+                Some(Discount {
+                    code: evaluation.code,
+                    shop_id: Uuid::try_parse(&evaluation.shop_id).ok(),
+                    amount,
+                })
+            }
+        };
+        let country = data
+            .address
+            .as_ref()
+            .map(|a| a.country_code.clone())
+            .unwrap_or_default();
+        let Some(priced) = self.rules.price(
+            &currency,
+            &lines,
+            discount.as_ref(),
+            &data.shipping_method,
+            &country,
+        ) else {
+            return Err(refuse_with(
+                failure::SHIPPING_UNAVAILABLE,
+                format!("shipping method {:?} is not offered", data.shipping_method),
+            ));
+        };
+        if let Some((expected, expected_currency)) = &data.expected_total
+            && (*expected != priced.figures.total || *expected_currency != currency)
+        {
+            return Err(refuse(FailureRecord {
+                code: failure::PRICE_CHANGED.into(),
+                message: format!(
+                    "the total is now {} {currency}, not the {expected} {expected_currency} shown",
+                    priced.figures.total
+                ),
+                price_changes: lines
+                    .iter()
+                    .map(|l| PriceNow {
+                        product_id: l.product_id,
+                        unit_price: l.unit_price,
+                    })
+                    .collect(),
+                ..FailureRecord::default()
+            }));
+        }
+        data.discount = discount.filter(|d| d.amount > 0);
+        data.priced = Some(priced);
+        Ok(Outcome::Done(data))
+    }
+
+    async fn reserve_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        let context = self.context(&data);
+        let items = data.items()?;
+        let request = ReserveStockRequest {
+            reservation_id: data.order_id.to_string(),
+            items: items.clone(),
+            ttl_seconds: self.hold.as_secs() as i32,
+        };
+        match self.products.reserve_stock(&context, &request).await {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    ErrorCode::FailedPrecondition | ErrorCode::NotFound
+                ) =>
+            {
+                // Which ones: asked once, so the customer is told every product short.
+                let short = match self
+                    .products
+                    .check_availability(
+                        &context,
+                        &CheckAvailabilityRequest {
+                            items: items.clone(),
+                        },
+                    )
+                    .await
+                {
+                    Ok(answer) => items
+                        .iter()
+                        .filter(|item| {
+                            !answer.items.iter().any(|a| {
+                                a.product_id == item.product_id && a.available >= item.quantity
+                            })
+                        })
+                        .filter_map(|item| Uuid::try_parse(&item.product_id).ok())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                Err(refuse(FailureRecord {
+                    code: failure::OUT_OF_STOCK.into(),
+                    message: e.message().to_owned(),
+                    product_ids: short,
+                    ..FailureRecord::default()
+                }))
+            }
+            Err(e) => Err(transient("product.reserve_stock", e)),
+        }
+    }
+
+    async fn release_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        let request = ReleaseReservationRequest {
+            reservation_id: data.order_id.to_string(),
+        };
+        match self
+            .products
+            .release_reservation(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
+            Err(e) => Err(transient("product.release_reservation", e)),
+        }
+    }
+
+    async fn reserve_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        let Some(discount) = &data.discount else {
+            return Ok(Outcome::Done(data));
+        };
+        let currency = data.priced()?.currency.clone();
+        let request = ReserveVoucherRequest {
+            code: discount.code.clone(),
+            user_id: data.user_id.to_string(),
+            order_id: data.order_id.to_string(),
+            amount: money(discount.amount, &currency),
+            ttl_seconds: self.hold.as_secs() as i32,
+        };
+        match self
+            .vouchers
+            .reserve_voucher(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if !is_transient(&e) => Err(refuse_with(
+                failure::VOUCHER_UNAVAILABLE,
+                e.message().to_owned(),
+            )),
+            Err(e) => Err(transient("voucher.reserve_voucher", e)),
+        }
+    }
+
+    async fn release_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        if data.discount.is_none() {
+            return Ok(Outcome::Done(data));
+        }
+        let request = RedemptionRequest {
+            order_id: data.order_id.to_string(),
+        };
+        match self
+            .vouchers
+            .release_redemption(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
+            Err(e) => Err(transient("voucher.release_redemption", e)),
+        }
+    }
+
+    async fn authorize(self: Arc<Self>, ctx: StepContext, mut data: CheckoutData) -> StepResult {
+        let priced = data.priced()?;
+        let request = AuthorizePaymentRequest {
+            idempotency_key: ctx.idempotency_key(),
+            order_id: data.order_id.to_string(),
+            user_id: data.user_id.to_string(),
+            payment_method_id: data.payment_method_id.clone(),
+            amount: money(priced.figures.total, &priced.currency),
+        };
+        match self
+            .payments
+            .authorize_payment(&self.context(&data), &request)
+            .await
+        {
+            Ok(payment) => {
+                data.payment_id = Uuid::try_parse(&payment.id).ok();
+                if payment.status == "failed" {
+                    return Err(refuse(FailureRecord {
+                        code: failure::PAYMENT_DECLINED.into(),
+                        message: payment.failure_message,
+                        payment_failure_code: payment.failure_code,
+                        ..FailureRecord::default()
+                    }));
+                }
+                Ok(Outcome::Done(data))
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => Err(refuse(FailureRecord {
+                code: failure::PAYMENT_DECLINED.into(),
+                message: e.message().to_owned(),
+                payment_failure_code: "payment_method_not_found".into(),
+                ..FailureRecord::default()
+            })),
+            Err(e) if is_transient(&e) && ctx.attempt() < AUTHORIZE_ATTEMPTS => {
+                Err(transient("payment.authorize_payment", e))
+            }
+            Err(e) => Err(refuse(FailureRecord {
+                code: failure::PAYMENT_FAILED.into(),
+                message: e.message().to_owned(),
+                payment_failure_code: "processing_error".into(),
+                ..FailureRecord::default()
+            })),
+        }
+    }
+
+    async fn void(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
+        let Some(payment_id) = data.payment_id else {
+            return Ok(Outcome::Done(data));
+        };
+        let request = VoidPaymentRequest {
+            idempotency_key: ctx.idempotency_key(),
+            payment_id: payment_id.to_string(),
+        };
+        match self
+            .payments
+            .void_payment(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
+            Err(e) => Err(transient("payment.void_payment", e)),
+        }
+    }
+
+    async fn commit_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        if data.discount.is_none() {
+            return Ok(Outcome::Done(data));
+        }
+        let request = RedemptionRequest {
+            order_id: data.order_id.to_string(),
+        };
+        match self
+            .vouchers
+            .commit_redemption(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if !is_transient(&e) => Err(refuse_with(
+                failure::VOUCHER_UNAVAILABLE,
+                e.message().to_owned(),
+            )),
+            Err(e) => Err(transient("voucher.commit_redemption", e)),
+        }
+    }
+
+    async fn return_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        if data.discount.is_none() {
+            return Ok(Outcome::Done(data));
+        }
+        let request = RedemptionRequest {
+            order_id: data.order_id.to_string(),
+        };
+        match self
+            .vouchers
+            .return_redemption(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
+            Err(e) => Err(transient("voucher.return_redemption", e)),
+        }
+    }
+
+    async fn commit_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        let request = CommitReservationRequest {
+            reservation_id: data.order_id.to_string(),
+        };
+        match self
+            .products
+            .commit_reservation(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if !is_transient(&e) => {
+                let product_ids = data
+                    .items()?
+                    .iter()
+                    .filter_map(|i| Uuid::try_parse(&i.product_id).ok())
+                    .collect();
+                Err(refuse(FailureRecord {
+                    code: failure::OUT_OF_STOCK.into(),
+                    message: format!("the stock held for the order was lost: {}", e.message()),
+                    product_ids,
+                    ..FailureRecord::default()
+                }))
+            }
+            Err(e) => Err(transient("product.commit_reservation", e)),
+        }
+    }
+
+    async fn restock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+        let request = RestockReservationRequest {
+            reservation_id: data.order_id.to_string(),
+        };
+        match self
+            .products
+            .restock_reservation(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
+            Err(e) => Err(transient("product.restock_reservation", e)),
+        }
+    }
+
+    async fn capture(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
+        let Some(payment_id) = data.payment_id else {
+            return Err(StepError::transient("no payment was authorised"));
+        };
+        let request = CapturePaymentRequest {
+            idempotency_key: ctx.idempotency_key(),
+            payment_id: payment_id.to_string(),
+            amount: None,
+        };
+        match self
+            .payments
+            .capture_payment(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            Err(e) if !is_transient(&e) => Err(refuse_with(
+                failure::PAYMENT_FAILED,
+                format!("the payment could not be captured: {}", e.message()),
+            )),
+            Err(e) => Err(transient("payment.capture_payment", e)),
+        }
+    }
+
+    async fn clear_cart(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
+        let lines = data
+            .items()?
+            .into_iter()
+            .map(|i| CartLineRef {
+                product_id: i.product_id,
+                quantity: i.quantity as i32,
+            })
+            .collect();
+        let request = CompleteCheckoutRequest {
+            user_id: data.user_id.to_string(),
+            order_id: data.order_id.to_string(),
+            lines,
+        };
+        match self
+            .carts
+            .complete_checkout(&self.context(&data), &request)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Done(data)),
+            // The order is paid: lines left in a cart are no reason to undo it.
+            Err(e) if ctx.attempt() >= 10 || !is_transient(&e) => {
+                tracing::warn!(order_id = %data.order_id, error = %e, "the cart was not cleared");
+                Ok(Outcome::Done(data))
+            }
+            Err(e) => Err(transient("cart.complete_checkout", e)),
+        }
+    }
+}
+
+type StepResult = Result<Outcome<CheckoutData>, StepError>;
+
+fn local_error(error: impl std::fmt::Display) -> StepError {
+    StepError::transient(format!("recording the order: {error}"))
+}
+
+/// The order exists (created with the saga): nothing to do but to have a step whose
+/// compensation, the last to run, marks the order failed.
+struct Open;
+
+impl LocalStep<CheckoutData> for Open {
+    fn run<'c>(
+        &'c self,
+        _conn: &'c mut PgConnection,
+        _ctx: &'c StepContext,
+        _data: &'c mut CheckoutData,
+    ) -> BoxFuture<'c, Result<(), StepError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Stores the priced order: figures, address, sub-orders and lines.
+struct RecordOrder;
+
+impl LocalStep<CheckoutData> for RecordOrder {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+        _ctx: &'c StepContext,
+        data: &'c mut CheckoutData,
+    ) -> BoxFuture<'c, Result<(), StepError>> {
+        Box::pin(async move {
+            let priced = data.priced()?.clone();
+            let address = data.address.clone().unwrap_or_default();
+            let code = data
+                .discount
+                .as_ref()
+                .map(|d| d.code.clone())
+                .unwrap_or_default();
+            store::lock_order(conn, data.order_id)
+                .await
+                .map_err(local_error)?;
+            store::record_pricing(conn, data.order_id, &priced, &address, &code)
+                .await
+                .map_err(local_error)
+        })
+    }
+}
+
+/// The payment is captured: the order and its sub-orders are paid.
+struct MarkPaid;
+
+impl LocalStep<CheckoutData> for MarkPaid {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+        _ctx: &'c StepContext,
+        data: &'c mut CheckoutData,
+    ) -> BoxFuture<'c, Result<(), StepError>> {
+        Box::pin(async move {
+            let order = store::lock_order(conn, data.order_id)
+                .await
+                .map_err(local_error)?
+                .ok_or_else(|| local_error("the order is missing"))?;
+            if order.status() != OrderStatus::Pending {
+                return Ok(());
+            }
+            if let Some(payment_id) = data.payment_id {
+                store::set_payment(conn, data.order_id, payment_id)
+                    .await
+                    .map_err(local_error)?;
+            }
+            store::set_status(
+                conn,
+                data.order_id,
+                OrderStatus::Paid,
+                &[SubOrderStatus::Pending],
+                Some(SubOrderStatus::Paid),
+                None,
+                Actor::System,
+                "payment captured",
+            )
+            .await
+            .map_err(local_error)?;
+            outbox::record(conn, &data.trace(), data.order_id, Change::Paid)
+                .await
+                .map_err(local_error)
+        })
+    }
+}
+
+/// The last compensation: the order failed, and says why.
+struct MarkFailed;
+
+impl LocalStep<CheckoutData> for MarkFailed {
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut PgConnection,
+        ctx: &'c StepContext,
+        data: &'c mut CheckoutData,
+    ) -> BoxFuture<'c, Result<(), StepError>> {
+        Box::pin(async move {
+            let order = store::lock_order(conn, data.order_id)
+                .await
+                .map_err(local_error)?
+                .ok_or_else(|| local_error("the order is missing"))?;
+            if order.status() != OrderStatus::Pending {
+                return Ok(());
+            }
+            let failure = failure_of(ctx);
+            if let Some(payment_id) = data.payment_id {
+                store::set_payment(conn, data.order_id, payment_id)
+                    .await
+                    .map_err(local_error)?;
+            }
+            store::set_status(
+                conn,
+                data.order_id,
+                OrderStatus::Failed,
+                &[SubOrderStatus::Pending],
+                Some(SubOrderStatus::Failed),
+                Some(&failure),
+                Actor::System,
+                &failure.code,
+            )
+            .await
+            .map_err(local_error)?;
+            outbox::record(conn, &data.trace(), data.order_id, Change::Failed)
+                .await
+                .map_err(local_error)
+        })
+    }
+}
+
+/// The failure a compensated checkout shows, from the refusal that started compensating.
+fn failure_of(ctx: &StepContext) -> FailureRecord {
+    let Some((code, detail)) = ctx.refusal() else {
+        return FailureRecord {
+            code: "unknown".into(),
+            message: "the checkout was undone".into(),
+            ..FailureRecord::default()
+        };
+    };
+    match serde_json::from_value::<FailureRecord>(detail.clone()) {
+        Ok(record) if record.code == code => record,
+        _ => FailureRecord {
+            code: code.to_owned(),
+            message: match detail {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            },
+            ..FailureRecord::default()
+        },
+    }
+}
+
+/// The refusal of an abort, for [`failure_of`].
+pub fn aborted(reason: &str) -> serde_json::Value {
+    json!({ "code": failure::ABORTED, "message": reason })
+}

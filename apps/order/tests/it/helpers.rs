@@ -1,0 +1,471 @@
+//! `TestApp`: the order service with every service the checkout calls, each on its own
+//! database on one private nats-server, and helpers that read like what people do.
+
+use std::time::{Duration, Instant};
+
+use api::address::{AddressClient, CreateAddressRequest};
+use api::cart::{ApplyVoucherRequest, Cart, CartClient, GetCartRequest, SetItemRequest};
+use api::common::Money;
+use api::order::{
+    CheckoutRequest, CheckoutResponse, GetOrderRequest, Order, OrderClient, ShipSubOrderRequest,
+    SubOrder,
+};
+use api::payment::{CreatePaymentMethodRequest, ListPaymentsRequest, Payment, PaymentClient};
+use api::product::{
+    Availability, CreateProductRequest, GetAvailabilityRequest, Product, ProductClient,
+    UpdateProductRequest,
+};
+use api::shop::{ApproveShopRequest, CreateShopRequest, ShopClient};
+use api::voucher::{CreateVoucherRequest, GetVoucherRequest, Voucher, VoucherClient};
+use order_service::Config;
+use rpc::{Context, roles};
+use testkit::callers::admin;
+use testkit::{Companion, Harness};
+use uuid::Uuid;
+
+pub use testkit::{bad_fields, expect_error};
+
+testkit::test_app!(OrderApp, Config, OrderClient);
+
+/// The approved test cards of the simulated provider.
+pub const VISA_OK: &str = "4242424242424242";
+pub const VISA_DECLINED: &str = "4000000000000002";
+pub const VISA_NO_FUNDS: &str = "4000000000009995";
+pub const VISA_PROCESSING_ERROR: &str = "4000000000000119";
+
+/// The order service under test, with cart, address, product, shop, voucher and payment.
+pub struct TestApp {
+    pub order: OrderApp,
+    pub carts: CartClient,
+    pub addresses: AddressClient,
+    pub products: ProductClient,
+    pub shops: ShopClient,
+    pub vouchers: VoucherClient,
+    pub payments: PaymentClient,
+    companions: Vec<Companion>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = OrderApp;
+
+    fn deref(&self) -> &OrderApp {
+        &self.order
+    }
+}
+
+/// A customer with an address and a card on file.
+#[derive(Clone)]
+pub struct Customer {
+    pub ctx: Context,
+    pub id: String,
+    pub address_id: String,
+    pub payment_method_id: String,
+}
+
+/// A seller with an active shop.
+#[derive(Clone)]
+pub struct Seller {
+    pub ctx: Context,
+    pub shop_id: String,
+}
+
+pub fn usd(minor_units: i64) -> Option<Money> {
+    Some(Money {
+        minor_units,
+        currency: "USD".into(),
+    })
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let harness = Harness::start(order_service::start, |config: &mut Config| {
+            config.saga_poll_ms = 50;
+            config.saga_lease_ms = 2_000;
+            // Shipping 5.00 per sub-order, no tax in the US, 10% in Germany.
+            config.shipping_rates = "standard=500,express=1500".into();
+            config.tax_rates = "US=0,DE=1000".into();
+            configure(config);
+        })
+        .await;
+        let mut companions = Vec::new();
+        companions.push(
+            harness
+                .companion(shop_service::start, |c: &mut shop_service::Config| {
+                    c.seed_demo_shop = false;
+                })
+                .await,
+        );
+        companions.push(
+            harness
+                .companion(product_service::start, |c: &mut product_service::Config| {
+                    c.seed_demo_catalog = false;
+                    c.product_cache_local_ttl_ms = 0;
+                })
+                .await,
+        );
+        companions.push(
+            harness
+                .companion(voucher_service::start, |_: &mut voucher_service::Config| {})
+                .await,
+        );
+        companions.push(
+            harness
+                .companion(cart_service::start, |_: &mut cart_service::Config| {})
+                .await,
+        );
+        companions.push(
+            harness
+                .companion(address_service::start, |_: &mut address_service::Config| {})
+                .await,
+        );
+        companions.push(
+            harness
+                .companion(payment_service::start, |_: &mut payment_service::Config| {})
+                .await,
+        );
+        let client = rpc::Client::new(harness.nats.clone());
+        Self {
+            carts: CartClient::new(client.clone()),
+            addresses: AddressClient::new(client.clone()),
+            products: ProductClient::new(client.clone()),
+            shops: ShopClient::new(client.clone()),
+            vouchers: VoucherClient::new(client.clone()),
+            payments: PaymentClient::new(client),
+            order: OrderApp::new(harness),
+            companions,
+        }
+    }
+
+    /// Stops every service the way SIGTERM does and checks they shut down cleanly and that
+    /// NATS refused none of them anything.
+    pub async fn stop(self) {
+        for companion in self.companions.into_iter().rev() {
+            companion.stop().await;
+        }
+        self.order.harness.stop().await;
+    }
+
+    /// A seller with an active shop trading in USD.
+    pub async fn seller(&self) -> Seller {
+        let ctx = testkit::callers::signed_in(&Uuid::now_v7().to_string(), &[roles::SELLER]);
+        let slug = format!("shop-{}", Uuid::now_v7().simple());
+        let shop = self
+            .shops
+            .create_shop(
+                &ctx,
+                &CreateShopRequest {
+                    name: slug.clone(),
+                    slug,
+                    contact_email: "seller@example.com".into(),
+                    currency: "USD".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("opening a shop");
+        self.shops
+            .approve_shop(
+                &admin(),
+                &ApproveShopRequest {
+                    id: shop.id.clone(),
+                },
+            )
+            .await
+            .expect("approving a shop");
+        Seller {
+            ctx,
+            shop_id: shop.id,
+        }
+    }
+
+    /// A product of `seller`'s at `price` cents with `stock` on hand.
+    pub async fn product(&self, seller: &Seller, name: &str, price: i64, stock: i64) -> Product {
+        self.products
+            .create_product(
+                &seller.ctx,
+                &CreateProductRequest {
+                    shop_id: seller.shop_id.clone(),
+                    name: name.into(),
+                    description: format!("The {name}."),
+                    price: usd(price),
+                    initial_stock: stock,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("creating a product")
+    }
+
+    pub async fn reprice(&self, seller: &Seller, product: &Product, price: i64) {
+        self.products
+            .update_product(
+                &seller.ctx,
+                &UpdateProductRequest {
+                    id: product.id.clone(),
+                    price: usd(price),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("repricing a product");
+    }
+
+    pub async fn availability(&self, product: &Product) -> Availability {
+        self.products
+            .get_availability(
+                &testkit::callers::anonymous(),
+                &GetAvailabilityRequest {
+                    id: product.id.clone(),
+                },
+            )
+            .await
+            .expect("reading availability")
+    }
+
+    /// A customer with a US address and `card` on file.
+    pub async fn customer_with(&self, card: &str, country: &str) -> Customer {
+        let id = Uuid::now_v7().to_string();
+        let ctx = testkit::callers::customer(&id);
+        let (line1, city, postal_code) = match country {
+            "DE" => ("Unter den Linden 1", "Berlin", "10117"),
+            _ => ("1 Market Street", "San Francisco", "94105"),
+        };
+        let address = self
+            .addresses
+            .create_address(
+                &ctx,
+                &CreateAddressRequest {
+                    recipient_name: "Ada Lovelace".into(),
+                    line1: line1.into(),
+                    city: city.into(),
+                    postal_code: postal_code.into(),
+                    country_code: country.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("adding an address");
+        let method = self
+            .payments
+            .create_payment_method(
+                &ctx,
+                &CreatePaymentMethodRequest {
+                    card_number: card.into(),
+                    exp_month: 12,
+                    exp_year: 2030,
+                    cvc: "123".into(),
+                },
+            )
+            .await
+            .expect("adding a card");
+        Customer {
+            ctx,
+            id,
+            address_id: address.id,
+            payment_method_id: method.id,
+        }
+    }
+
+    pub async fn customer(&self) -> Customer {
+        self.customer_with(VISA_OK, "US").await
+    }
+
+    pub async fn add_to_cart(&self, customer: &Customer, product: &Product, quantity: i32) -> Cart {
+        self.carts
+            .set_item(
+                &customer.ctx,
+                &SetItemRequest {
+                    product_id: product.id.clone(),
+                    quantity,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("adding to the cart")
+    }
+
+    pub async fn cart(&self, customer: &Customer) -> Cart {
+        self.carts
+            .get_cart(&customer.ctx, &GetCartRequest::default())
+            .await
+            .expect("reading the cart")
+    }
+
+    pub async fn apply_voucher(&self, customer: &Customer, code: &str) -> Cart {
+        self.carts
+            .apply_voucher(
+                &customer.ctx,
+                &ApplyVoucherRequest {
+                    code: code.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("applying a voucher")
+    }
+
+    /// A platform-wide voucher taking `amount_off` cents, usable `usage_limit` times.
+    pub async fn voucher(&self, code: &str, amount_off: i64, usage_limit: i32) -> Voucher {
+        self.vouchers
+            .create_voucher(
+                &admin(),
+                &CreateVoucherRequest {
+                    code: code.into(),
+                    kind: "fixed".into(),
+                    amount_off_minor_units: amount_off,
+                    currency: "USD".into(),
+                    usage_limit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("creating a voucher")
+    }
+
+    pub async fn voucher_state(&self, code: &str) -> Voucher {
+        self.vouchers
+            .get_voucher(&admin(), &GetVoucherRequest { code: code.into() })
+            .await
+            .expect("reading a voucher")
+    }
+
+    /// The checkout request of `customer` with `key`.
+    pub fn checkout_request(&self, customer: &Customer, key: &str) -> CheckoutRequest {
+        CheckoutRequest {
+            idempotency_key: key.into(),
+            shipping_address_id: customer.address_id.clone(),
+            payment_method_id: customer.payment_method_id.clone(),
+            ..Default::default()
+        }
+    }
+
+    pub async fn checkout_with(
+        &self,
+        customer: &Customer,
+        request: &CheckoutRequest,
+    ) -> Result<CheckoutResponse, rpc::Error> {
+        self.client.checkout(&customer.ctx, request).await
+    }
+
+    /// Checks out with a fresh key and waits until the order is settled.
+    pub async fn checkout(&self, customer: &Customer) -> Order {
+        let request = self.checkout_request(customer, &Uuid::now_v7().to_string());
+        let answer = self
+            .checkout_with(customer, &request)
+            .await
+            .expect("checking out");
+        let order = answer.order.expect("the answer holds the order");
+        self.settled(customer, &order.id).await
+    }
+
+    pub async fn get_order(&self, ctx: &Context, id: &str) -> Result<Order, rpc::Error> {
+        self.client
+            .get_order(ctx, &GetOrderRequest { id: id.into() })
+            .await
+    }
+
+    /// The order once it is no longer pending (its saga ended); fails after 20 s.
+    pub async fn settled(&self, customer: &Customer, id: &str) -> Order {
+        self.until(customer, id, |o| o.status != "pending").await
+    }
+
+    /// The order once `done` holds for it; fails after 20 s.
+    pub async fn until(
+        &self,
+        customer: &Customer,
+        id: &str,
+        done: impl Fn(&Order) -> bool,
+    ) -> Order {
+        let started = Instant::now();
+        loop {
+            let order = self
+                .get_order(&customer.ctx, id)
+                .await
+                .expect("reading the order");
+            if done(&order) {
+                return order;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "order {id} is still {}",
+                order.status
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Every payment of an order (admin view, with ledgers).
+    pub async fn payments_of(&self, order_id: &str) -> Vec<Payment> {
+        let listed = self
+            .payments
+            .list_payments(
+                &admin(),
+                &ListPaymentsRequest {
+                    order_id: order_id.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("listing payments")
+            .payments;
+        let mut payments = Vec::new();
+        for payment in listed {
+            payments.push(
+                self.payments
+                    .get_payment(
+                        &admin(),
+                        &api::payment::GetPaymentRequest { id: payment.id },
+                    )
+                    .await
+                    .expect("reading a payment"),
+            );
+        }
+        payments
+    }
+
+    /// How many successful provider calls of `operation` the order's payments made.
+    pub async fn provider_calls(&self, order_id: &str, operation: &str) -> usize {
+        self.payments_of(order_id)
+            .await
+            .iter()
+            .flat_map(|p| &p.ledger)
+            .filter(|entry| entry.operation == operation && entry.outcome == "succeeded")
+            .count()
+    }
+
+    pub async fn ship(
+        &self,
+        seller: &Seller,
+        sub_order: &SubOrder,
+        carrier: &str,
+        tracking: &str,
+    ) -> Result<SubOrder, rpc::Error> {
+        self.client
+            .ship_sub_order(
+                &seller.ctx,
+                &ShipSubOrderRequest {
+                    id: sub_order.id.clone(),
+                    carrier: carrier.into(),
+                    tracking_number: tracking.into(),
+                },
+            )
+            .await
+    }
+}
+
+/// The sub-order of `shop_id` in `order`.
+pub fn sub_order_of<'a>(order: &'a Order, seller: &Seller) -> &'a SubOrder {
+    order
+        .sub_orders
+        .iter()
+        .find(|s| s.shop_id == seller.shop_id)
+        .expect("a sub-order of the shop")
+}
+
+pub fn minor(money: &Option<Money>) -> i64 {
+    money.as_ref().map(|m| m.minor_units).unwrap_or_default()
+}
