@@ -79,7 +79,11 @@ impl<D: SagaData> Definition<D> {
     /// Overrides the retry bound ([`Config::max_attempts`](crate::Config::max_attempts)) of
     /// one step, for its action and its compensation.
     pub fn max_attempts(mut self, step: &'static str, attempts: u32) -> Self {
-        assert!(attempts >= 1, "saga {}: max_attempts must be at least 1", self.name);
+        assert!(
+            attempts >= 1,
+            "saga {}: max_attempts must be at least 1",
+            self.name
+        );
         let name = self.name;
         let found = self
             .steps
@@ -128,7 +132,11 @@ impl<D: SagaData> Definition<D> {
     }
 
     pub(crate) fn erase(self) -> ErasedDefinition {
-        assert!(!self.steps.is_empty(), "saga {}: it has no steps", self.name);
+        assert!(
+            !self.steps.is_empty(),
+            "saga {}: it has no steps",
+            self.name
+        );
         ErasedDefinition {
             name: self.name,
             steps: self
@@ -167,8 +175,11 @@ impl From<StepError> for StepFailure {
     }
 }
 
-pub(crate) type ErasedRemote =
-    Arc<dyn Fn(StepContext, Value) -> BoxFuture<'static, Result<Outcome<Value>, StepFailure>> + Send + Sync>;
+pub(crate) type ErasedRemote = Arc<
+    dyn Fn(StepContext, Value) -> BoxFuture<'static, Result<Outcome<Value>, StepFailure>>
+        + Send
+        + Sync,
+>;
 
 pub(crate) trait ErasedLocal: Send + Sync {
     fn run<'c>(
@@ -257,4 +268,3 @@ impl ErasedDefinition {
             .find(|&index| self.steps[index].compensation.is_some())
     }
 }
-

@@ -174,9 +174,7 @@ mod transition;
 pub use definition::Definition;
 pub use model::{Detail, Error, ListFilter, Page, State, StepOutcome, StepRecord, Summary};
 pub use orchestrator::{Config, Orchestrator};
-pub use step::{
-    BoxFuture, LocalStep, Outcome, Phase, RemoteFn, SagaData, StepContext, StepError,
-};
+pub use step::{BoxFuture, LocalStep, Outcome, Phase, RemoteFn, SagaData, StepContext, StepError};
 pub use transition::{ABORTED, RETRIES_EXHAUSTED};
 
 use sqlx::PgPool;

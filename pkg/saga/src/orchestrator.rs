@@ -442,14 +442,14 @@ impl Orchestrator {
                 "saga instance {id} is {state}; only a running or waiting instance can be aborted"
             )));
         }
-        let held = row.lease_owner.is_some() && row.lease_until.is_some_and(|until| until > Utc::now());
+        let held =
+            row.lease_owner.is_some() && row.lease_until.is_some_and(|until| until > Utc::now());
         let definition = self.inner.definition(&row.saga);
         let index = usize::try_from(row.step_index).ok();
         match (held, definition, index) {
             (false, Some(definition), Some(index)) => {
                 let turned = transition::abort(&definition, &row, index, reason);
-                write_transition(&mut tx, id, None, self.inner.config.lease, &turned, true)
-                    .await?;
+                write_transition(&mut tx, id, None, self.inner.config.lease, &turned, true).await?;
             }
             _ => {
                 // The holder (or a replica that knows this saga) applies it at its next turn.
@@ -684,7 +684,9 @@ impl Inner {
                 "step {} ({:?}) is not in the definition of saga {} any more",
                 row.step_index, row.current_step, row.saga
             );
-            return self.commit_plain(&row, transition::failed(&row, error)).await;
+            return self
+                .commit_plain(&row, transition::failed(&row, error))
+                .await;
         };
         if phase == Phase::Action
             && let Some(reason) = &row.abort_reason
@@ -694,7 +696,9 @@ impl Inner {
         }
         let Some(handler) = step.handler(phase) else {
             let error = format!("step {} has no compensation in this definition", step.name);
-            return self.commit_plain(&row, transition::failed(&row, error)).await;
+            return self
+                .commit_plain(&row, transition::failed(&row, error))
+                .await;
         };
 
         let now = Utc::now();
@@ -703,10 +707,12 @@ impl Inner {
             if delay > HOLD_LIMIT {
                 return Ok(Next::Stop { release: true });
             }
-            return Ok(match self.guarded(id, lease, tokio::time::sleep(delay)).await {
-                Some(()) => Next::Continue,
-                None => Next::Stop { release: true },
-            });
+            return Ok(
+                match self.guarded(id, lease, tokio::time::sleep(delay)).await {
+                    Some(()) => Next::Continue,
+                    None => Next::Stop { release: true },
+                },
+            );
         }
 
         let signal: Option<(i64, Value)> = match &row.wait_signal {
@@ -953,7 +959,9 @@ impl Inner {
     fn count_state_change(&self, row: &InstanceRow, next: &Transition) {
         let saga = row.saga.clone();
         match next.state {
-            State::Completed => metrics::counter!("saga_completed_total", "saga" => saga).increment(1),
+            State::Completed => {
+                metrics::counter!("saga_completed_total", "saga" => saga).increment(1)
+            }
             State::Compensated => {
                 metrics::counter!("saga_compensated_total", "saga" => saga).increment(1)
             }
@@ -975,7 +983,11 @@ impl Inner {
         }
     }
 
-    async fn after_commit(&self, turn: &Turn<'_>, (next, step_write): &(Transition, StepWrite)) -> Next {
+    async fn after_commit(
+        &self,
+        turn: &Turn<'_>,
+        (next, step_write): &(Transition, StepWrite),
+    ) -> Next {
         self.count_state_change(turn.row, next);
         let step = turn.definition.steps[turn.index].name;
         if step_write.retry {
@@ -1081,7 +1093,9 @@ fn panicked(panic: Box<dyn std::any::Any + Send>) -> StepFailure {
         .map(|text| (*text).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic".to_owned());
-    StepFailure::Step(StepError::Transient(format!("the step panicked: {message}")))
+    StepFailure::Step(StepError::Transient(format!(
+        "the step panicked: {message}"
+    )))
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -1190,7 +1204,11 @@ async fn write_step(
 
 /// `<microseconds since the epoch>.<id>` of the last item of a page: opaque to callers.
 fn encode_cursor(last: &Summary) -> String {
-    format!("{}.{}", last.created_at.timestamp_micros(), last.id.simple())
+    format!(
+        "{}.{}",
+        last.created_at.timestamp_micros(),
+        last.id.simple()
+    )
 }
 
 fn decode_cursor(cursor: &str) -> Result<(chrono::DateTime<Utc>, Uuid), Error> {

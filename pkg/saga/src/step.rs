@@ -14,7 +14,10 @@ use uuid::Uuid;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Data a saga carries: serialised as JSONB in the instance row.
-pub trait SagaData: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {}
+pub trait SagaData:
+    Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+{
+}
 
 impl<T: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static> SagaData for T {}
 
@@ -189,9 +192,8 @@ impl StepContext {
 
 /// A step that calls other services: owned context and data in, data out, so it is easy to
 /// write as a closure. See [`Definition::remote`](crate::Definition::remote).
-pub type RemoteFn<D> = Arc<
-    dyn Fn(StepContext, D) -> BoxFuture<'static, Result<Outcome<D>, StepError>> + Send + Sync,
->;
+pub type RemoteFn<D> =
+    Arc<dyn Fn(StepContext, D) -> BoxFuture<'static, Result<Outcome<D>, StepError>> + Send + Sync>;
 
 /// A step that writes the service's own tables.
 ///

@@ -209,7 +209,14 @@ pub(crate) fn after_step(
                 written(StepOutcome::FailedAttempt, Some(error), false),
             )
         }
-        (_, Ok(Outcome::Wait { data, until, signal })) => (
+        (
+            _,
+            Ok(Outcome::Wait {
+                data,
+                until,
+                signal,
+            }),
+        ) => (
             Transition {
                 data: Some(data),
                 attempts: 0,
