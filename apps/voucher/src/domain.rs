@@ -892,13 +892,15 @@ impl NewRedemption {
     }
 }
 
-/// Where a redemption is: held until committed, released or expired; the last three are final.
+/// Where a redemption is: held until committed, released or expired; released and expired are
+/// final, and a committed one may later be returned (its order was cancelled), which is final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RedemptionStatus {
     Held,
     Committed,
     Released,
     Expired,
+    Returned,
 }
 
 /// What a request does to a redemption in a given status.
@@ -919,6 +921,7 @@ impl RedemptionStatus {
             "committed" => Some(Self::Committed),
             "released" => Some(Self::Released),
             "expired" => Some(Self::Expired),
+            "returned" => Some(Self::Returned),
             _ => None,
         }
     }
@@ -929,24 +932,37 @@ impl RedemptionStatus {
             Self::Committed => "committed",
             Self::Released => "released",
             Self::Expired => "expired",
+            Self::Returned => "returned",
         }
     }
 
-    /// Committing twice changes nothing; a use given back cannot be committed.
+    /// Committing twice changes nothing; a use given back (released, expired or returned)
+    /// cannot be committed.
     pub fn commit(self) -> Transition {
         match self {
             Self::Held => Transition::Apply(Self::Committed),
             Self::Committed => Transition::AlreadyDone,
-            Self::Released | Self::Expired => Transition::Refused,
+            Self::Released | Self::Expired | Self::Returned => Transition::Refused,
         }
     }
 
-    /// Releasing a released or expired redemption changes nothing; a committed one is final.
+    /// Releasing a released or expired redemption changes nothing; a committed one is the
+    /// order's (only returning gives it back), and a returned one was given back that way.
     pub fn release(self) -> Transition {
         match self {
             Self::Held => Transition::Apply(Self::Released),
             Self::Released | Self::Expired => Transition::AlreadyDone,
-            Self::Committed => Transition::Refused,
+            Self::Committed | Self::Returned => Transition::Refused,
+        }
+    }
+
+    /// Returning gives a committed use back once (its order was cancelled); a held,
+    /// released or expired redemption was never used, so there is nothing to return.
+    pub fn return_use(self) -> Transition {
+        match self {
+            Self::Committed => Transition::Apply(Self::Returned),
+            Self::Returned => Transition::AlreadyDone,
+            Self::Held | Self::Released | Self::Expired => Transition::Refused,
         }
     }
 }
@@ -1405,7 +1421,7 @@ mod tests {
     }
 
     #[test]
-    fn redemptions_move_from_held_only() {
+    fn redemptions_end_from_held_and_only_committed_ones_return() {
         use RedemptionStatus::*;
         assert_eq!(Held.commit(), Transition::Apply(Committed));
         assert_eq!(Committed.commit(), Transition::AlreadyDone);
@@ -1415,5 +1431,15 @@ mod tests {
         assert_eq!(Released.release(), Transition::AlreadyDone);
         assert_eq!(Expired.release(), Transition::AlreadyDone);
         assert_eq!(Committed.release(), Transition::Refused);
+        assert_eq!(Committed.return_use(), Transition::Apply(Returned));
+        assert_eq!(Returned.return_use(), Transition::AlreadyDone);
+        assert_eq!(Held.return_use(), Transition::Refused);
+        assert_eq!(Released.return_use(), Transition::Refused);
+        assert_eq!(Expired.return_use(), Transition::Refused);
+        assert_eq!(Returned.commit(), Transition::Refused);
+        assert_eq!(Returned.release(), Transition::Refused);
+        for status in [Held, Committed, Released, Expired, Returned] {
+            assert_eq!(RedemptionStatus::parse(status.as_str()), Some(status));
+        }
     }
 }

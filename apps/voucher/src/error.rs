@@ -48,6 +48,15 @@ pub enum Error {
     RedemptionExpired(Uuid),
 
     #[error(
+        "redemption of order {order_id} is {status}: only a committed redemption can be \
+         returned (it is the only kind whose use counts)"
+    )]
+    RedemptionNotReturnable {
+        order_id: Uuid,
+        status: RedemptionStatus,
+    },
+
+    #[error(
         "usage_limit cannot go below the uses already committed or held; \
          disable the voucher instead"
     )]
@@ -79,6 +88,7 @@ impl From<Error> for rpc::Error {
             | Error::WrongCurrency { .. }
             | Error::RedemptionEnded { .. }
             | Error::RedemptionExpired(_)
+            | Error::RedemptionNotReturnable { .. }
             | Error::UsageLimitBelowUses => rpc::Error::failed_precondition(message),
             // The request's deadline (or the pool's statement timeout) cancelled a statement.
             Error::Database(cause) if ::db::postgres::is_statement_timeout(&cause) => {

@@ -350,6 +350,20 @@ impl VoucherService for VoucherHandlers {
         }
         Ok(outcome.redemption.into())
     }
+
+    async fn return_redemption(
+        &self,
+        ctx: Context,
+        request: RedemptionRequest,
+    ) -> Result<Redemption, rpc::Error> {
+        let order_id = order_id(&request)?;
+        let mut tx = self.begin(&ctx).await?;
+        let outcome = redemptions::return_use(&mut tx, ctx.trace(), order_id).await?;
+        if outcome.changed {
+            tx.commit().await.map_err(Error::from)?;
+        }
+        Ok(outcome.redemption.into())
+    }
 }
 
 fn order_id(request: &RedemptionRequest) -> Result<Uuid, rpc::Error> {

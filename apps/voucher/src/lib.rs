@@ -4,7 +4,7 @@
 //! It serves the contract `pkg/api/proto/emporium/voucher/v1/voucher.proto` over NATS and
 //! keeps its state in its own PostgreSQL database. The usage limits (in all and per user) are
 //! enforced by the database under any concurrency (see `redemptions.rs` and `migrations/`).
-//! Commits and releases of redemptions are recorded in the transactional outbox
+//! Commits, releases and returns of redemptions are recorded in the transactional outbox
 //! (`pkg/events`) in the transaction that makes them, and the relay publishes them to the
 //! EVENTS_VOUCHER stream. A background sweeper expires held redemptions whose time is up and
 //! gives their uses back.

@@ -13,8 +13,10 @@ use crate::redemptions::RedemptionRecord;
 pub enum Change<'a> {
     /// Committed: the use is final.
     Redeemed(&'a RedemptionRecord),
-    /// Released by the checkout, or expired: the use was given back.
+    /// Released by the checkout, or expired: the held use was given back.
     Released(&'a RedemptionRecord),
+    /// Returned after its order was cancelled: the committed use was given back.
+    Returned(&'a RedemptionRecord),
 }
 
 /// Records `change` in the transaction that made it: the transactional outbox.
@@ -29,7 +31,7 @@ pub async fn record_change(
     trace: &TraceHeaders,
     change: Change<'_>,
 ) -> Result<(), Error> {
-    use api::voucher::{VoucherRedeemed, VoucherReleased};
+    use api::voucher::{VoucherRedeemed, VoucherReleased, VoucherReturned};
     match change {
         Change::Redeemed(redemption) => {
             let event = VoucherRedeemed {
@@ -39,6 +41,12 @@ pub async fn record_change(
         }
         Change::Released(redemption) => {
             let event = VoucherReleased {
+                redemption: Some(redemption.clone().into()),
+            };
+            Outbox::append(conn, trace, &redemption.voucher_id.to_string(), &event).await?;
+        }
+        Change::Returned(redemption) => {
+            let event = VoucherReturned {
                 redemption: Some(redemption.clone().into()),
             };
             Outbox::append(conn, trace, &redemption.voucher_id.to_string(), &event).await?;

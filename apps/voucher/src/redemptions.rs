@@ -1,4 +1,5 @@
-//! Redemptions: one order's use of one voucher, held, then committed, released or expired.
+//! Redemptions: one order's use of one voucher, held, then committed, released or expired; a
+//! committed one may be returned when its order is cancelled, giving its use back.
 //!
 //! The limits are the database's. Taking a use is one conditional update
 //! (`used_count + reserved_count < usage_limit`) that PostgreSQL re-evaluates on the latest row
@@ -65,7 +66,8 @@ impl From<RedemptionRecord> for api::voucher::Redemption {
 }
 
 /// The redemption after a request, and whether the request changed anything: a repeated
-/// reserve, commit or release returns the redemption as it was and changes nothing.
+/// reserve, commit, release or return answers with the redemption as it was and changes
+/// nothing.
 #[derive(Debug)]
 pub struct Outcome {
     pub redemption: RedemptionRecord,
@@ -253,6 +255,49 @@ pub async fn release(
     }
 }
 
+/// Gives a committed redemption's use back: its order was cancelled. The voucher's
+/// `used_count` and the user's uses each go down by one, in the transaction that marks the
+/// redemption returned, so the use counts against neither limit any more (the next reservation
+/// may take it). Locks are taken as everywhere else: the redemption row (a concurrent second
+/// return waits, then sees the first), the voucher row, the user's uses row. Returning twice
+/// changes nothing; a held, released or expired redemption was never used and cannot be
+/// returned.
+#[tracing::instrument(skip_all, fields(order_id = %order_id))]
+pub async fn return_use(
+    conn: &mut PgConnection,
+    trace: &TraceHeaders,
+    order_id: Uuid,
+) -> Result<Outcome, Error> {
+    let redemption = load(conn, order_id, Lock::ForUpdate)
+        .await?
+        .ok_or(Error::RedemptionNotFound(order_id))?;
+    let status = redemption.status()?;
+    match status.return_use() {
+        Transition::AlreadyDone => Ok(unchanged(redemption)),
+        Transition::Refused => Err(Error::RedemptionNotReturnable { order_id, status }),
+        Transition::Apply(next) => {
+            sqlx::query(
+                "UPDATE vouchers SET used_count = used_count - 1, updated_at = now() \
+                 WHERE id = $1",
+            )
+            .bind(redemption.voucher_id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE voucher_user_uses SET uses = uses - 1 \
+                 WHERE voucher_id = $1 AND user_id = $2",
+            )
+            .bind(redemption.voucher_id)
+            .bind(redemption.user_id)
+            .execute(&mut *conn)
+            .await?;
+            let outcome = set_status(conn, redemption, next).await?;
+            outbox::record_change(conn, trace, Change::Returned(&outcome.redemption)).await?;
+            Ok(outcome)
+        }
+    }
+}
+
 /// Returns `count` held uses of each `(voucher, user)`, in key order (the lock order).
 async fn give_back(conn: &mut PgConnection, uses: &[(Uuid, Uuid, i32)]) -> Result<(), Error> {
     let mut per_voucher: std::collections::BTreeMap<Uuid, i32> = Default::default();
@@ -312,7 +357,7 @@ async fn set_status(
 enum Lock {
     None,
     /// Holds the redemption row until the transaction ends, so that a concurrent commit,
-    /// release or sweep waits and then sees the outcome.
+    /// release, return or sweep waits and then sees the outcome.
     ForUpdate,
 }
 

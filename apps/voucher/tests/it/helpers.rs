@@ -146,6 +146,31 @@ impl TestApp {
             .await
     }
 
+    pub async fn return_use(&self, order_id: &str) -> Result<Redemption, rpc::Error> {
+        self.client
+            .return_redemption(
+                &anonymous(),
+                &RedemptionRequest {
+                    order_id: order_id.into(),
+                },
+            )
+            .await
+    }
+
+    /// How many uses `user_id` has of the voucher `code`, as stored (0 without a row).
+    pub async fn stored_user_uses(&self, code: &str, user_id: &str) -> i32 {
+        sqlx::query_scalar(
+            "SELECT COALESCE(( \
+                 SELECT u.uses FROM voucher_user_uses u JOIN vouchers v ON v.id = u.voucher_id \
+                 WHERE v.code_key = lower($1) AND u.user_id = $2::uuid), 0)",
+        )
+        .bind(code)
+        .bind(user_id)
+        .fetch_one(self.db())
+        .await
+        .expect("reading a user's uses")
+    }
+
     pub async fn evaluate(
         &self,
         code: &str,

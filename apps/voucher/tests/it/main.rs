@@ -5,5 +5,6 @@
 mod checks;
 mod helpers;
 mod redemptions;
+mod returns;
 mod shops;
 mod vouchers;

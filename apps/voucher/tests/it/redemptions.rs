@@ -1,5 +1,6 @@
 //! Redemptions: the limits hold under concurrency, retries are idempotent, a held use is
-//! committed, released or expires, and commits and releases are published.
+//! committed, released or expires, and commits and releases are published (returns of
+//! committed uses are in `returns.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
