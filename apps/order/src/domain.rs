@@ -796,15 +796,16 @@ mod tests {
         assert!(order.figures.add_up());
         assert_eq!(order.figures.subtotal, 3000);
         assert_eq!(order.figures.shipping, 1000);
-        // 19% on (2001 - 667 + 500) and on (999 - 334 + 500), rounded half up.
+        // 1001 split as 667.67 and 333.33: the remainder to the larger fraction.
+        let shares: Vec<i64> = order
+            .sub_orders
+            .iter()
+            .map(|s| s.figures.discount)
+            .collect();
+        assert_eq!(shares, [668, 333]);
+        // 19% on (2001 - 668 + 500) and on (999 - 333 + 500), rounded half up.
         let taxes: Vec<i64> = order.sub_orders.iter().map(|s| s.figures.tax).collect();
-        assert_eq!(
-            taxes,
-            [
-                percent_of(2001 - 667 + 500, 1900),
-                percent_of(999 - 334 + 500, 1900)
-            ]
-        );
+        assert_eq!(taxes, [348, 222]);
     }
 
     #[test]

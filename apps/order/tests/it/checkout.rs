@@ -2,7 +2,6 @@
 //! each refusal leaving stock, voucher uses and payments exactly as they were.
 
 use api::order::{OrderCreated, OrderFailed, OrderPaid};
-use prost::Message;
 
 use crate::helpers::{
     TestApp, VISA_DECLINED, VISA_NO_FUNDS, VISA_PROCESSING_ERROR, minor, sub_order_of, usd,
@@ -98,14 +97,18 @@ async fn a_cart_of_two_shops_becomes_one_paid_order_of_two_sub_orders() {
     let statuses: Vec<&str> = order.history.iter().map(|h| h.status.as_str()).collect();
     assert_eq!(statuses, ["pending", "paid"]);
     // order.created, then order.paid, in order.
-    let created = app.published(&api::order::ORDER_CREATED, 1).await;
-    let paid = app.published(&api::order::ORDER_PAID, 1).await;
+    let created = app.published(&api::order::events::ORDER_CREATED, 1).await;
+    let paid = app.published(&api::order::events::ORDER_PAID, 1).await;
     assert!(created[0].sequence < paid[0].sequence);
-    let event = OrderPaid::decode(paid[0].payload.clone()).unwrap();
+    let event = serde_json::from_slice::<OrderPaid>(&paid[0].payload).unwrap();
     assert_eq!(event.order.unwrap().id, order.id);
-    let event = OrderCreated::decode(created[0].payload.clone()).unwrap();
+    let event = serde_json::from_slice::<OrderCreated>(&created[0].payload).unwrap();
     assert_eq!(event.order.unwrap().status, "pending");
-    assert!(app.events_of(&api::order::ORDER_FAILED).await.is_empty());
+    assert!(
+        app.events_of(&api::order::events::ORDER_FAILED)
+            .await
+            .is_empty()
+    );
     app.stop().await;
 }
 
@@ -139,8 +142,8 @@ async fn a_declined_card_fails_the_order_and_gives_everything_back() {
         // The cart is left as it was, to try another card.
         assert_eq!(app.cart(&customer).await.lines.len(), 1);
     }
-    let failed = app.published(&api::order::ORDER_FAILED, 2).await;
-    let event = OrderFailed::decode(failed[0].payload.clone()).unwrap();
+    let failed = app.published(&api::order::events::ORDER_FAILED, 2).await;
+    let event = serde_json::from_slice::<OrderFailed>(&failed[0].payload).unwrap();
     assert_eq!(
         event.order.unwrap().failure.unwrap().code,
         "payment_declined"

@@ -23,6 +23,7 @@ use testkit::callers::admin;
 use testkit::{Companion, Harness};
 use uuid::Uuid;
 
+#[allow(unused_imports)]
 pub use testkit::{bad_fields, expect_error};
 
 testkit::test_app!(OrderApp, Config, OrderClient);
