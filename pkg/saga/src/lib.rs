@@ -28,6 +28,10 @@
 //! bound the instance shows [`State::Stuck`] (and counts in `saga_failed_total`) while
 //! retries go on with capped backoff, until it succeeds or an operator retries or aborts.
 //!
+//! A compensation that refuses is treated like one that failed transiently: undoing must not
+//! be refused, so it is retried. A compensation may wait ([`Outcome::Wait`]), for a refund's
+//! confirmation say. Local steps neither wait nor call other services.
+//!
 //! [`State`] lists where an instance can stand: running, waiting, compensating and stuck are
 //! in flight; completed, compensated and failed are terminal. Failed means the engine could
 //! not drive the instance at all (its data no longer reads as the saga's type, or its step

@@ -209,8 +209,13 @@ impl Orchestrator {
     }
 
     /// Drives the instance now, in a task of this process, if no one else holds it: after
-    /// the caller committed [`Orchestrator::create`], or to hurry one along. Returns at once.
+    /// the caller committed [`Orchestrator::create`], or to hurry one along. Returns at once;
+    /// does nothing once [`Orchestrator::run`] has ended. [`Config::concurrency`] bounds the
+    /// runner only, not these.
     pub fn drive(&self, id: Uuid) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
         let Some(active) = self.inner.activate(id) else {
             return;
         };
@@ -658,6 +663,9 @@ impl Inner {
     /// One turn: look at the instance, then run its due step and record the outcome (or
     /// wait a little, or apply an abort).
     async fn advance(&self, id: Uuid, lease: &mut Lease) -> Result<Next, sqlx::Error> {
+        if self.shutdown.is_cancelled() {
+            return Ok(Next::Stop { release: true });
+        }
         let Some(row) = self.load(id).await? else {
             return Ok(Next::Stop { release: false });
         };
