@@ -311,10 +311,13 @@ impl<C: clap::Parser + Clone + Send + 'static> Harness<C> {
         service.stop().await;
     }
 
-    /// Stops the service (see [`Harness::stop_service`]), then the servers; panics if NATS
-    /// refused the service anything it did (a permission its contract does not give it).
+    /// Stops the service (see [`Harness::stop_service`]) unless a test stopped it already,
+    /// then the servers; panics if NATS refused the service anything it did (a permission its
+    /// contract does not give it).
     pub async fn stop(mut self) {
-        self.stop_service().await;
+        if let Some(service) = self.service.take() {
+            service.stop().await;
+        }
         let violations = self.servers.nats.violations();
         assert!(
             violations.is_empty(),

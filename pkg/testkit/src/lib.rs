@@ -37,7 +37,7 @@ mod rpc_errors;
 mod tls;
 
 pub use app_task::{AppTask, STOP_TIMEOUT, StopSignal};
-pub use harness::{Companion, Harness, Servers, ServiceTask};
+pub use harness::{Companion, Harness, Servers, ServiceTask, wait_until_answering};
 pub use nats::NatsServer;
 pub use postgres::{TestDatabase, fresh_database, fresh_tls_database};
 pub use redis::RedisServer;
