@@ -90,6 +90,25 @@ impl OrderProcess {
     }
 }
 
+/// The order once its saga ended, asking until a process answers (one may be starting while
+/// another was just killed); fails after 20 s.
+async fn settled(app: &TestApp, customer: &Customer, id: &str) -> api::order::Order {
+    let started = Instant::now();
+    loop {
+        match app.get_order(&customer.ctx, id).await {
+            Ok(order) if order.status != "pending" => return order,
+            Ok(_) => {}
+            Err(error) if error.code() == rpc::ErrorCode::Unavailable => {}
+            Err(error) => panic!("reading order {id}: {error}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "order {id} never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Starts a checkout through whichever order process answers, and returns its order id
 /// (the saga may still be running: the answer is then 202).
 async fn start_checkout(app: &TestApp, customer: &Customer, key: &str) -> String {
@@ -136,10 +155,14 @@ async fn a_checkout_killed_after_any_step_is_finished_by_the_next_process() {
         doomed.held(step).await;
         doomed.kill().await;
         let survivor = OrderProcess::start(&app, None).await;
-        let order = app.settled(&customer, &order_id).await;
+        let order = settled(&app, &customer, &order_id).await;
         survivor.kill().await;
 
-        assert_eq!(order.status, "paid", "killed after {step}: {:?}", order.failure);
+        assert_eq!(
+            order.status, "paid",
+            "killed after {step}: {:?}",
+            order.failure
+        );
         sold += 2;
         used += 1;
         assert_eq!(
@@ -166,7 +189,10 @@ async fn a_checkout_killed_while_compensating_still_gives_everything_back() {
     app.order.stop_service().await;
     let seller = app.seller().await;
     let lamp = app.product(&seller, "Lamp", 2500, 50).await;
-    for (i, step) in ["reserve_voucher", "reserve_stock", "open"].iter().enumerate() {
+    for (i, step) in ["reserve_voucher", "reserve_stock", "open"]
+        .iter()
+        .enumerate()
+    {
         let customer = app.customer_with(VISA_DECLINED, "US").await;
         app.add_to_cart(&customer, &lamp, 3).await;
         let code = format!("UNDO{i}");
@@ -179,7 +205,7 @@ async fn a_checkout_killed_while_compensating_still_gives_everything_back() {
         doomed.held(step).await;
         doomed.kill().await;
         let survivor = OrderProcess::start(&app, None).await;
-        let order = app.settled(&customer, &order_id).await;
+        let order = settled(&app, &customer, &order_id).await;
         survivor.kill().await;
 
         assert_eq!(order.status, "failed", "killed compensating {step}");
@@ -209,7 +235,7 @@ async fn a_second_replica_takes_over_a_dead_ones_sagas_once_its_lease_expires() 
     let second = OrderProcess::start(&app, None).await;
     let killed = Instant::now();
     first.kill().await;
-    let order = app.settled(&customer, &order_id).await;
+    let order = settled(&app, &customer, &order_id).await;
     let took = killed.elapsed();
     second.kill().await;
 
