@@ -470,3 +470,126 @@ pub fn sub_order_of<'a>(order: &'a Order, seller: &Seller) -> &'a SubOrder {
 pub fn minor(money: &Option<Money>) -> i64 {
     money.as_ref().map(|m| m.minor_units).unwrap_or_default()
 }
+
+/// Reading and moving orders and sub-orders as customers, sellers and admins do.
+impl TestApp {
+    /// A paid order of `customer`'s, of `quantity` of each of `products` (each seller's
+    /// product makes a sub-order of its shop).
+    pub async fn paid_order(
+        &self,
+        customer: &Customer,
+        products: &[&Product],
+        quantity: i32,
+    ) -> Order {
+        for product in products {
+            self.add_to_cart(customer, product, quantity).await;
+        }
+        let order = self.checkout(customer).await;
+        assert_eq!(order.status, "paid", "{:?}", order.failure);
+        order
+    }
+
+    pub async fn list_orders(
+        &self,
+        ctx: &Context,
+        request: api::order::ListOrdersRequest,
+    ) -> Result<api::order::ListOrdersResponse, rpc::Error> {
+        self.client.list_orders(ctx, &request).await
+    }
+
+    pub async fn get_sub_order(&self, ctx: &Context, id: &str) -> Result<SubOrder, rpc::Error> {
+        self.client
+            .get_sub_order(ctx, &api::order::GetSubOrderRequest { id: id.into() })
+            .await
+    }
+
+    /// The sub-orders of `shop_id` as `ctx` lists them, with `status` ("" for the default).
+    pub async fn shop_sub_orders(
+        &self,
+        ctx: &Context,
+        shop_id: &str,
+        status: &str,
+    ) -> Result<Vec<SubOrder>, rpc::Error> {
+        self.client
+            .list_shop_sub_orders(
+                ctx,
+                &api::order::ListShopSubOrdersRequest {
+                    shop_id: shop_id.into(),
+                    status: status.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|page| page.sub_orders)
+    }
+
+    pub async fn deliver(
+        &self,
+        ctx: &Context,
+        sub_order: &SubOrder,
+    ) -> Result<SubOrder, rpc::Error> {
+        self.client
+            .deliver_sub_order(
+                ctx,
+                &api::order::DeliverSubOrderRequest {
+                    id: sub_order.id.clone(),
+                },
+            )
+            .await
+    }
+
+    pub async fn cancel(&self, ctx: &Context, id: &str) -> Result<CheckoutResponse, rpc::Error> {
+        self.client
+            .cancel_order(
+                ctx,
+                &api::order::CancelOrderRequest {
+                    id: id.into(),
+                    reason: "changed my mind".into(),
+                },
+            )
+            .await
+    }
+
+    /// A payment method of `customer`'s besides the one on file, with `card`.
+    pub async fn another_card(&self, customer: &Customer, card: &str) -> String {
+        self.payments
+            .create_payment_method(
+                &customer.ctx,
+                &CreatePaymentMethodRequest {
+                    card_number: card.into(),
+                    exp_month: 11,
+                    exp_year: 2031,
+                    cvc: "456".into(),
+                },
+            )
+            .await
+            .expect("adding a card")
+            .id
+    }
+
+    /// An address of `customer`'s besides the one on file.
+    pub async fn another_address(&self, customer: &Customer) -> String {
+        self.addresses
+            .create_address(
+                &customer.ctx,
+                &CreateAddressRequest {
+                    recipient_name: "Charles Babbage".into(),
+                    line1: "5 Devonshire Street".into(),
+                    city: "New York".into(),
+                    postal_code: "10001".into(),
+                    country_code: "US".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("adding an address")
+            .id
+    }
+}
+
+/// The message of a not-found error with the id in it made anonymous, to compare the answer
+/// about someone else's resource with the answer about one that does not exist.
+pub fn not_found_shape(error: &rpc::Error, id: &str) -> String {
+    assert_eq!(error.code(), rpc::ErrorCode::NotFound, "{error}");
+    error.message().replace(id, "<id>")
+}

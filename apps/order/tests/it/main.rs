@@ -3,5 +3,6 @@
 //! them over NATS the way the gateway does.
 
 mod checkout;
+mod fulfilment;
 mod helpers;
 mod recovery;
