@@ -6,6 +6,7 @@ mod catalog;
 mod edge;
 mod errors;
 mod helpers;
+mod idempotency;
 mod journey;
 mod limits;
 mod marketplace;

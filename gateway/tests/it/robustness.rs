@@ -508,6 +508,25 @@ fn headers(
         add("x-forwarded-for", random.header_bytes(30));
         add("x-forwarded-proto", random.header_bytes(8));
     }
+    match random.below(8) {
+        // A few keys shared by every route and body: repeats, replays, reuse and races.
+        0 | 1 => {
+            about.push("idempotency key");
+            add(
+                "idempotency-key",
+                format!("fuzz-key-{}", random.below(4)).into_bytes(),
+            );
+        }
+        2 => {
+            about.push("odd idempotency key");
+            let value = match random.below(2) {
+                0 => random.header_bytes(40),
+                _ => vec![b'k'; 4 * 1024],
+            };
+            add("idempotency-key", value);
+        }
+        _ => {}
+    }
     if random.below(8) == 0 {
         about.push("huge header");
         add("x-anything", vec![b'h'; 32 * 1024]);
