@@ -2,6 +2,7 @@
 //! order service and every service it calls on their own PostgreSQL databases, and calls
 //! them over NATS the way the gateway does.
 
+mod cancellation;
 mod checkout;
 mod fulfilment;
 mod helpers;
