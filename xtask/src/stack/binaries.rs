@@ -1,6 +1,7 @@
 //! The workspace's own binaries in the dev stack: building them (`cargo build --workspace
 //! --bins`), then starting each service of `apps/services.toml` on its admin port and the
-//! gateway, pointed at the dev servers and waited on until ready.
+//! gateway, pointed at the dev servers and waited on until ready; from then on each is
+//! supervised (restarted when it exits).
 
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
@@ -84,7 +85,9 @@ pub(super) fn start_service(
     stack.start(&service.name, command, StopBy::Terminate)?;
     stack.wait_until(&service.name, SERVICE_READY_TIMEOUT, || {
         http::is_ok(service.admin_port, "/health/ready")
-    })
+    })?;
+    stack.supervise(&service.name);
+    Ok(())
 }
 
 pub(super) fn start_gateway(
@@ -113,5 +116,7 @@ pub(super) fn start_gateway(
     stack.start("gateway", command, StopBy::Terminate)?;
     stack.wait_until("gateway", SERVICE_READY_TIMEOUT, || {
         http::is_ok(port, "/health/ready")
-    })
+    })?;
+    stack.supervise("gateway");
+    Ok(())
 }

@@ -4,11 +4,17 @@
 //! the gateway, waiting for each to be ready before the next; then it waits for Ctrl-C or
 //! SIGTERM and stops them in reverse order. Each process runs in its own process group, so a
 //! Ctrl-C on the terminal reaches only `up`, which then stops the others in order. Each
-//! process's pid is recorded in `.dev/pids/` until it has stopped, for `down`.
+//! process's pid is recorded in `.dev/pids/` until it has stopped, for `down`; so is `up`'s
+//! own, so that `down` run beside a live `up` asks it to stop.
+//!
+//! Once up, a service or the gateway that exits is restarted with an exponential backoff, as
+//! Kubernetes restarts a container; the servers (nats-server, PostgreSQL, Redis) are not: the
+//! death of one stops the stack.
 //!
 //! This module holds the two commands; the machinery is in its parts:
 //! - `settings`: the services, ports and timeouts of the stack;
 //! - `process`: the processes `up` owns (start, wait until ready, notice a death, stop);
+//! - `supervise`: one process, restarted with a backoff when it exits once supervised;
 //! - `record`: the pid files in `.dev/pids/` and how each process is asked to stop;
 //! - `servers`: nats-server, PostgreSQL and Redis;
 //! - `binaries`: building the workspace, then starting the services and the gateway;
@@ -20,6 +26,7 @@ mod record;
 mod servers;
 mod settings;
 mod summary;
+mod supervise;
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -31,7 +38,7 @@ use anyhow::{Context as _, bail};
 
 use self::binaries::{build, start_gateway, start_service};
 use self::process::{Interrupted, Stack};
-use self::record::{StopBy, ask_to_stop, record_postgres_running, recorded_files};
+use self::record::{StopBy, UP_RECORD_NAME, ask_to_stop, record_postgres_running, recorded_files};
 use self::servers::{start_nats, start_postgres, start_redis};
 use self::settings::{
     GATEWAY_ADMIN_PORT, NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES,
@@ -80,7 +87,7 @@ pub fn up(layout: &Layout, gateway_port: u16, gateway_bind: IpAddr) -> anyhow::R
             println!("==> stopped");
             return Ok(ExitCode::SUCCESS);
         }
-        if let Some(death) = stack.first_death() {
+        if let Some(death) = stack.tend() {
             eprintln!("error: {death}");
             stack.stop_all();
             return Ok(ExitCode::FAILURE);
@@ -145,6 +152,7 @@ fn start(
     ] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    stack.record_self()?;
 
     start_nats(stack, layout, &servers)?;
     start_postgres(stack, layout, &servers)?;
@@ -160,7 +168,20 @@ fn start(
 
 /// `cargo xtask down`.
 pub fn down(layout: &Layout) -> anyhow::Result<()> {
-    let records = recorded_files(layout);
+    let mut records = recorded_files(layout);
+    if let Some(index) = records
+        .iter()
+        .position(|(record, _)| record.name == UP_RECORD_NAME)
+    {
+        let (record, path) = records.remove(index);
+        if stop_up(&record) {
+            println!("==> stopped");
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(path);
+        // What it left, as it is now: it may have restarted a process since.
+        records = recorded_files(layout);
+    }
     if records.is_empty() {
         println!(
             "==> nothing recorded in {}: no stack to stop",
@@ -191,4 +212,29 @@ pub fn down(layout: &Layout) -> anyhow::Result<()> {
     }
     println!("==> stopped");
     Ok(())
+}
+
+/// Asks a running `up` to stop its stack, as a Ctrl-C would, and waits for it: stopping its
+/// processes behind its back would only see them restarted. Returns whether it stopped
+/// everything itself; if it does not stop in time it is killed, and `down` stops what it left.
+fn stop_up(record: &record::Record) -> bool {
+    if !record.is_running() {
+        return false;
+    }
+    println!(
+        "==> asking `cargo xtask up` (pid {}) to stop its stack",
+        record.pid
+    );
+    send_signal(record.pid, "TERM");
+    // It stops its processes one after the other, each within STOP_TIMEOUT.
+    let deadline = Instant::now() + STOP_TIMEOUT * 3;
+    while process_alive(record.pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if process_alive(record.pid) {
+        eprintln!("==> `cargo xtask up` did not stop; killing it and stopping what it left");
+        send_signal(record.pid, "KILL");
+        return false;
+    }
+    true
 }

@@ -8,6 +8,13 @@ use super::settings::SERVICES;
 use crate::layout::Layout;
 use crate::system::{as_postgres, process_alive, process_command_line, send_signal};
 
+/// The record of `up` itself. Its file sorts after the `<NN>-<name>.pid` of the processes it
+/// started, so `down`, which stops the records last first, asks `up` to stop its stack before
+/// looking at anything `up` would otherwise restart.
+pub(super) const UP_RECORD_FILE: &str = "up.pid";
+/// The record's name is what its command line contains (`.../xtask up`).
+pub(super) const UP_RECORD_NAME: &str = "xtask up";
+
 /// How a process is asked to stop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum StopBy {
