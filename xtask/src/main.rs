@@ -9,6 +9,7 @@
 //! - `api-docs` writes the committed OpenAPI and AsyncAPI documents.
 //! - `events republish` re-publishes a service's kept outbox rows (after a broker lost them).
 //! - `dlq list|redrive` shows the dead letters and puts them back for their consumer.
+//! - `saga list|show|retry|abort` shows and operates the order service's sagas, as an admin.
 //! - `new-service` generates a service from `templates/`; `sync-services` regenerates the places
 //!   made from `apps/services.toml` (docker-compose.yml, the docs' service tables).
 //! - `deny` runs `cargo deny` (deny.toml): licences, bans, sources, and advisories where the
@@ -29,6 +30,7 @@ mod layout;
 mod new_service;
 mod ports;
 mod republish;
+mod saga;
 mod services;
 mod stack;
 mod system;
@@ -68,6 +70,10 @@ enum Command {
     Events(republish::EventsArgs),
     /// Dead letters: `dlq list [--consumer C]`, `dlq redrive --consumer C (--all | --seq N)`.
     Dlq(dlq::DlqArgs),
+    /// The order service's sagas: `saga list [--state S] [--saga NAME] [--limit N]`,
+    /// `saga show <id>`, `saga retry <id>`, `saga abort <id> --reason "..."`; `--json` prints
+    /// the service's reply as it is.
+    Saga(saga::SagaArgs),
     /// Generate a service (apps/<name>, its contract, its entries in apps/services.toml and
     /// the places made from it) from templates/.
     NewService(new_service::NewServiceArgs),
@@ -130,6 +136,7 @@ fn main() -> ExitCode {
         Command::Test { cargo_args } => test_run::run(&cargo_args),
         Command::Events(args) => republish::run(args),
         Command::Dlq(args) => dlq::run(args),
+        Command::Saga(args) => saga::run(args),
         Command::NewService(args) => new_service(&layout, &args).map(|()| ExitCode::SUCCESS),
         Command::SyncServices { check } => sync_services(&layout, check),
         Command::Bench { bench_args } => bench::run(&layout, &bench_args),
@@ -293,6 +300,62 @@ mod tests {
         assert!(parse(&["dlq", "redrive", "--consumer", "c"]).is_err());
         assert!(parse(&["dlq", "redrive", "--consumer", "c", "--all", "--seq", "1"]).is_err());
         assert!(parse(&["dlq", "list"]).is_ok());
+    }
+
+    #[test]
+    fn saga_commands_parse() {
+        let saga = |args: &[&str]| -> Result<saga::SagaArgs, clap::Error> {
+            let mut all = vec!["saga"];
+            all.extend(args);
+            match parse(&all)?.command {
+                Command::Saga(args) => Ok(args),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        let args = saga(&[
+            "list", "--state", "stuck", "--saga", "checkout", "--limit", "5", "--json",
+        ])
+        .unwrap();
+        assert!(args.json);
+        assert!(matches!(
+            args.command,
+            saga::SagaCommand::List {
+                state: Some(saga::SagaState::Stuck),
+                saga: Some(ref name),
+                limit: 5,
+            } if name == "checkout"
+        ));
+        let args = saga(&["list"]).unwrap();
+        assert!(!args.json);
+        assert!(matches!(
+            args.command,
+            saga::SagaCommand::List {
+                state: None,
+                saga: None,
+                limit: 20
+            }
+        ));
+        assert!(saga(&["list", "--state", "sleeping"]).is_err());
+        assert!(saga(&["list", "--limit", "0"]).is_err());
+
+        let id = "0190aaaa-0000-7000-8000-000000000001";
+        let args = saga(&["--json", "show", id]).unwrap();
+        assert!(args.json);
+        assert!(
+            matches!(args.command, saga::SagaCommand::Show { id: shown } if shown.to_string() == id)
+        );
+        assert!(saga(&["show", "not-a-uuid"]).is_err());
+        assert!(saga(&["show"]).is_err());
+        assert!(matches!(
+            saga(&["retry", id]).unwrap().command,
+            saga::SagaCommand::Retry { .. }
+        ));
+        let args = saga(&["abort", id, "--reason", "customer called"]).unwrap();
+        assert!(matches!(
+            args.command,
+            saga::SagaCommand::Abort { ref reason, .. } if reason == "customer called"
+        ));
+        assert!(saga(&["abort", id]).is_err(), "an abort needs a reason");
     }
 
     #[test]
