@@ -6,4 +6,5 @@ mod cancellation;
 mod checkout;
 mod fulfilment;
 mod helpers;
+mod idempotency;
 mod recovery;
