@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::Bytes;
@@ -293,7 +293,13 @@ impl Forwarder {
         if let Some(subscription) = subscription {
             return Ok(subscription.respond(reply.payload, &self.streams_end));
         }
+        let status = route
+            .status_field
+            .and_then(|field| status_in(&reply.payload, field));
         let mut response = Response::new(Body::from(reply.payload));
+        if let Some(status) = status {
+            *response.status_mut() = status;
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(rpc::headers::JSON),
@@ -317,6 +323,16 @@ impl Forwarder {
                 info.0.ip().to_canonical()
             })
     }
+}
+
+/// The success status a reply names in its `field` (a route's `status_field`): a 2xx other
+/// than 200 (201 created, 202 accepted); anything else leaves the answer 200.
+fn status_in(payload: &[u8], field: &str) -> Option<StatusCode> {
+    let reply: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let code = u16::try_from(reply.get(field)?.as_i64()?).ok()?;
+    StatusCode::from_u16(code)
+        .ok()
+        .filter(|status| status.is_success())
 }
 
 /// Room left in a NATS message for the headers the gateway adds (each value is at most
@@ -450,6 +466,22 @@ mod tests {
             headers.append(*name, HeaderValue::from_str(value).unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn a_reply_names_its_success_status_only_within_2xx() {
+        let reply = |json: &str| status_in(json.as_bytes(), "http_status");
+        assert_eq!(reply(r#"{"http_status":202}"#), Some(StatusCode::ACCEPTED));
+        assert_eq!(
+            reply(r#"{"http_status":201,"x":1}"#),
+            Some(StatusCode::CREATED)
+        );
+        // Not a success, absent, or not a number: the answer stays 200.
+        assert_eq!(reply(r#"{"http_status":500}"#), None);
+        assert_eq!(reply(r#"{"http_status":302}"#), None);
+        assert_eq!(reply(r#"{"other":201}"#), None);
+        assert_eq!(reply(r#"{"http_status":"201"}"#), None);
+        assert_eq!(reply("not json"), None);
     }
 
     #[test]

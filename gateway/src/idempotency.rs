@@ -608,6 +608,7 @@ mod tests {
             path_params: &[],
             rate_class: "default",
             idempotency_key_required: required,
+            status_field: None,
             request_fields: SECRET_FIELDS,
             stream: None,
         }

@@ -273,6 +273,7 @@ mod tests {
             path_params,
             rate_class: "default",
             idempotency_key_required: false,
+            status_field: None,
             request_fields: FIELDS,
             stream: None,
         }

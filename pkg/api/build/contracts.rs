@@ -36,6 +36,8 @@ pub struct Method {
     pub rate_class: String,
     /// The gateway refuses a request to its route without an `Idempotency-Key` header.
     pub idempotency_key_required: bool,
+    /// A top-level int32 field of the response whose 2xx value is the route's status.
+    pub status_field: Option<String>,
     /// The error codes it answers with because of what it does (`not_found`, ...).
     pub errors: Vec<&'static str>,
     pub comment: String,
@@ -460,6 +462,26 @@ impl Contracts {
                         );
                     }
                 }
+                let status_field = http_option
+                    .as_ref()
+                    .map(|m| string_field(m, "status_field"))
+                    .filter(|f| !f.is_empty());
+                if let Some(field) = &status_field {
+                    let found = method.output().get_field_by_name(field);
+                    ensure!(
+                        found.as_ref().is_some_and(|f| {
+                            f.kind() == prost_reflect::Kind::Int32 && !f.is_list()
+                        }),
+                        "method {}: status_field {field:?} must name an int32 field of {}",
+                        method.full_name(),
+                        method.output().full_name()
+                    );
+                    ensure!(
+                        stream.is_none(),
+                        "method {}: a streaming route has no status_field",
+                        method.full_name()
+                    );
+                }
                 let mut rate_class = string_field(method_options, "rate_class");
                 if rate_class.is_empty() {
                     rate_class = "default".to_owned();
@@ -510,6 +532,7 @@ impl Contracts {
                     stream,
                     rate_class,
                     idempotency_key_required,
+                    status_field,
                     errors,
                     comment,
                 };

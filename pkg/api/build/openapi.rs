@@ -115,6 +115,21 @@ pub fn document(contracts: &Contracts) -> Json {
             // The error responses are the gateway's to add: its status table decides the
             // status of each code (gateway/src/openapi.rs).
             let responses = match &method.stream {
+                None if method.status_field.is_some() => {
+                    let field = method.status_field.as_deref().unwrap_or_default();
+                    let answer = |description: &str| {
+                        json!({
+                            "description": format!("{description} (the reply's `{field}` says which)"),
+                            "headers": { IDEMPOTENT_REPLAYED: idempotent_replayed_header() },
+                            "content": { "application/json": { "schema": schema_ref(&output) } }
+                        })
+                    };
+                    json!({
+                        "200": answer("Done"),
+                        "201": answer("Created, and done"),
+                        "202": answer("Accepted: still in progress; follow it at the URL in the reply"),
+                    })
+                }
                 None if method.accepts_idempotency_key() => json!({
                     "200": {
                         "description": "OK",

@@ -44,6 +44,10 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
             let params = path_params(path);
             let rate_class = &method.rate_class;
             let idempotency_key_required = method.idempotency_key_required;
+            let status_field = match &method.status_field {
+                Some(field) => quote! { Some(#field) },
+                None => quote! { None },
+            };
             let fields: Vec<TokenStream> = method
                 .descriptor
                 .input()
@@ -71,6 +75,7 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
                     path_params: &[#(#params),*],
                     rate_class: #rate_class,
                     idempotency_key_required: #idempotency_key_required,
+                    status_field: #status_field,
                     request_fields: &[#(#fields),*],
                     stream: #stream,
                 }

@@ -91,6 +91,9 @@ pub struct Route {
     /// The gateway refuses a request without an `Idempotency-Key` header (400); every
     /// mutating route accepts one (see [`Route::accepts_idempotency_key`]).
     pub idempotency_key_required: bool,
+    /// A top-level int32 field of the response whose value, when it is a 2xx status, is the
+    /// status the gateway answers with (201 created, 202 accepted); 200 otherwise.
+    pub status_field: Option<&'static str>,
     /// The top-level fields of the request message, for turning query strings into JSON.
     pub request_fields: &'static [Field],
     /// Present when the route answers with server-sent events.
