@@ -101,7 +101,7 @@ pub fn run(args: SagaArgs) -> anyhow::Result<ExitCode> {
             .operator_nats(args.nats)
             .connect("operator", "xtask-saga")
             .await?;
-        let client = OrderClient::new(rpc::Client::new(nats));
+        let client = OrderClient::new(rpc::Client::new(nats).with_default_timeout(CALL_TIMEOUT));
         let json = args.json;
         match args.command {
             SagaCommand::List { state, saga, limit } => {
