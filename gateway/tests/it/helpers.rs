@@ -392,6 +392,12 @@ pub struct PlatformOptions {
     pub product_service: bool,
     /// Run the marketplace: product, shop, cart and voucher.
     pub marketplace: bool,
+    /// Run checkout: the marketplace, and the order and payment services.
+    pub checkout: bool,
+    /// With `checkout`: how long the order service waits for a checkout's saga before it
+    /// answers 202, and how long every provider call of the payment service takes.
+    pub checkout_wait_ms: u64,
+    pub payment_latency_ms: u64,
     /// Adjusts the gateway's config before it starts.
     pub configure: Box<dyn FnOnce(&mut gateway::Config) + Send>,
 }
@@ -401,6 +407,9 @@ impl Default for PlatformOptions {
         Self {
             product_service: false,
             marketplace: false,
+            checkout: false,
+            checkout_wait_ms: 8_000,
+            payment_latency_ms: 0,
             configure: Box::new(|_| {}),
         }
     }
@@ -484,13 +493,39 @@ impl Platform {
         let mut services = vec![address_app, user, auth];
         let mut databases = vec![auth_db, user_db, address_db];
         let mut companions = Vec::new();
-        if options.marketplace {
+        let marketplace = options.marketplace || options.checkout;
+        if marketplace {
             // In the order a deployment starts them: whom each calls comes first.
             companions.push(Companion::start(&nats, shop_service::start, |_| {}).await);
             companions.push(Companion::start(&nats, voucher_service::start, |_| {}).await);
             companions.push(Companion::start(&nats, cart_service::start, |_| {}).await);
         }
-        if options.product_service || options.marketplace {
+        if options.checkout {
+            let latency = options.payment_latency_ms;
+            companions.push(
+                Companion::start(
+                    &nats,
+                    payment_service::start,
+                    |c: &mut payment_service::Config| {
+                        c.simulated_provider_latency_ms = latency;
+                    },
+                )
+                .await,
+            );
+            let wait = options.checkout_wait_ms;
+            companions.push(
+                Companion::start(
+                    &nats,
+                    order_service::start,
+                    |c: &mut order_service::Config| {
+                        c.checkout_wait_ms = wait;
+                        c.saga_poll_ms = 50;
+                    },
+                )
+                .await,
+            );
+        }
+        if options.product_service || marketplace {
             let product_db = testkit::fresh_database().await.expect("product database");
             let mut config = product_service::Config::try_parse_from(["product-service"])
                 .expect("default product config");

@@ -199,7 +199,10 @@ async fn concurrent_requests_with_one_key_create_one_address() {
         assert_eq!(replay.body, originals[0].body);
     }
     let created = originals[0].json()["id"].as_str().unwrap().to_owned();
-    assert_eq!(platform.address_ids(&token).await, [created.clone()]);
+    assert_eq!(
+        platform.address_ids(&token).await,
+        std::slice::from_ref(&created)
+    );
 
     // Once the first is done, every repeat gets its answer.
     let later = platform.create_address(&token, Some(&key), &body).await;

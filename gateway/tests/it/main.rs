@@ -3,6 +3,7 @@
 
 mod access;
 mod catalog;
+mod checkout;
 mod edge;
 mod errors;
 mod helpers;

@@ -57,14 +57,16 @@ const SEED: u64 = 0x5eed_cafe_f00d_0001;
 async fn no_generated_request_breaks_an_endpoint() {
     let platform = Platform::spawn_with(PlatformOptions {
         product_service: true,
-        // Every service with routes: shop, cart and voucher take the fuzz too.
+        // Every service with routes: shop, cart, voucher, order and payment take the fuzz too.
         marketplace: true,
+        checkout: true,
         configure: Box::new(|config| {
             // The fuzz is one client: rate limits would answer it instead of the services.
             config.rate_limits = "default=1000000/60,search=1000000/60,auth=1000000/60"
                 .parse()
                 .unwrap();
         }),
+        ..PlatformOptions::default()
     })
     .await;
     // A connection per request: the gateway closes one whose request body it did not read
