@@ -152,8 +152,8 @@ async fn only_the_gateway_calls_routed_methods_and_services_only_what_they_decla
 }
 
 #[tokio::test]
-async fn marketplace_services_call_only_the_internal_methods_they_declare() {
-    use api::{cart, product, shop, voucher};
+async fn services_call_only_the_internal_methods_they_declare() {
+    use api::{auth, cart, order, payment, product, shop, voucher};
     let server = NatsServer::start().await.unwrap();
     // Each pair: a service, and another's internal method its contract does not declare
     // (what checkout alone will reserve, commit or complete, or what only others ask).
@@ -170,6 +170,20 @@ async fn marketplace_services_call_only_the_internal_methods_they_declare() {
         ("product", cart::methods::GET_CART_SUBTOTALS.subject),
         ("product", voucher::methods::RELEASE_REDEMPTION.subject),
         ("address", shop::methods::GET_SHOP_ACCESS.subject),
+        // Only the order service's sagas move money and stock; nobody calls into order.
+        ("cart", payment::methods::CAPTURE_PAYMENT.subject),
+        ("voucher", payment::methods::REFUND_PAYMENT.subject),
+        ("product", payment::methods::AUTHORIZE_PAYMENT.subject),
+        ("shop", product::methods::RESTOCK_RESERVATION.subject),
+        ("cart", voucher::methods::RETURN_REDEMPTION.subject),
+        ("payment", product::methods::RESERVE_STOCK.subject),
+        ("payment", cart::methods::COMPLETE_CHECKOUT.subject),
+        ("payment", order::methods::GET_ORDER.subject),
+        ("order", product::methods::SET_STOCK.subject),
+        ("order", product::methods::LOOKUP_PRODUCTS.subject),
+        ("order", auth::methods::GRANT_ROLE.subject),
+        ("order", payment::methods::CREATE_PAYMENT_METHOD.subject),
+        ("address", order::methods::CHECKOUT.subject),
     ];
     // One at a time: a check's watcher would see another check's probe on the same subject.
     for (service, subject) in undeclared {
