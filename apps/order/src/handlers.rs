@@ -202,6 +202,19 @@ impl OrderHandlers {
             }
             Transition::Allowed => {}
         }
+        // A cancellation accepted but not yet run leaves the order paid for a moment: shipping
+        // then would make the cancellation refuse after the customer was told it was taken.
+        if store::cancellation_saga(&mut *tx, order.id)
+            .await
+            .map_err(Error::from)?
+            .is_some()
+        {
+            return Err(Error::NotNow(format!(
+                "order {} is being cancelled; its sub-orders can no longer be shipped",
+                order.id
+            ))
+            .into());
+        }
         store::set_sub_order_status(
             &mut tx,
             id,

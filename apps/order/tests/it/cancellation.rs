@@ -202,3 +202,48 @@ async fn two_cancellations_at_once_refund_once() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_and_cancelling_at_once_never_both_succeed() {
+    let app = TestApp::spawn().await;
+    let seller = app.seller().await;
+    let lamp = app.product(&seller, "Lamp", 2500, 10).await;
+    let mut races = Vec::new();
+    for _ in 0..4 {
+        let customer = app.customer().await;
+        let order = app.paid_order(&customer, &[&lamp], 1).await;
+        races.push((customer, order));
+    }
+
+    for (customer, order) in &races {
+        let sub = sub_order_of(order, &seller);
+        let (cancelled, shipped) = tokio::join!(
+            app.cancel(&customer.ctx, &order.id),
+            app.ship(&seller, sub, "UPS", "1Z1")
+        );
+
+        // One of them wins; the other is told it is too late, and the order shows the winner.
+        match (&cancelled, &shipped) {
+            (Ok(_), Err(error)) => {
+                assert_eq!(error.code(), ErrorCode::FailedPrecondition, "{error}");
+                app.until(customer, &order.id, |o| o.status == "refunded")
+                    .await;
+                assert_eq!(app.provider_calls(&order.id, "refund").await, 1);
+            }
+            (Err(error), Ok(_)) => {
+                assert_eq!(error.code(), ErrorCode::FailedPrecondition, "{error}");
+                let seen = app.get_order(&customer.ctx, &order.id).await.unwrap();
+                assert_eq!(seen.status, "shipped");
+                assert_eq!(app.provider_calls(&order.id, "refund").await, 0);
+            }
+            _ => panic!(
+                "cancelling answered {:?} and shipping {:?}",
+                cancelled
+                    .as_ref()
+                    .map(|a| (a.http_status, a.order.as_ref().map(|o| o.status.clone()))),
+                shipped.as_ref().map(|s| s.status.clone())
+            ),
+        }
+    }
+    app.stop().await;
+}
