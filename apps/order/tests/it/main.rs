@@ -7,4 +7,5 @@ mod checkout;
 mod fulfilment;
 mod helpers;
 mod idempotency;
+mod operations;
 mod recovery;
