@@ -205,7 +205,7 @@ async fn out_of_stock_names_the_products_and_takes_nothing() {
     assert_eq!(order.status, "failed");
     let failure = order.failure.as_ref().unwrap();
     assert_eq!(failure.code, "out_of_stock");
-    assert_eq!(failure.product_ids, [lamp.id.clone()]);
+    assert_eq!(failure.product_ids, std::slice::from_ref(&lamp.id));
     let rugs = app.availability(&rug).await;
     assert_eq!((rugs.stock, rugs.reserved), (5, 0));
     assert!(app.payments_of(&order.id).await.is_empty());

@@ -142,7 +142,6 @@ async fn a_checkout_killed_after_any_step_is_finished_by_the_next_process() {
     let seller = app.seller().await;
     let lamp = app.product(&seller, "Lamp", 2500, 100).await;
     let mut sold = 0;
-    let mut used = 0;
     for (i, step) in ACTIONS.iter().enumerate() {
         let customer = app.customer().await;
         app.add_to_cart(&customer, &lamp, 2).await;
@@ -164,7 +163,6 @@ async fn a_checkout_killed_after_any_step_is_finished_by_the_next_process() {
             order.failure
         );
         sold += 2;
-        used += 1;
         assert_eq!(
             app.provider_calls(&order_id, "capture").await,
             1,
@@ -178,7 +176,6 @@ async fn a_checkout_killed_after_any_step_is_finished_by_the_next_process() {
             "killed after {step}: stock sold once, none held"
         );
         assert_eq!(app.voucher_state(&code).await.used_count, 1, "after {step}");
-        let _ = used;
     }
     app.stop().await;
 }
