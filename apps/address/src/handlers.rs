@@ -10,8 +10,7 @@
 use api::address::{
     Address, AddressService, CreateAddressRequest, DeleteAddressRequest, DeleteAddressResponse,
     GetAddressRequest, GetUserAddressRequest, ListAddressesRequest, ListAddressesResponse,
-    SetDefaultAddressRequest,
-    UpdateAddressRequest,
+    SetDefaultAddressRequest, UpdateAddressRequest,
 };
 use api::timestamp;
 use rpc::Context;
