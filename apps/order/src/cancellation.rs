@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::checkout::locked;
 use crate::domain::{OrderStatus, SubOrderStatus, failure};
-use crate::outbox::{self, Change};
+use crate::outbox::{self, Change, Move};
 use crate::store::{self, Actor, FailureRecord};
 
 pub const SAGA: &str = "cancellation";
@@ -214,10 +215,7 @@ impl LocalStep<CancelData> for CancelOrder {
         data: &'c mut CancelData,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         Box::pin(async move {
-            let order = store::lock_order(conn, data.order_id)
-                .await
-                .map_err(local_error)?
-                .ok_or_else(|| local_error("the order is missing"))?;
+            let order = locked(conn, data.order_id).await?;
             data.payment_id = order.payment_id;
             data.voucher = !order.voucher_code.is_empty();
             if matches!(
@@ -243,19 +241,15 @@ impl LocalStep<CancelData> for CancelOrder {
                 message: data.reason.clone(),
                 ..FailureRecord::default()
             };
-            store::set_status(
-                conn,
-                data.order_id,
-                OrderStatus::Cancelled,
-                &[SubOrderStatus::Paid],
-                Some(SubOrderStatus::Cancelled),
-                Some(&record),
-                data.actor(),
-                &data.reason,
-            )
-            .await
-            .map_err(local_error)?;
-            outbox::record(conn, &data.trace(), data.order_id, Change::Cancelled)
+            let cancelled = Move {
+                to: OrderStatus::Cancelled,
+                sub_orders: Some((&[SubOrderStatus::Paid], SubOrderStatus::Cancelled)),
+                failure: Some(&record),
+                actor: data.actor(),
+                reason: &data.reason,
+                event: Change::Cancelled,
+            };
+            outbox::apply(conn, &data.trace(), data.order_id, cancelled)
                 .await
                 .map_err(local_error)
         })
@@ -272,26 +266,19 @@ impl LocalStep<CancelData> for MarkRefunded {
         data: &'c mut CancelData,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         Box::pin(async move {
-            let order = store::lock_order(conn, data.order_id)
-                .await
-                .map_err(local_error)?
-                .ok_or_else(|| local_error("the order is missing"))?;
+            let order = locked(conn, data.order_id).await?;
             if order.status() != OrderStatus::Cancelled {
                 return Ok(());
             }
-            store::set_status(
-                conn,
-                data.order_id,
-                OrderStatus::Refunded,
-                &[],
-                None,
-                None,
-                Actor::System,
-                "payment refunded, stock and voucher given back",
-            )
-            .await
-            .map_err(local_error)?;
-            outbox::record(conn, &data.trace(), data.order_id, Change::Refunded)
+            let refunded = Move {
+                to: OrderStatus::Refunded,
+                sub_orders: None,
+                failure: None,
+                actor: Actor::System,
+                reason: "payment refunded, stock and voucher given back",
+                event: Change::Refunded,
+            };
+            outbox::apply(conn, &data.trace(), data.order_id, refunded)
                 .await
                 .map_err(local_error)
         })

@@ -48,7 +48,7 @@ use uuid::Uuid;
 use crate::domain::{
     Discount, Line, OrderStatus, PricedOrder, PricingRules, SubOrderStatus, failure,
 };
-use crate::outbox::{self, Change};
+use crate::outbox::{self, Change, Move};
 use crate::store::{self, Actor, AddressSnapshot, FailureRecord, PriceNow};
 use crate::views::money;
 
@@ -149,6 +149,16 @@ fn is_transient(error: &rpc::Error) -> bool {
 /// A failure of a call the step cannot interpret as a business answer: retried.
 fn transient(call: &str, error: rpc::Error) -> StepError {
     StepError::transient(format!("{call}: {error}"))
+}
+
+/// A compensation's call answered: done when it gave back, or when there was nothing to give
+/// back (not found, already released); anything else is tried again.
+fn undone<T>(call: &str, answer: Result<T, rpc::Error>, data: CheckoutData) -> StepResult {
+    match answer {
+        Ok(_) => Ok(Outcome::Done(data)),
+        Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
+        Err(e) => Err(transient(call, e)),
+    }
 }
 
 /// For compensations: nothing to give back is as good as given back.
@@ -472,15 +482,11 @@ impl Checkout {
         let request = ReleaseReservationRequest {
             reservation_id: data.order_id.to_string(),
         };
-        match self
+        let answer = self
             .products
             .release_reservation(&self.context(&data), &request)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Done(data)),
-            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
-            Err(e) => Err(transient("product.release_reservation", e)),
-        }
+            .await;
+        undone("product.release_reservation", answer, data)
     }
 
     async fn reserve_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
@@ -516,15 +522,11 @@ impl Checkout {
         let request = RedemptionRequest {
             order_id: data.order_id.to_string(),
         };
-        match self
+        let answer = self
             .vouchers
             .release_redemption(&self.context(&data), &request)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Done(data)),
-            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
-            Err(e) => Err(transient("voucher.release_redemption", e)),
-        }
+            .await;
+        undone("voucher.release_redemption", answer, data)
     }
 
     async fn authorize(self: Arc<Self>, ctx: StepContext, mut data: CheckoutData) -> StepResult {
@@ -579,15 +581,11 @@ impl Checkout {
             idempotency_key: ctx.idempotency_key(),
             payment_id: payment_id.to_string(),
         };
-        match self
+        let answer = self
             .payments
             .void_payment(&self.context(&data), &request)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Done(data)),
-            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
-            Err(e) => Err(transient("payment.void_payment", e)),
-        }
+            .await;
+        undone("payment.void_payment", answer, data)
     }
 
     async fn commit_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
@@ -618,15 +616,11 @@ impl Checkout {
         let request = RedemptionRequest {
             order_id: data.order_id.to_string(),
         };
-        match self
+        let answer = self
             .vouchers
             .return_redemption(&self.context(&data), &request)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Done(data)),
-            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
-            Err(e) => Err(transient("voucher.return_redemption", e)),
-        }
+            .await;
+        undone("voucher.return_redemption", answer, data)
     }
 
     async fn commit_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
@@ -660,15 +654,11 @@ impl Checkout {
         let request = RestockReservationRequest {
             reservation_id: data.order_id.to_string(),
         };
-        match self
+        let answer = self
             .products
             .restock_reservation(&self.context(&data), &request)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Done(data)),
-            Err(e) if nothing_to_undo(&e) => Ok(Outcome::Done(data)),
-            Err(e) => Err(transient("product.restock_reservation", e)),
-        }
+            .await;
+        undone("product.restock_reservation", answer, data)
     }
 
     async fn capture(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
@@ -730,6 +720,17 @@ fn local_error(error: impl std::fmt::Display) -> StepError {
     StepError::transient(format!("recording the order: {error}"))
 }
 
+/// The order of a saga, its row locked until the step's transaction ends.
+pub(crate) async fn locked(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<store::OrderRecord, StepError> {
+    store::lock_order(conn, order_id)
+        .await
+        .map_err(local_error)?
+        .ok_or_else(|| local_error(format!("order {order_id} is missing")))
+}
+
 /// The order exists (created with the saga): nothing to do but to have a step whose
 /// compensation, the last to run, marks the order failed.
 struct Open;
@@ -784,10 +785,7 @@ impl LocalStep<CheckoutData> for MarkPaid {
         data: &'c mut CheckoutData,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         Box::pin(async move {
-            let order = store::lock_order(conn, data.order_id)
-                .await
-                .map_err(local_error)?
-                .ok_or_else(|| local_error("the order is missing"))?;
+            let order = locked(conn, data.order_id).await?;
             if order.status() != OrderStatus::Pending {
                 return Ok(());
             }
@@ -796,19 +794,15 @@ impl LocalStep<CheckoutData> for MarkPaid {
                     .await
                     .map_err(local_error)?;
             }
-            store::set_status(
-                conn,
-                data.order_id,
-                OrderStatus::Paid,
-                &[SubOrderStatus::Pending],
-                Some(SubOrderStatus::Paid),
-                None,
-                Actor::System,
-                "payment captured",
-            )
-            .await
-            .map_err(local_error)?;
-            outbox::record(conn, &data.trace(), data.order_id, Change::Paid)
+            let paid = Move {
+                to: OrderStatus::Paid,
+                sub_orders: Some((&[SubOrderStatus::Pending], SubOrderStatus::Paid)),
+                failure: None,
+                actor: Actor::System,
+                reason: "payment captured",
+                event: Change::Paid,
+            };
+            outbox::apply(conn, &data.trace(), data.order_id, paid)
                 .await
                 .map_err(local_error)
         })
@@ -826,10 +820,7 @@ impl LocalStep<CheckoutData> for MarkFailed {
         data: &'c mut CheckoutData,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         Box::pin(async move {
-            let order = store::lock_order(conn, data.order_id)
-                .await
-                .map_err(local_error)?
-                .ok_or_else(|| local_error("the order is missing"))?;
+            let order = locked(conn, data.order_id).await?;
             if order.status() != OrderStatus::Pending {
                 return Ok(());
             }
@@ -839,19 +830,15 @@ impl LocalStep<CheckoutData> for MarkFailed {
                     .await
                     .map_err(local_error)?;
             }
-            store::set_status(
-                conn,
-                data.order_id,
-                OrderStatus::Failed,
-                &[SubOrderStatus::Pending],
-                Some(SubOrderStatus::Failed),
-                Some(&failure),
-                Actor::System,
-                &failure.code,
-            )
-            .await
-            .map_err(local_error)?;
-            outbox::record(conn, &data.trace(), data.order_id, Change::Failed)
+            let failed = Move {
+                to: OrderStatus::Failed,
+                sub_orders: Some((&[SubOrderStatus::Pending], SubOrderStatus::Failed)),
+                failure: Some(&failure),
+                actor: Actor::System,
+                reason: &failure.code,
+                event: Change::Failed,
+            };
+            outbox::apply(conn, &data.trace(), data.order_id, failed)
                 .await
                 .map_err(local_error)
         })

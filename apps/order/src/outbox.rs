@@ -13,7 +13,8 @@ use events::{Outbox, OutboxError, TraceHeaders};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::store;
+use crate::domain::{OrderStatus, SubOrderStatus};
+use crate::store::{self, Actor, FailureRecord};
 use crate::views;
 
 /// A change to an order, as the event it is published as.
@@ -97,4 +98,42 @@ pub async fn record(
         }
     }
     Ok(())
+}
+
+/// A status change of an order, and of those of its sub-orders in some statuses, as one
+/// history row and one event.
+pub struct Move<'a> {
+    pub to: OrderStatus,
+    /// Sub-orders in one of `.0` move to `.1`.
+    pub sub_orders: Option<(&'a [SubOrderStatus], SubOrderStatus)>,
+    pub failure: Option<&'a FailureRecord>,
+    pub actor: Actor,
+    pub reason: &'a str,
+    pub event: Change,
+}
+
+/// Makes `change` to order `order_id` through `conn`: the statuses, the history row and the
+/// event, in the caller's transaction (which holds the order's row lock).
+pub async fn apply(
+    conn: &mut PgConnection,
+    trace: &TraceHeaders,
+    order_id: Uuid,
+    change: Move<'_>,
+) -> Result<(), RecordError> {
+    let (from, to) = match change.sub_orders {
+        Some((from, to)) => (from, Some(to)),
+        None => (&[][..], None),
+    };
+    store::set_status(
+        conn,
+        order_id,
+        change.to,
+        from,
+        to,
+        change.failure,
+        change.actor,
+        change.reason,
+    )
+    .await?;
+    record(conn, trace, order_id, change.event).await
 }
