@@ -151,6 +151,21 @@ fn transient(call: &str, error: rpc::Error) -> StepError {
     StepError::transient(format!("{call}: {error}"))
 }
 
+/// An action's call answered: done, refused with `code` when the service said no, or tried
+/// again when it could not answer.
+fn done_or_refused<T>(
+    call: &str,
+    answer: Result<T, rpc::Error>,
+    data: CheckoutData,
+    code: &str,
+) -> StepResult {
+    match answer {
+        Ok(_) => Ok(Outcome::Done(data)),
+        Err(e) if !is_transient(&e) => Err(refuse_with(code, format!("{call}: {}", e.message()))),
+        Err(e) => Err(transient(call, e)),
+    }
+}
+
 /// A compensation's call answered: done when it gave back, or when there was nothing to give
 /// back (not found, already released); anything else is tried again.
 fn undone<T>(call: &str, answer: Result<T, rpc::Error>, data: CheckoutData) -> StepResult {
@@ -501,18 +516,16 @@ impl Checkout {
             amount: money(discount.amount, &currency),
             ttl_seconds: self.hold.as_secs() as i32,
         };
-        match self
+        let answer = self
             .vouchers
             .reserve_voucher(&self.context(&data), &request)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Done(data)),
-            Err(e) if !is_transient(&e) => Err(refuse_with(
-                failure::VOUCHER_UNAVAILABLE,
-                e.message().to_owned(),
-            )),
-            Err(e) => Err(transient("voucher.reserve_voucher", e)),
-        }
+            .await;
+        done_or_refused(
+            "voucher.reserve_voucher",
+            answer,
+            data,
+            failure::VOUCHER_UNAVAILABLE,
+        )
     }
 
     async fn release_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
@@ -595,18 +608,16 @@ impl Checkout {
         let request = RedemptionRequest {
             order_id: data.order_id.to_string(),
         };
-        match self
+        let answer = self
             .vouchers
             .commit_redemption(&self.context(&data), &request)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Done(data)),
-            Err(e) if !is_transient(&e) => Err(refuse_with(
-                failure::VOUCHER_UNAVAILABLE,
-                e.message().to_owned(),
-            )),
-            Err(e) => Err(transient("voucher.commit_redemption", e)),
-        }
+            .await;
+        done_or_refused(
+            "voucher.commit_redemption",
+            answer,
+            data,
+            failure::VOUCHER_UNAVAILABLE,
+        )
     }
 
     async fn return_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
