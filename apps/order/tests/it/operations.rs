@@ -271,7 +271,35 @@ async fn admins_list_inspect_and_operate_sagas_and_nobody_else_does() {
         app.get_order(&customer.ctx, &paid.id).await.unwrap().status,
         "paid"
     );
+
+    // What an operator's dashboard reads: outcomes per saga, step latency, what is in flight.
+    let metrics = metrics(&app).await;
+    for expected in [
+        "saga_started_total{saga=\"checkout\"}",
+        "saga_completed_total{saga=\"checkout\"}",
+        "saga_compensated_total{saga=\"checkout\"}",
+        "saga_step_duration_seconds_count{saga=\"checkout\",step=\"authorize_payment\",phase=\"action\"}",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} in the order service's /metrics"
+        );
+    }
     app.stop().await;
+}
+
+/// The order service's `/metrics` from its admin port.
+async fn metrics(app: &TestApp) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.admin_addr())
+        .await
+        .unwrap();
+    let request = "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }
 
 /// How many customers race, for how many units, with how many requests in flight at once.
