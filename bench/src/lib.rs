@@ -10,7 +10,10 @@
 //! 4. concurrent inventory reservations over NATS, with the stock invariant checked after;
 //! 5. resident memory of the release binaries, idle and with many idle HTTP connections;
 //! 6. a priced cart read (5 lines, 2 shops) and a cart write through the gateway against a
-//!    product GET through the same gateway.
+//!    product GET through the same gateway;
+//! 7. checkouts (2 lines from 2 shops, the whole saga) through the gateway: at saturation
+//!    against a product GET, at fixed rates, and what one costs in database commits, NATS
+//!    requests and saga steps. Runnable alone ([`run_checkout`], `bench --scenario checkout`).
 //!
 //! The load generator ([`load`], [`http`]) runs in this process, on the same cores as the
 //! servers, which is why figures are ratios against baselines that pay the same cost.
@@ -19,6 +22,7 @@
 //! 127.0.0.1 and must never be a dependency of a service, never use fixed ports, and never
 //! touch the dev stack's data.
 
+pub mod checkout;
 pub mod http;
 pub mod load;
 pub mod marketplace;
@@ -66,6 +70,21 @@ pub struct Options {
     pub idle_connections: usize,
     /// Pause before reading memory.
     pub settle: Duration,
+    /// Connections of the checkout saturation run (each one checkout at a time).
+    pub checkout_connections: usize,
+    /// The closed loop's customers are prepared for at most this many checkouts a second.
+    pub checkout_pool_rate: f64,
+    /// Offered rates of the checkout latency runs, and how long each lasts.
+    pub checkout_rates: Vec<f64>,
+    pub checkout_rate_duration: Duration,
+    pub checkout_open_loop_connections: usize,
+    pub checkout_p99_limit_ms: f64,
+    pub checkout_products_per_shop: usize,
+    /// How long PostgreSQL may take to publish a backend's transaction counters
+    /// (`pg_stat_database`): an idle backend flushes them within 10 s.
+    pub stats_settle: Duration,
+    /// The idle window the platform's background commits and requests are measured over.
+    pub idle_window: Duration,
     pub product_service_bin: PathBuf,
     pub gateway_bin: PathBuf,
 }
@@ -91,6 +110,15 @@ impl Options {
             inventory_stock_per_product: 20,
             idle_connections: 10_000,
             settle: Duration::from_secs(2),
+            checkout_connections: 8,
+            checkout_pool_rate: 200.0,
+            checkout_rates: vec![50.0, 100.0],
+            checkout_rate_duration: Duration::from_secs(8),
+            checkout_open_loop_connections: 64,
+            checkout_p99_limit_ms: 250.0,
+            checkout_products_per_shop: 3,
+            stats_settle: Duration::from_millis(10_500),
+            idle_window: Duration::from_secs(3),
             product_service_bin: binaries.join("product-service"),
             gateway_bin: binaries.join("gateway"),
         }
@@ -116,6 +144,14 @@ impl Options {
             inventory_stock_per_product: 4,
             idle_connections: 100,
             settle: Duration::from_millis(200),
+            checkout_connections: 2,
+            checkout_pool_rate: 40.0,
+            checkout_rates: vec![10.0],
+            checkout_rate_duration: Duration::from_millis(500),
+            checkout_open_loop_connections: 4,
+            checkout_products_per_shop: 2,
+            stats_settle: Duration::from_millis(200),
+            idle_window: Duration::from_millis(200),
             ..Self::full(binaries)
         }
     }
@@ -172,6 +208,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     eprintln!("bench: the cart (priced reads and writes) against product GETs");
     let marketplace = marketplace::marketplace(&platform, options).await?;
 
+    eprintln!("bench: checkouts through the gateway (about a minute)");
+    let checkout = checkout::checkout(&platform, options).await?;
+
     eprintln!("bench: capacity of uncached GETs");
     platform
         .restart_product(CacheMode::Uncached)
@@ -203,9 +242,32 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         capacity: vec![cached, uncached, search],
         inventory,
         marketplace,
+        checkout,
         memory,
         targets: Vec::new(),
     };
     report.check_targets();
+    Ok(report)
+}
+
+/// Scenario 7 alone: the platform with a small catalog, then the checkouts.
+pub async fn run_checkout(options: &Options) -> anyhow::Result<report::CheckoutReport> {
+    let started_at_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    eprintln!("bench: starting the platform");
+    let servers = Servers::start().await?;
+    let platform = Platform::start(servers, options.hot_products.min(10)).await?;
+    eprintln!("bench: checkouts through the gateway (about a minute)");
+    let checkout = checkout::checkout(&platform, options).await;
+    platform.stop().await?;
+    let mut report = report::CheckoutReport {
+        mode: options.mode.clone(),
+        started_at_unix,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        checkout: checkout?,
+        targets: Vec::new(),
+    };
+    report.targets = report::checkout_targets(&report.checkout);
     Ok(report)
 }

@@ -38,6 +38,8 @@ pub struct LoadResult {
 /// Latency percentiles in milliseconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Latency {
+    /// The arithmetic mean, for sums of parts (a p50 does not add up).
+    pub mean_ms: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
@@ -89,6 +91,7 @@ impl Tally {
             throughput_per_second: (self.completed - self.errors) as f64 / elapsed_seconds,
             target_rate_per_second: target,
             latency: Latency {
+                mean_ms: h.mean() / 1000.0,
                 p50_ms: ms(h.value_at_quantile(0.50)),
                 p90_ms: ms(h.value_at_quantile(0.90)),
                 p99_ms: ms(h.value_at_quantile(0.99)),

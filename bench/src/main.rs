@@ -24,10 +24,21 @@ struct Cli {
     /// Run every scenario for a moment only (what the smoke test does).
     #[arg(long)]
     smoke: bool,
+    /// Run one scenario alone instead of all of them. Its JSON goes beside `--output`, named
+    /// after the scenario (`latest.json` -> `latest-checkout.json`), so a partial run never
+    /// replaces the full results.
+    #[arg(long, value_enum)]
+    scenario: Option<Scenario>,
     /// The log filter of the services running in this process. Events are formatted as in
     /// production (so their cost is measured) but only warnings and errors are printed.
     #[arg(long, default_value = "info")]
     log_filter: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Scenario {
+    /// 7: checkouts through the gateway (about a minute and a half).
+    Checkout,
 }
 
 #[tokio::main]
@@ -63,15 +74,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         bench::Options::full(binaries)
     };
-    let report = bench::run(&options).await?;
-    println!("{}", report.table());
-    if let Some(output) = cli.output {
+    let (table, json, output) = match cli.scenario {
+        None => {
+            let report = bench::run(&options).await?;
+            (
+                report.table(),
+                serde_json::to_string_pretty(&report)?,
+                cli.output,
+            )
+        }
+        Some(Scenario::Checkout) => {
+            let report = bench::run_checkout(&options).await?;
+            let output = cli.output.map(|path| beside(&path, "checkout"));
+            (
+                report.table(),
+                serde_json::to_string_pretty(&report)?,
+                output,
+            )
+        }
+    };
+    println!("{table}");
+    if let Some(output) = output {
         if let Some(dir) = output.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(&output, serde_json::to_string_pretty(&report)? + "\n")
+        std::fs::write(&output, json + "\n")
             .with_context(|| format!("writing {}", output.display()))?;
         println!("results written to {}", output.display());
     }
     Ok(())
+}
+
+/// `dir/latest.json` -> `dir/latest-<scenario>.json`.
+fn beside(path: &std::path::Path, scenario: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}-{scenario}.json"))
 }

@@ -145,7 +145,7 @@ impl Process {
 pub async fn memory(servers: &Servers, options: &Options) -> anyhow::Result<Memory> {
     raise_open_file_limit(options.idle_connections as u64 + 1024)?;
     let database = testkit::fresh_database().await?;
-    let (dir, jwks_file) = platform::write_jwks()?;
+    let (dir, jwks_file, _key) = platform::write_jwks()?;
     let result = measure(servers, &database, &dir, &jwks_file, options).await;
     let _ = std::fs::remove_dir_all(&dir);
     result

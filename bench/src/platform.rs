@@ -116,16 +116,15 @@ async fn start_product(config: product_service::Config) -> anyhow::Result<BenchT
     Ok(BenchTask { shutdown, task })
 }
 
-/// Writes a JWKS for a fresh key where a gateway can read it.
-pub fn write_jwks() -> anyhow::Result<(PathBuf, PathBuf)> {
+/// Writes a JWKS for a fresh key where a gateway can read it: the directory, the file, and
+/// the key, which signs the access tokens of the benchmark's customers.
+pub fn write_jwks() -> anyhow::Result<(PathBuf, PathBuf, tokens::SigningKey)> {
     let dir = std::env::temp_dir().join(format!("emporium-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("jwks.json");
-    std::fs::write(
-        &file,
-        tokens::SigningKey::generate("bench-1").jwks().to_json(),
-    )?;
-    Ok((dir, file))
+    let key = tokens::SigningKey::generate("bench-1");
+    std::fs::write(&file, key.jwks().to_json())?;
+    Ok((dir, file, key))
 }
 
 /// The principal the benchmark's set-up acts as: an admin, who may open shops and stock any.
@@ -158,6 +157,8 @@ pub struct Platform {
     bare: Option<BenchTask>,
     handlers: Arc<ProductHandlers>,
     jwks_dir: PathBuf,
+    /// The key of the JWKS the gateway trusts: bearer tokens signed with it are accepted.
+    signing_key: tokens::SigningKey,
 }
 
 impl Platform {
@@ -186,7 +187,7 @@ impl Platform {
         let bare_addr = bare_listener.local_addr()?;
         let bare = serve_bare(bare_listener, handlers.clone());
 
-        let (jwks_dir, jwks_file) = write_jwks()?;
+        let (jwks_dir, jwks_file, signing_key) = write_jwks()?;
         let mut gateway_config = gateway::Config::try_parse_from([
             "gateway",
             "--port",
@@ -228,6 +229,7 @@ impl Platform {
             bare: Some(bare),
             handlers,
             jwks_dir,
+            signing_key,
         })
     }
 
@@ -259,6 +261,18 @@ impl Platform {
     /// Another active shop, in USD like the catalog's.
     pub async fn open_shop(&self, slug: &str) -> anyhow::Result<String> {
         open_shop(&self.shop_client, slug).await
+    }
+
+    /// A bearer access token for `user_id` with `roles`, signed with the key the gateway
+    /// trusts, valid for an hour (longer than any run).
+    pub fn access_token(&self, user_id: &str, roles: &[&str]) -> String {
+        self.signing_key.mint(
+            user_id,
+            roles,
+            Duration::from_secs(3_600),
+            tokens::DEFAULT_ISSUER,
+            tokens::DEFAULT_AUDIENCE,
+        )
     }
 
     /// Stops everything; the servers go when `self.servers` is dropped.
@@ -337,7 +351,8 @@ async fn create_products(
     Ok(ids)
 }
 
-fn route_path(method: &'static rpc::MethodDescriptor) -> &'static str {
+/// The HTTP path template of `method`, from the contracts' route table.
+pub fn route_path(method: &'static rpc::MethodDescriptor) -> &'static str {
     api::ROUTES
         .iter()
         .find(|route| std::ptr::eq(route.descriptor, method))

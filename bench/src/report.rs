@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::checkout::Checkout;
 use crate::marketplace::Marketplace;
 use crate::memory::Memory;
 use crate::scenarios::{Capacity, GatewayOverhead, Inventory, RuntimeOverhead};
@@ -21,6 +22,7 @@ pub struct Report {
     pub capacity: Vec<Capacity>,
     pub inventory: Inventory,
     pub marketplace: Marketplace,
+    pub checkout: Checkout,
     pub memory: Memory,
     pub targets: Vec<TargetCheck>,
 }
@@ -107,6 +109,7 @@ impl Report {
             format!("{:.2}x", self.marketplace.cart_read_ratio),
             self.marketplace.cart_read_ratio >= 0.5,
         ));
+        targets.extend(checkout_targets(&self.checkout));
         let m = &self.memory;
         targets.push(check(
             "product service idle RSS",
@@ -129,20 +132,7 @@ impl Report {
         let mut row = |cells: [String; 5]| {
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         };
-        row([
-            "Scenario".into(),
-            "Platform".into(),
-            "Baseline".into(),
-            "Ratio / delta".into(),
-            "Target".into(),
-        ]);
-        row([
-            "---".into(),
-            "---".into(),
-            "---".into(),
-            "---".into(),
-            "---".into(),
-        ]);
+        header(&mut row);
 
         let g = &self.gateway_overhead;
         row([
@@ -246,6 +236,9 @@ impl Report {
             format!("{:.2}x", c.cart_write_ratio),
             "reported".into(),
         ]);
+        for cells in self.checkout.rows() {
+            row(cells);
+        }
         let m = &self.memory;
         row([
             "5. idle RSS, product service / gateway (MiB)".into(),
@@ -268,19 +261,116 @@ impl Report {
             "-".into(),
         ]);
 
-        let _ = writeln!(out);
-        let _ = writeln!(out, "| Target | Wanted | Measured | Met |");
-        let _ = writeln!(out, "| --- | --- | --- | --- |");
-        for t in &self.targets {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                t.name,
-                t.target,
-                t.measured,
-                if t.met { "yes" } else { "**no**" }
-            );
+        targets_table(&mut out, &self.targets);
+        out
+    }
+}
+
+fn header(row: &mut impl FnMut([String; 5])) {
+    row([
+        "Scenario".into(),
+        "Platform".into(),
+        "Baseline".into(),
+        "Ratio / delta".into(),
+        "Target".into(),
+    ]);
+    row([
+        "---".into(),
+        "---".into(),
+        "---".into(),
+        "---".into(),
+        "---".into(),
+    ]);
+}
+
+fn targets_table(out: &mut String, targets: &[TargetCheck]) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| Target | Wanted | Measured | Met |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for t in targets {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            t.name,
+            t.target,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
+    }
+}
+
+/// The checkout targets: at least 100 checkouts a second with p99 within 250 ms
+/// (300 a second is the stretch), every checkout paid and nothing left reserved.
+pub fn checkout_targets(checkout: &Checkout) -> Vec<TargetCheck> {
+    let at_100 = checkout
+        .fixed_rates
+        .iter()
+        .find(|f| f.result.target_rate_per_second.is_some_and(|r| r >= 100.0));
+    let measured = match at_100 {
+        Some(f) => format!(
+            "{:.0}/s done at {:.0}/s offered, p99 {:.1} ms, {} errors",
+            f.result.throughput_per_second,
+            f.result.target_rate_per_second.unwrap_or_default(),
+            f.result.latency.p99_ms,
+            f.result.errors
+        ),
+        None => "not run".to_owned(),
+    };
+    let met = at_100.is_some_and(|f| {
+        f.p99_within_limit && f.result.errors == 0 && f.result.throughput_per_second >= 0.95 * 100.0
+    });
+    vec![
+        check(
+            "checkouts at 100/s offered via gateway",
+            &format!("p99 <= {:.0} ms", checkout.p99_limit_ms),
+            measured,
+            met,
+        ),
+        check(
+            "checkout saturation (stretch)",
+            ">= 300/s",
+            format!("{:.0}/s", checkout.saturation.throughput_per_second),
+            checkout.saturation.throughput_per_second >= 300.0,
+        ),
+        check(
+            "every checkout 201 paid, nothing left reserved",
+            "holds",
+            if checkout.checks.hold {
+                "holds".to_owned()
+            } else {
+                format!(
+                    "BROKEN ({} other answers, {} orders not paid, {} units reserved)",
+                    checkout.checks.other_outcomes,
+                    checkout.checks.orders_not_paid,
+                    checkout.checks.units_left_reserved
+                )
+            },
+            checkout.checks.hold,
+        ),
+    ]
+}
+
+/// The results of scenario 7 run alone (`bench --scenario checkout`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckoutReport {
+    pub mode: String,
+    pub started_at_unix: u64,
+    pub cpus: usize,
+    pub checkout: Checkout,
+    pub targets: Vec<TargetCheck>,
+}
+
+impl CheckoutReport {
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mut row = |cells: [String; 5]| {
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        };
+        header(&mut row);
+        for cells in self.checkout.rows() {
+            row(cells);
         }
+        targets_table(&mut out, &self.targets);
         out
     }
 }

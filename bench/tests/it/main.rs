@@ -93,6 +93,21 @@ async fn every_scenario_runs_and_reports_well_formed_results() {
     assert_measured("cart write", &cart.cart_write);
     assert!(cart.cart_read_ratio > 0.0 && cart.cart_write_ratio > 0.0);
 
+    let checkout = &report.checkout;
+    assert_measured("product GET beside the checkouts", &checkout.product_get);
+    assert_measured("checkout saturation", &checkout.saturation);
+    assert!(checkout.checks.hold, "{:?}", checkout.checks);
+    assert!(checkout.checkouts_paid > 0, "{checkout:?}");
+    assert!(
+        checkout.costs.nats_requests_per_checkout >= 8.0,
+        "a checkout is at least its own request and its saga's calls: {:?}",
+        checkout.costs
+    );
+    for fixed in &checkout.fixed_rates {
+        assert!(fixed.result.completed > 0, "{fixed:?}");
+        assert!(fixed.remote_steps_ms_per_checkout > 0.0, "{fixed:?}");
+    }
+
     let memory = &report.memory;
     assert!(memory.product_service_idle_mib > 1.0, "{memory:?}");
     assert!(memory.gateway_idle_mib > 1.0, "{memory:?}");
@@ -102,6 +117,7 @@ async fn every_scenario_runs_and_reports_well_formed_results() {
     let table = report.table();
     assert!(table.contains("inventory invariant"), "{table}");
     assert!(table.contains("priced cart read"), "{table}");
+    assert!(table.contains("7. checkout"), "{table}");
     let json = serde_json::to_value(&report).expect("the report as JSON");
     assert_eq!(json["mode"], "smoke");
     assert!(json["memory"]["gateway_idle_mib"].as_f64().unwrap() > 0.0);
