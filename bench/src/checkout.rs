@@ -541,7 +541,7 @@ async fn measure(
 
     // One customer per checkout: the closed loop's pool is sized for the rate it could
     // reach at most, each fixed rate's for its rate and length.
-    let closed_window = options.warmup + options.duration;
+    let closed_window = options.warmup + options.checkout_duration;
     let closed_pool =
         (options.checkout_pool_rate * (closed_window.as_secs_f64() + 0.5)).ceil() as usize;
     let open_pools: Vec<usize> = options
@@ -591,7 +591,7 @@ async fn measure(
         &outcomes,
     )
     .await?;
-    let saturation = load::closed_loop(workers, options.warmup, options.duration).await;
+    let saturation = load::closed_loop(workers, options.warmup, options.checkout_duration).await;
 
     // First half the saturation rate, with the customers the closed loop left (the
     // uncongested latency, and what it is made of), then the fixed rates.

@@ -70,8 +70,10 @@ pub struct Options {
     pub idle_connections: usize,
     /// Pause before reading memory.
     pub settle: Duration,
-    /// Connections of the checkout saturation run (each one checkout at a time).
+    /// Connections of the checkout saturation run (each one checkout at a time), and its
+    /// measured window (after `warmup`): long enough for checkouts to complete inside it.
     pub checkout_connections: usize,
+    pub checkout_duration: Duration,
     /// The closed loop's customers are prepared for at most this many checkouts a second.
     pub checkout_pool_rate: f64,
     /// Offered rates of the checkout latency runs, and how long each lasts.
@@ -111,6 +113,7 @@ impl Options {
             idle_connections: 10_000,
             settle: Duration::from_secs(2),
             checkout_connections: 8,
+            checkout_duration: Duration::from_secs(4),
             checkout_pool_rate: 200.0,
             checkout_rates: vec![50.0, 100.0],
             checkout_rate_duration: Duration::from_secs(8),
@@ -145,6 +148,7 @@ impl Options {
             idle_connections: 100,
             settle: Duration::from_millis(200),
             checkout_connections: 2,
+            checkout_duration: Duration::from_millis(1_500),
             checkout_pool_rate: 40.0,
             checkout_rates: vec![10.0],
             checkout_rate_duration: Duration::from_millis(500),
