@@ -184,18 +184,16 @@ impl Forwarder {
             }
             Begin::Replay(response) => response,
             Begin::Refused(refused) => refused.into_response(),
-            // Without the records a retry could take effect twice: a route that requires
-            // the key is not served at all, others are served as if no key had been sent.
-            Begin::Unavailable if route.idempotency_key_required => ApiError::service(
-                rpc::ErrorCode::Unavailable,
-                "Idempotency-Key requests cannot be served right now: retry shortly",
-            )
-            .into_response(),
+            // Without the records a retry could take effect twice: a client that sent a key
+            // asked for at most one effect, so its request waits for Redis rather than risk
+            // a second (a request without a key is served as ever).
             Begin::Unavailable => {
-                idempotency::count_bypassed();
-                self.call(route, parts, body, principal, client_ip, arrived)
-                    .await
-                    .unwrap_or_else(IntoResponse::into_response)
+                idempotency::count_unavailable();
+                ApiError::service(
+                    rpc::ErrorCode::Unavailable,
+                    "Idempotency-Key requests cannot be served right now: retry shortly with the same key",
+                )
+                .into_response()
             }
         }
     }
