@@ -10,7 +10,6 @@ use chrono::Utc;
 use futures::FutureExt as _;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -68,7 +67,10 @@ impl Default for Config {
 /// keeping its lease; a longer one hands the instance back to the table for the runner.
 const HOLD_LIMIT: Duration = Duration::from_secs(1);
 /// How often `wait` looks at the row, for instances another replica finishes.
-const WAIT_POLL: Duration = Duration::from_millis(100);
+const WAIT_POLL: Duration = Duration::from_millis(250);
+
+/// How many ended instances a slow waiter may fall behind by before it reads its own again.
+const FINISHED_BACKLOG: usize = 1024;
 /// How often the runner refreshes the in-flight gauges at most.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long `run` waits, after its token fired, for the instances it drives to stop.
@@ -88,8 +90,9 @@ struct Inner {
     definitions: RwLock<HashMap<&'static str, Arc<ErasedDefinition>>>,
     /// Instances a task of this orchestrator drives right now: one task per instance.
     active: Mutex<HashSet<Uuid>>,
-    /// Fired whenever an instance this process drives reaches a terminal state.
-    finished: Notify,
+    /// The id of each instance this process drives, when it reaches a terminal state: a
+    /// waiter reads its instance again only when its own id comes.
+    finished: tokio::sync::broadcast::Sender<Uuid>,
     /// Stops every driving task (when `run` ends).
     shutdown: CancellationToken,
 }
@@ -141,7 +144,7 @@ impl Orchestrator {
                 config,
                 definitions: RwLock::new(HashMap::new()),
                 active: Mutex::new(HashSet::new()),
-                finished: Notify::new(),
+                finished: tokio::sync::broadcast::channel(FINISHED_BACKLOG).0,
                 shutdown: CancellationToken::new(),
             }),
         }
@@ -235,18 +238,24 @@ impl Orchestrator {
     /// its summary as it stands.
     pub async fn wait(&self, id: Uuid, timeout: Duration) -> Result<Summary, Error> {
         let deadline = Instant::now() + timeout;
+        let mut finished = self.inner.finished.subscribe();
         loop {
-            let notified = self.inner.finished.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
             let summary = self.summary(id).await?;
             if summary.state.is_terminal() || Instant::now() >= deadline {
                 return Ok(summary);
             }
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(WAIT_POLL) => {}
-                _ = tokio::time::sleep_until(deadline) => {}
+            // Woken when this instance ends here (another replica's end is seen by the poll),
+            // not by every other instance that ends.
+            let until = (Instant::now() + WAIT_POLL).min(deadline);
+            loop {
+                tokio::select! {
+                    ended = finished.recv() => match ended {
+                        Ok(ended) if ended != id => continue,
+                        // Ours, or too many ended to tell: read it again.
+                        _ => break,
+                    },
+                    _ = tokio::time::sleep_until(until) => break,
+                }
             }
         }
     }
@@ -987,7 +996,8 @@ impl Inner {
             _ => {}
         }
         if next.state.is_terminal() {
-            self.finished.notify_waiters();
+            // Nobody waiting is no error.
+            let _ = self.finished.send(row.id);
         }
     }
 
