@@ -377,14 +377,17 @@ impl OrderService for OrderHandlers {
                     .await
                     .map_err(Error::from)?
                     .ok_or_else(|| Error::KeyReused(checkout.idempotency_key.clone()))?;
+                let (expected_total, expected_currency) = match &checkout.expected_total {
+                    Some((amount, currency)) => (Some(*amount), Some(currency.as_str())),
+                    None => (None, None),
+                };
                 let same = existing.shipping_address_id == checkout.shipping_address_id
                     && existing.shipping_method == checkout.shipping_method
                     && existing.payment_method_id == checkout.payment_method_id
-                    && (checkout.voucher_code.is_none()
-                        || existing.voucher_code.eq_ignore_ascii_case(
-                            checkout.voucher_code.as_deref().unwrap_or_default(),
-                        )
-                        || !existing.status().is_settled());
+                    && existing.requested_voucher_code
+                        == checkout.voucher_code.as_deref().unwrap_or_default()
+                    && existing.expected_total == expected_total
+                    && existing.expected_currency.as_deref() == expected_currency;
                 if !same {
                     return Err(Error::KeyReused(checkout.idempotency_key).into());
                 }

@@ -62,6 +62,8 @@ pub struct OrderRecord {
     pub tax: i64,
     pub total: i64,
     pub voucher_code: String,
+    /// The code the checkout request named (empty: the cart's).
+    pub requested_voucher_code: String,
     pub shipping_method: String,
     pub shipping_address_id: Uuid,
     pub shipping_address: Option<Json<AddressSnapshot>>,
@@ -82,8 +84,8 @@ impl OrderRecord {
 }
 
 const ORDER_COLUMNS: &str = "id, user_id, idempotency_key, status, currency, subtotal, \
-    discount, shipping, tax, total, voucher_code, shipping_method, shipping_address_id, \
-    shipping_address, payment_method_id, payment_id, expected_total, expected_currency, \
+    discount, shipping, tax, total, voucher_code, requested_voucher_code, shipping_method, \
+    shipping_address_id, shipping_address, payment_method_id, payment_id, expected_total, expected_currency, \
     failure, created_at, updated_at";
 
 /// A stored sub-order.
@@ -172,9 +174,9 @@ pub async fn insert_order(
     };
     sqlx::query_as(&format!(
         "INSERT INTO orders (id, user_id, idempotency_key, status, voucher_code, \
-             shipping_method, shipping_address_id, payment_method_id, expected_total, \
-             expected_currency) \
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9) \
+             requested_voucher_code, shipping_method, shipping_address_id, payment_method_id, \
+             expected_total, expected_currency) \
+         VALUES ($1, $2, $3, 'pending', $4, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (user_id, idempotency_key) DO NOTHING \
          RETURNING {ORDER_COLUMNS}"
     ))

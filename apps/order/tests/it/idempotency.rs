@@ -98,6 +98,22 @@ async fn a_key_belongs_to_one_checkout_of_one_customer() {
         app.checkout_with(&customer, &other_card).await,
         ErrorCode::Conflict,
     );
+    // So is the same key with a voucher code, or with a total the customer was shown.
+    let mut with_code = request.clone();
+    with_code.voucher_code = "SOMECODE".into();
+    expect_error(
+        app.checkout_with(&customer, &with_code).await,
+        ErrorCode::Conflict,
+    );
+    let mut with_total = request.clone();
+    with_total.expected_total = crate::helpers::usd(2500 + 500);
+    expect_error(
+        app.checkout_with(&customer, &with_total).await,
+        ErrorCode::Conflict,
+    );
+    // The very same request is answered with its order.
+    let again = app.checkout_with(&customer, &request).await.unwrap();
+    assert_eq!(order_id(&again), first_id);
     let listed = app
         .list_orders(&customer.ctx, ListOrdersRequest::default())
         .await
