@@ -378,7 +378,13 @@ mod tests {
         assert_eq!(line, format!("sleeper restarted (pid {second})"));
         assert!(process_alive(second));
         assert_eq!(scratch.recorded_pid(), Some(second));
-        let log = std::fs::read_to_string(scratch.0.join("sleeper.log")).unwrap();
+        // The new process writes its first line a moment after it was started.
+        let read_log = || std::fs::read_to_string(scratch.0.join("sleeper.log")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while read_log().lines().count() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = read_log();
         assert_eq!(
             log.lines().collect::<Vec<_>>(),
             [
