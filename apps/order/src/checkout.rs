@@ -5,7 +5,7 @@
 //! |---|-------------------|----------------------------------------------|-------------------------|
 //! | 0 | open              | (local) nothing: the order exists, pending   | mark the order failed   |
 //! | 1 | snapshot_address  | address.get_user_address                     |                         |
-//! | 2 | price_cart        | cart.get_checkout_snapshot, voucher.evaluate | (nothing was taken)     |
+//! | 2 | price_cart        | cart.get_checkout_snapshot, shop.get_shop_access, voucher.evaluate | |
 //! | 3 | record_order      | (local) sub-orders, lines and figures        |                         |
 //! | 4 | reserve_stock     | product.reserve_stock (id = order id)        | product.release_reservation |
 //! | 5 | reserve_voucher   | voucher.reserve_voucher (order id)           | voucher.release_redemption |
@@ -34,6 +34,7 @@ use api::product::{
     CheckAvailabilityRequest, CommitReservationRequest, ProductClient, ReleaseReservationRequest,
     ReservationItem, ReserveStockRequest, RestockReservationRequest,
 };
+use api::shop::{GetShopAccessRequest, ShopClient};
 use api::voucher::{
     EvaluateVoucherRequest, RedemptionRequest, ReserveVoucherRequest, ShopSubtotal, VoucherClient,
 };
@@ -114,6 +115,7 @@ pub struct Checkout {
     pub products: ProductClient,
     pub vouchers: VoucherClient,
     pub payments: PaymentClient,
+    pub shops: ShopClient,
     pub rules: PricingRules,
     /// How long stock and the voucher are held for the order.
     pub hold: Duration,
@@ -354,6 +356,34 @@ impl Checkout {
                 unit_price: price.minor_units,
                 quantity: line.quantity,
             });
+        }
+
+        // Only shops that trade now sell: a suspended or closed shop's products stay in
+        // carts but cannot be bought.
+        let mut shops: Vec<Uuid> = lines.iter().map(|l| l.shop_id).collect();
+        shops.sort();
+        shops.dedup();
+        for shop_id in shops {
+            let request = GetShopAccessRequest {
+                shop_id: shop_id.to_string(),
+            };
+            let trading = match self.shops.get_shop_access(&context, &request).await {
+                Ok(access) => access.status == "active",
+                Err(e) if e.code() == ErrorCode::NotFound => false,
+                Err(e) => return Err(transient("shop.get_shop_access", e)),
+            };
+            if !trading {
+                return Err(refuse(FailureRecord {
+                    code: failure::CART_NOT_READY.into(),
+                    message: format!("shop {shop_id} is not selling now"),
+                    product_ids: lines
+                        .iter()
+                        .filter(|l| l.shop_id == shop_id)
+                        .map(|l| l.product_id)
+                        .collect(),
+                    ..FailureRecord::default()
+                }));
+            }
         }
 
         // The code named at checkout, else the one applied to the cart.

@@ -109,6 +109,7 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
         products: api::product::ProductClient::new(nats.clone()),
         vouchers: api::voucher::VoucherClient::new(nats.clone()),
         payments: api::payment::PaymentClient::new(nats.clone()),
+        shops: api::shop::ShopClient::new(nats.clone()),
         rules: (*rules).clone(),
         hold: Duration::from_secs(config.checkout_hold_seconds.clamp(1, 86_400)),
         call_timeout,

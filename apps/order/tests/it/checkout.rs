@@ -287,3 +287,39 @@ async fn tax_is_charged_by_the_destination_country() {
     assert_eq!(app.payments_of(&order.id).await[0].captured, usd(3300));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_shops_products_cannot_be_bought() {
+    use api::shop::SuspendShopRequest;
+
+    let app = TestApp::spawn().await;
+    let (open, suspended) = (app.seller().await, app.seller().await);
+    let lamp = app.product(&open, "Lamp", 2500, 5).await;
+    let rug = app.product(&suspended, "Rug", 9000, 5).await;
+    let customer = app.customer().await;
+    app.add_to_cart(&customer, &lamp, 1).await;
+    app.add_to_cart(&customer, &rug, 1).await;
+    app.shops
+        .suspend_shop(
+            &testkit::callers::admin(),
+            &SuspendShopRequest {
+                id: suspended.shop_id.clone(),
+                reason: "unpaid fees".into(),
+            },
+        )
+        .await
+        .expect("suspending a shop");
+
+    let order = app.checkout(&customer).await;
+
+    assert_eq!(order.status, "failed");
+    let failure = order.failure.as_ref().unwrap();
+    assert_eq!(failure.code, "cart_not_ready");
+    assert_eq!(failure.product_ids, std::slice::from_ref(&rug.id));
+    for product in [&lamp, &rug] {
+        let stock = app.availability(product).await;
+        assert_eq!((stock.stock, stock.reserved), (5, 0));
+    }
+    assert!(app.payments_of(&order.id).await.is_empty());
+    app.stop().await;
+}
