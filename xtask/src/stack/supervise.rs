@@ -322,6 +322,16 @@ mod tests {
             .unwrap()
         }
 
+        /// The sleeper's log once it has `lines` lines (or after 10 s, as it is then).
+        fn log_once_it_has(&self, lines: usize) -> String {
+            let read = || std::fs::read_to_string(self.0.join("sleeper.log")).unwrap_or_default();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while read().lines().count() < lines && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            read()
+        }
+
         fn recorded_pid(&self) -> Option<u32> {
             let text = std::fs::read_to_string(self.0.join("00-sleeper.pid")).ok()?;
             Some(Record::parse(&text).unwrap().pid)
@@ -357,6 +367,8 @@ mod tests {
         process.supervise();
         let first = process.pid().unwrap();
         assert_eq!(scratch.recorded_pid(), Some(first));
+        // Killed once it has written its line, so the log shows the first run was kept.
+        scratch.log_once_it_has(1);
 
         kill(first);
         let Event::Notice(line) = next_event(&mut process, false) else {
@@ -379,12 +391,7 @@ mod tests {
         assert!(process_alive(second));
         assert_eq!(scratch.recorded_pid(), Some(second));
         // The new process writes its first line a moment after it was started.
-        let read_log = || std::fs::read_to_string(scratch.0.join("sleeper.log")).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while read_log().lines().count() < 3 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let log = read_log();
+        let log = scratch.log_once_it_has(3);
         assert_eq!(
             log.lines().collect::<Vec<_>>(),
             [
