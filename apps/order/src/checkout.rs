@@ -42,7 +42,6 @@ use events::TraceHeaders;
 use rpc::ErrorCode;
 use saga::{BoxFuture, Definition, LocalStep, Outcome, StepContext, StepError};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -901,15 +900,14 @@ fn failure_of(ctx: &StepContext) -> FailureRecord {
             code: code.to_owned(),
             message: match detail {
                 serde_json::Value::String(text) => text.clone(),
+                // An operator's abort carries its reason.
+                serde_json::Value::Object(fields) if fields.contains_key("reason") => {
+                    fields["reason"].as_str().unwrap_or_default().to_owned()
+                }
                 serde_json::Value::Null => String::new(),
                 other => other.to_string(),
             },
             ..FailureRecord::default()
         },
     }
-}
-
-/// The refusal of an abort, for [`failure_of`].
-pub fn aborted(reason: &str) -> serde_json::Value {
-    json!({ "code": failure::ABORTED, "message": reason })
 }

@@ -153,7 +153,7 @@ async fn only_the_gateway_calls_routed_methods_and_services_only_what_they_decla
 
 #[tokio::test]
 async fn services_call_only_the_internal_methods_they_declare() {
-    use api::{auth, cart, order, payment, product, shop, voucher};
+    use api::{address, auth, cart, order, payment, product, shop, voucher};
     let server = NatsServer::start().await.unwrap();
     // Each pair: a service, and another's internal method its contract does not declare
     // (what checkout alone will reserve, commit or complete, or what only others ask).
@@ -184,6 +184,8 @@ async fn services_call_only_the_internal_methods_they_declare() {
         ("order", auth::methods::GRANT_ROLE.subject),
         ("order", payment::methods::CREATE_PAYMENT_METHOD.subject),
         ("address", order::methods::CHECKOUT.subject),
+        ("cart", address::methods::GET_USER_ADDRESS.subject),
+        ("payment", address::methods::GET_USER_ADDRESS.subject),
     ];
     // One at a time: a check's watcher would see another check's probe on the same subject.
     for (service, subject) in undeclared {
