@@ -6,11 +6,13 @@
 //!
 //! There is exactly one way to the first admin, and it cannot be raced: `bootstrap-admin`
 //! runs in one transaction under an advisory lock, and does something only while no account
-//! has the admin role. It creates the account (recording `user.registered`, as a
-//! registration does), or promotes an existing one when given that account's own password:
-//! registering does not prove anyone owns an address, so an account somebody registered
-//! first under the operator's intended address must not become the admin. Every other admin
-//! is made by an admin, with GrantRole.
+//! has the admin role. It creates the account (recording `user.registered` and issuing the
+//! first email verification link, as a registration does: the account's address is verified
+//! like anyone's), or promotes an existing one when given that account's own password:
+//! registering does not prove anyone owns an address, and neither does a verified address
+//! prove its owner is the operator, so an account somebody registered first under the
+//! operator's intended address must not become the admin. Every other admin is made by an
+//! admin, with GrantRole.
 
 use std::time::Duration;
 
@@ -148,6 +150,16 @@ pub async fn bootstrap_admin(
                 return Err(BootstrapError::RegisteredMeanwhile);
             };
             store::record_registered(&mut tx, &TraceHeaders::default(), &account).await?;
+            crate::email_links::issue(
+                &mut tx,
+                &TraceHeaders::default(),
+                domain::LinkPurpose::VerifyEmail,
+                id,
+                &account.email,
+                &crate::email_links::generate(),
+                chrono::Utc::now(),
+            )
+            .await?;
             tracing::info!(user_id = %id, "first admin account created");
             Bootstrapped::Created(account)
         }

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::LazyLock;
 
-use api::auth::{LoginRequest, RegisterRequest};
+use api::auth::{LoginRequest, RegisterRequest, ResetPasswordRequest};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -330,6 +330,130 @@ pub fn parse_refresh_token(value: &str) -> Result<&str, rpc::Error> {
     Ok(value)
 }
 
+/// Email link tokens are 32 random bytes in base64url without padding.
+pub const LINK_TOKEN_CHARS: usize = 43;
+/// How long an email verification link works.
+pub const EMAIL_VERIFICATION_TTL: chrono::Duration = chrono::Duration::hours(24);
+/// How long a password reset link works.
+pub const PASSWORD_RESET_TTL: chrono::Duration = chrono::Duration::minutes(30);
+/// Verification links an account may ask for (registering counts as one) per minute...
+pub const VERIFICATION_REQUESTS_PER_MINUTE: i64 = 1;
+/// ...and per day.
+pub const VERIFICATION_REQUESTS_PER_DAY: i64 = 5;
+/// What a refused link token is told, whatever the reason (used, expired, superseded, bound
+/// to an address the account no longer has, or never issued): nothing about the account.
+pub const INVALID_LINK_TOKEN: &str = "is invalid, expired or already used; ask for a new link";
+
+/// What an email link is for. Each purpose has its own tokens: a verification token is no
+/// reset token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    /// As stored (`email_link_tokens.purpose`) and used in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::VerifyEmail => "verify_email",
+            LinkPurpose::ResetPassword => "reset_password",
+        }
+    }
+
+    /// How long a link of this purpose works.
+    pub fn ttl(self) -> chrono::Duration {
+        match self {
+            LinkPurpose::VerifyEmail => EMAIL_VERIFICATION_TTL,
+            LinkPurpose::ResetPassword => PASSWORD_RESET_TTL,
+        }
+    }
+}
+
+/// The token of an email link as presented: 43 characters of base64url. Whether it was issued
+/// is for the store to say. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkToken(String);
+
+impl LinkToken {
+    /// Checks the shape only; anything that cannot be a token gets the answer every refused
+    /// token gets.
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("is required");
+        }
+        let shaped = value.len() == LINK_TOKEN_CHARS
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !shaped {
+            return Err(INVALID_LINK_TOKEN);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// A token just drawn (see `email_links.rs`), already in its textual form.
+    pub fn from_issued(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored instead of the token: SHA-256, hex.
+    pub fn hash(&self) -> String {
+        sha256_hex(self.0.as_bytes())
+    }
+}
+
+impl fmt::Debug for LinkToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LinkToken(<redacted>)")
+    }
+}
+
+/// A reset link's token and the new password, as far as they can be checked before the
+/// token's account is known: the password is checked against that account's email once it is
+/// (see [`NewPassword::parse`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordReset {
+    pub token: LinkToken,
+    pub new_password: NewPassword,
+}
+
+impl PasswordReset {
+    pub fn parse(request: &ResetPasswordRequest) -> Result<Self, rpc::Error> {
+        let mut violations = rpc::Violations::new();
+        let token = LinkToken::parse(&request.token)
+            .map_err(|problem| violations.add("token", problem))
+            .ok();
+        let new_password = NewPassword::parse(&request.new_password, None)
+            .map_err(|problem| violations.add("new_password", problem))
+            .ok();
+        violations.into_result()?;
+        match (token, new_password) {
+            (Some(token), Some(new_password)) => Ok(Self {
+                token,
+                new_password,
+            }),
+            _ => unreachable!("a field that failed to parse was recorded as a violation"),
+        }
+    }
+}
+
+/// Parses a link token from the request field `field`.
+pub fn parse_link_token(field: &str, value: &str) -> Result<LinkToken, rpc::Error> {
+    LinkToken::parse(value).map_err(|problem| rpc::Error::invalid_field(field, problem))
+}
+
+/// Whether an account that asked for `in_last_minute` and `in_last_day` verification links
+/// (counting registration's) may have another.
+pub fn may_request_verification(in_last_minute: i64, in_last_day: i64) -> bool {
+    in_last_minute < VERIFICATION_REQUESTS_PER_MINUTE && in_last_day < VERIFICATION_REQUESTS_PER_DAY
+}
+
 /// SHA-256 of `bytes`, lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -491,6 +615,72 @@ mod tests {
         assert!(parse_refresh_token("").is_err());
         assert!(parse_refresh_token(&"x".repeat(REFRESH_TOKEN_MAX_CHARS + 1)).is_err());
         assert_eq!(parse_refresh_token(" abc ").unwrap(), "abc");
+    }
+
+    #[test]
+    fn link_tokens_are_43_base64url_characters() {
+        let good = "a".repeat(LINK_TOKEN_CHARS);
+        assert!(LinkToken::parse(&good).is_ok());
+        assert!(LinkToken::parse(&format!(" {good} ")).is_ok());
+        assert!(LinkToken::parse("abc-_DEF0123456789abcdefghijklmnopqrstuvwxy").is_ok());
+        assert_eq!(LinkToken::parse(""), Err("is required"));
+        for bad in [
+            "a".repeat(42),
+            "a".repeat(44),
+            format!("{}=", "a".repeat(42)),
+            format!("{}+", "a".repeat(42)),
+            format!("{}é", "a".repeat(41)),
+        ] {
+            assert_eq!(LinkToken::parse(&bad), Err(INVALID_LINK_TOKEN), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_link_token_never_appears_in_debug_output_and_is_stored_hashed() {
+        let token = LinkToken::parse(&"s".repeat(LINK_TOKEN_CHARS)).unwrap();
+        assert!(!format!("{token:?}").contains("sss"));
+        assert_eq!(token.hash().len(), 64);
+        assert!(!token.hash().contains("sss"));
+    }
+
+    #[test]
+    fn links_expire_after_a_day_or_half_an_hour() {
+        assert_eq!(LinkPurpose::VerifyEmail.ttl(), chrono::Duration::hours(24));
+        assert_eq!(
+            LinkPurpose::ResetPassword.ttl(),
+            chrono::Duration::minutes(30)
+        );
+        assert_ne!(
+            LinkPurpose::VerifyEmail.as_str(),
+            LinkPurpose::ResetPassword.as_str()
+        );
+    }
+
+    #[test]
+    fn a_reset_names_every_bad_field_and_uses_the_registration_rules() {
+        let error = PasswordReset::parse(&ResetPasswordRequest {
+            token: "nope".into(),
+            new_password: "password1234".into(),
+        })
+        .unwrap_err();
+        assert_eq!(fields(&error), ["token", "new_password"]);
+        let ok = PasswordReset::parse(&ResetPasswordRequest {
+            token: "t".repeat(LINK_TOKEN_CHARS),
+            new_password: "a brand new passphrase".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            ok.new_password.password().expose(),
+            "a brand new passphrase"
+        );
+    }
+
+    #[test]
+    fn verification_requests_are_one_a_minute_and_five_a_day() {
+        assert!(may_request_verification(0, 0));
+        assert!(may_request_verification(0, 4));
+        assert!(!may_request_verification(1, 1));
+        assert!(!may_request_verification(0, 5));
     }
 
     #[test]

@@ -9,6 +9,11 @@ pub const INVALID_CREDENTIALS: &str = "invalid email or password";
 pub const INVALID_REFRESH_TOKEN: &str = "the refresh token is invalid or expired; log in again";
 /// What a caller over a login limit is told: the same for every account and client.
 pub const LOGIN_LIMITED: &str = "too many login attempts; try again later";
+/// What a caller over a password reset request limit is told: the same for every address.
+pub const RESET_LIMITED: &str = "too many password reset requests; try again later";
+/// What a user who asked for verification links too often is told.
+pub const VERIFICATION_LIMITED: &str =
+    "a verification email was sent recently; check your inbox or try again later";
 
 /// Why an operation did not happen.
 ///
@@ -33,6 +38,21 @@ pub enum Error {
 
     #[error("{LOGIN_LIMITED}")]
     LoginLimited,
+
+    /// An email link's token that does not work, whatever the reason (never issued, used,
+    /// expired, superseded, or bound to an address the account no longer has).
+    #[error("token {}", crate::domain::INVALID_LINK_TOKEN)]
+    InvalidLinkToken,
+
+    /// The new password of a reset breaks the password rules.
+    #[error("new_password {0}")]
+    WeakPassword(&'static str),
+
+    #[error("{RESET_LIMITED}")]
+    ResetLimited,
+
+    #[error("{VERIFICATION_LIMITED}")]
+    VerificationLimited,
 
     /// No password hashing slot became free in time.
     #[error("the service is busy; try again in a moment")]
@@ -69,7 +89,13 @@ impl From<Error> for rpc::Error {
             Error::InvalidCredentials | Error::InvalidRefreshToken => {
                 rpc::Error::unauthenticated(message)
             }
-            Error::LoginLimited => rpc::Error::new(rpc::ErrorCode::RateLimited, message),
+            Error::LoginLimited | Error::ResetLimited | Error::VerificationLimited => {
+                rpc::Error::new(rpc::ErrorCode::RateLimited, message)
+            }
+            Error::WeakPassword(problem) => rpc::Error::invalid_field("new_password", problem),
+            Error::InvalidLinkToken => {
+                rpc::Error::invalid_field("token", crate::domain::INVALID_LINK_TOKEN)
+            }
             Error::Busy => rpc::Error::unavailable(message),
             // The cause goes to the logs through the runtime; the caller sees "internal error".
             Error::Hash(cause) => rpc::Error::internal(cause),

@@ -10,16 +10,21 @@
 //! or password" whatever failed (unknown addresses verify a dummy hash), a login over a limit
 //! (`login_limits.rs`: per client and account, per client; never per account alone, so nobody
 //! can lock an owner out) gets one message and costs no hash, every refused refresh
-//! token gets one message, and logging out with an unknown token succeeds. Passwords, tokens
-//! and hashes are never logged.
+//! token gets one message, and logging out with an unknown token succeeds. Asking for a password
+//! reset answers the same whether or not an account has the address (and does the same token
+//! work either way), and every email link token that does not work gets one message.
+//! Passwords, tokens and hashes are never logged.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use api::auth::{
-    Account, AuthService, GetAccountRequest, GetJwksRequest, GetSignedKeySetRequest,
-    GrantRoleRequest, JsonWebKeySet, LoginRequest, LogoutRequest, LogoutResponse, RefreshRequest,
-    RegisterRequest, RegisterResponse, RevokeRoleRequest, SignedKeySet, TokenPair,
+    Account, AuthService, EmailLinkResponse, GetAccountRequest, GetJwksRequest,
+    GetMyAccountRequest, GetSignedKeySetRequest, GrantRoleRequest, JsonWebKeySet, LoginRequest,
+    LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse,
+    RequestEmailVerificationRequest, RequestPasswordResetRequest, ResetPasswordRequest,
+    ResetPasswordResponse, RevokeRoleRequest, SignedKeySet, TokenPair, VerifyEmailRequest,
+    VerifyEmailResponse,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,17 +32,33 @@ use rpc::Context;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{self, Credentials, Registration, RoleChange, UserId};
+use crate::clock::Clock;
+use crate::domain::{
+    self, Credentials, Email, LinkPurpose, NewPassword, PasswordReset, Registration, RoleChange,
+    UserId,
+};
+use crate::email_links;
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::login_limits::{Decision, LoginLimits};
 use crate::passwords::PasswordHasher;
+use crate::reset_limits::ResetLimits;
 use crate::sessions::{RefreshToken, Rotation, Sessions};
 use crate::store::{self, AccountRecord};
 
 /// The answer to every registration, new address or taken.
 pub const REGISTERED_MESSAGE: &str =
     "Thanks. If this address can be registered, its account is ready: log in with it.";
+
+/// The answer to every request for a password reset link, known address or not.
+pub const RESET_REQUESTED_MESSAGE: &str = "If an account has this address, a link to reset its \
+     password is on its way; it works once, for 30 minutes.";
+/// The answer to a request for a verification link.
+pub const VERIFICATION_REQUESTED_MESSAGE: &str = "If your address is not verified yet, a link \
+     to verify it is on its way; it works once, for 24 hours.";
+/// The answer to a password reset.
+pub const PASSWORD_RESET_MESSAGE: &str =
+    "Your password was changed and every session ended: log in with the new password.";
 
 /// What access tokens say and how long they last.
 #[derive(Clone, Debug)]
@@ -56,18 +77,23 @@ pub struct AuthHandlers {
     hasher: PasswordHasher,
     keys: Arc<Keys>,
     tokens: TokenSettings,
+    reset_limits: ResetLimits,
+    clock: Clock,
     /// The service's NATS identity, which signs the key set the gateway fetches.
     key_set_signer: Option<Arc<nkeys::KeyPair>>,
 }
 
 impl AuthHandlers {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: PgPool,
         sessions: Sessions,
         login_limits: LoginLimits,
+        reset_limits: ResetLimits,
         hasher: PasswordHasher,
         keys: Arc<Keys>,
         tokens: TokenSettings,
+        clock: Clock,
     ) -> Self {
         Self {
             pool,
@@ -76,6 +102,8 @@ impl AuthHandlers {
             hasher,
             keys,
             tokens,
+            reset_limits,
+            clock,
             key_set_signer: None,
         }
     }
@@ -125,6 +153,17 @@ impl AuthHandlers {
         {
             Some(account) => {
                 store::record_registered(&mut tx, ctx.trace(), &account).await?;
+                // The first verification link goes out with the registration.
+                email_links::issue(
+                    &mut tx,
+                    ctx.trace(),
+                    LinkPurpose::VerifyEmail,
+                    id,
+                    &account.email,
+                    &email_links::generate(),
+                    self.clock.now(),
+                )
+                .await?;
                 tx.commit().await?;
                 tracing::info!(user_id = %id, "account registered");
             }
@@ -224,6 +263,146 @@ impl AuthHandlers {
     }
 }
 
+impl AuthHandlers {
+    /// A new verification link for the signed-in account, unless its email is verified
+    /// already; limited per account, counting the links issued in the database (under the
+    /// account's row lock, so concurrent requests cannot slip past the limit together).
+    async fn send_verification_link(&self, ctx: &Context, id: UserId) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let account = store::get_account_for_update(&mut tx, id)
+            .await?
+            .ok_or(Error::AccountNotFound(id))?;
+        if account.email_verified_at.is_some() {
+            tracing::info!(user_id = %id, "verification asked for an address verified already");
+            return Ok(());
+        }
+        let (in_last_minute, in_last_day) = store::links_issued_since(
+            &mut tx,
+            id,
+            LinkPurpose::VerifyEmail,
+            now - chrono::Duration::minutes(1),
+            now - chrono::Duration::days(1),
+        )
+        .await?;
+        if !domain::may_request_verification(in_last_minute, in_last_day) {
+            return Err(Error::VerificationLimited);
+        }
+        email_links::issue(
+            &mut tx,
+            ctx.trace(),
+            LinkPurpose::VerifyEmail,
+            id,
+            &account.email,
+            &email_links::generate(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %id, "verification link issued");
+        Ok(())
+    }
+
+    async fn verify(&self, token: &domain::LinkToken) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let Some(link) =
+            store::consume_link_token(&mut tx, &token.hash(), LinkPurpose::VerifyEmail, now)
+                .await?
+        else {
+            return Err(Error::InvalidLinkToken);
+        };
+        let id = UserId::from_uuid(link.account_id);
+        if !store::mark_email_verified(&mut tx, id, &link.email, now).await? {
+            tracing::info!(user_id = %id, "verification link for an address the account no longer has");
+            return Err(Error::InvalidLinkToken);
+        }
+        // The account's other verification links have nothing left to do.
+        store::revoke_link_tokens(&mut tx, id, LinkPurpose::VerifyEmail, now).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %id, "email verified");
+        Ok(())
+    }
+
+    /// Issues a reset link when an account has `email`. Whether or not one does, the request
+    /// is counted against the address and the client, and a token is drawn and hashed.
+    async fn send_reset_link(&self, ctx: &Context, email: &Email) -> Result<(), Error> {
+        if !self.reset_limits.request(email, ctx.client_ip()).await? {
+            tracing::info!(email = ?email, "password reset request over the limit");
+            return Err(Error::ResetLimited);
+        }
+        let token = email_links::generate();
+        let Some(account) = store::find_account_by_email(&self.pool, email).await? else {
+            // The token work a known address costs: drawn above, hashed here.
+            std::hint::black_box(token.hash());
+            tracing::info!(email = ?email, "password reset asked for an address without an account");
+            return Ok(());
+        };
+        let id = UserId::from_uuid(account.id);
+        let mut tx = self.pool.begin().await?;
+        email_links::issue(
+            &mut tx,
+            ctx.trace(),
+            LinkPurpose::ResetPassword,
+            id,
+            &account.email,
+            &token,
+            self.clock.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %id, "password reset link issued");
+        Ok(())
+    }
+
+    /// Sets the new password of the reset link's account, uses the link up, ends every
+    /// session of the account and forgets its failed logins. Sessions and limits are cleared
+    /// before the password commits: should Redis fail, nothing changed and the link still
+    /// works.
+    async fn reset(&self, ctx: &Context, reset: PasswordReset) -> Result<(), Error> {
+        let token_hash = reset.token.hash();
+        let Some(link) = store::find_link_token(
+            &self.pool,
+            &token_hash,
+            LinkPurpose::ResetPassword,
+            self.clock.now(),
+        )
+        .await?
+        else {
+            return Err(Error::InvalidLinkToken);
+        };
+        // Stored addresses are normalised, so this parses; the rule that the password must not
+        // contain the address needs it.
+        let email = Email::parse(&link.email).map_err(|_| Error::InvalidLinkToken)?;
+        let new_password = NewPassword::parse(reset.new_password.password().expose(), Some(&email))
+            .map_err(Error::WeakPassword)?;
+        let password_hash = self
+            .hasher
+            .hash(new_password.password(), ctx.remaining())
+            .await?;
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let Some(link) =
+            store::consume_link_token(&mut tx, &token_hash, LinkPurpose::ResetPassword, now)
+                .await?
+        else {
+            // Used by a concurrent reset meanwhile, or it just expired.
+            return Err(Error::InvalidLinkToken);
+        };
+        let id = UserId::from_uuid(link.account_id);
+        if !store::set_password_hash(&mut tx, id, &link.email, &password_hash).await? {
+            tracing::info!(user_id = %id, "reset link for an address the account no longer has");
+            return Err(Error::InvalidLinkToken);
+        }
+        store::revoke_link_tokens(&mut tx, id, LinkPurpose::ResetPassword, now).await?;
+        self.sessions.revoke_all(id).await?;
+        self.login_limits.forget_account(&email).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %id, "password reset: every session ended");
+        Ok(())
+    }
+}
+
 impl AuthService for AuthHandlers {
     async fn register(
         &self,
@@ -302,6 +481,88 @@ impl AuthService for AuthHandlers {
         })
     }
 
+    async fn get_my_account(
+        &self,
+        ctx: Context,
+        _request: GetMyAccountRequest,
+    ) -> Result<Account, rpc::Error> {
+        let id = UserId::parse("user_id", &ctx.require_principal()?.user_id)?;
+        let account = store::get_account(&self.pool, id)
+            .await?
+            .ok_or(Error::AccountNotFound(id))?;
+        Ok(message(account))
+    }
+
+    async fn request_email_verification(
+        &self,
+        ctx: Context,
+        _request: RequestEmailVerificationRequest,
+    ) -> Result<EmailLinkResponse, rpc::Error> {
+        let id = UserId::parse("user_id", &ctx.require_principal()?.user_id)?;
+        let outcome = self.send_verification_link(&ctx, id).await;
+        count_link(
+            "auth_email_link_requests_total",
+            LinkPurpose::VerifyEmail,
+            &outcome,
+        );
+        outcome?;
+        Ok(accepted(VERIFICATION_REQUESTED_MESSAGE))
+    }
+
+    async fn verify_email(
+        &self,
+        _ctx: Context,
+        request: VerifyEmailRequest,
+    ) -> Result<VerifyEmailResponse, rpc::Error> {
+        let token = domain::parse_link_token("token", &request.token)?;
+        let outcome = self.verify(&token).await;
+        count_link(
+            "auth_email_links_consumed_total",
+            LinkPurpose::VerifyEmail,
+            &outcome,
+        );
+        outcome?;
+        Ok(VerifyEmailResponse {
+            email_verified: true,
+        })
+    }
+
+    async fn request_password_reset(
+        &self,
+        ctx: Context,
+        request: RequestPasswordResetRequest,
+    ) -> Result<EmailLinkResponse, rpc::Error> {
+        let email = Email::parse(&request.email)
+            .map_err(|problem| rpc::Error::invalid_field("email", problem))?;
+        let outcome = self.send_reset_link(&ctx, &email).await;
+        // Known and unknown addresses are one outcome here: the metric is no oracle either.
+        count_link(
+            "auth_email_link_requests_total",
+            LinkPurpose::ResetPassword,
+            &outcome,
+        );
+        outcome?;
+        Ok(accepted(RESET_REQUESTED_MESSAGE))
+    }
+
+    async fn reset_password(
+        &self,
+        ctx: Context,
+        request: ResetPasswordRequest,
+    ) -> Result<ResetPasswordResponse, rpc::Error> {
+        let reset = PasswordReset::parse(&request)?;
+        let outcome = self.reset(&ctx, reset).await;
+        count_link(
+            "auth_email_links_consumed_total",
+            LinkPurpose::ResetPassword,
+            &outcome,
+        );
+        outcome?;
+        Ok(ResetPasswordResponse {
+            message: PASSWORD_RESET_MESSAGE.to_owned(),
+        })
+    }
+
     async fn get_account(
         &self,
         _ctx: Context,
@@ -354,7 +615,30 @@ fn message(account: AccountRecord) -> Account {
         roles: account.roles,
         created_at: api::timestamp(account.created_at),
         updated_at: api::timestamp(account.updated_at),
+        email_verified: account.email_verified_at.is_some(),
+        email_verified_at: account.email_verified_at.and_then(api::timestamp),
     }
+}
+
+/// The 202 of a request for an email link.
+fn accepted(message: &str) -> EmailLinkResponse {
+    EmailLinkResponse {
+        http_status: 202,
+        message: message.to_owned(),
+    }
+}
+
+/// Counts an email link flow's outcome by purpose (never by account).
+fn count_link<T>(metric: &'static str, purpose: LinkPurpose, outcome: &Result<T, Error>) {
+    let label = match outcome {
+        Ok(_) => "ok",
+        Err(Error::InvalidLinkToken) => "refused",
+        Err(Error::WeakPassword(_)) => "weak_password",
+        Err(Error::ResetLimited | Error::VerificationLimited) => "limited",
+        Err(Error::Busy) => "busy",
+        Err(_) => "error",
+    };
+    metrics::counter!(metric, "purpose" => purpose.as_str(), "outcome" => label).increment(1);
 }
 
 /// Counts an outcome of a credential flow by kind (never by account): the numbers an operator

@@ -7,7 +7,11 @@
 //! `user.registered` event in one transaction (the outbox in `pkg/events`), which the relay
 //! publishes to EVENTS_USER. A request flows handler (`handlers.rs`) -> domain (`domain.rs`,
 //! pure rules) -> store (`store.rs`, SQL), `sessions.rs` (Redis), `login_limits.rs` (Redis),
-//! `passwords.rs` (argon2id, bounded) and `keys.rs` (signing, key rotation). The binary's
+//! `passwords.rs` (argon2id, bounded) and `keys.rs` (signing, key rotation). Email
+//! verification and password reset links (`email_links.rs`) are random tokens stored hashed,
+//! issued with their events (`user.email_verification_requested`,
+//! `user.password_reset_requested`) through the same outbox, for the notification service to
+//! email; `reset_limits.rs` (Redis) limits reset requests. The binary's
 //! one-off commands, making the first admin and rotating a database key, are in
 //! `commands.rs`; registering never makes an admin.
 //!
@@ -15,13 +19,16 @@
 //! this service publishes. It must never log a password, a token or a hash, speak HTTP, read
 //! another service's data, or write a NATS subject by hand.
 
+pub mod clock;
 pub mod commands;
 pub mod domain;
+pub mod email_links;
 mod error;
 mod handlers;
 pub mod keys;
 pub mod login_limits;
 pub mod passwords;
+pub mod reset_limits;
 pub mod sessions;
 pub mod store;
 
@@ -32,7 +39,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 pub use error::Error;
-pub use handlers::{AuthHandlers, REGISTERED_MESSAGE, TokenSettings};
+pub use handlers::{
+    AuthHandlers, PASSWORD_RESET_MESSAGE, REGISTERED_MESSAGE, RESET_REQUESTED_MESSAGE,
+    TokenSettings, VERIFICATION_REQUESTED_MESSAGE,
+};
 
 /// Everything the service reads at start-up, from flags or environment variables.
 #[derive(clap::Parser, Clone, Debug)]
@@ -128,6 +138,27 @@ pub struct Config {
     /// The window of the attempts counted per client, in seconds.
     #[arg(long, env = "AUTH_LOGIN_CLIENT_WINDOW_SECS", default_value_t = 300)]
     pub login_client_window_secs: u64,
+    /// Password reset links that may be asked for one address (whether or not an account has
+    /// it) within `--password-reset-window-secs`; past it requests are refused
+    /// (rate_limited), the same for every address.
+    #[arg(
+        long,
+        env = "AUTH_PASSWORD_RESET_REQUESTS_PER_EMAIL",
+        default_value_t = 3
+    )]
+    pub password_reset_requests_per_email: u32,
+    /// Password reset links one client (an IPv4 address, or an IPv6 /64) may ask for, for any
+    /// addresses, within `--password-reset-window-secs`. Requests that did not come through
+    /// the gateway have no client and are counted per address only.
+    #[arg(
+        long,
+        env = "AUTH_PASSWORD_RESET_REQUESTS_PER_CLIENT",
+        default_value_t = 10
+    )]
+    pub password_reset_requests_per_client: u32,
+    /// The window of the password reset request limits, in seconds.
+    #[arg(long, env = "AUTH_PASSWORD_RESET_WINDOW_SECS", default_value_t = 3_600)]
+    pub password_reset_window_secs: u64,
     #[command(flatten)]
     pub outbox: config::OutboxArgs,
     /// Development only: at start-up, make the demo seller's account (the owner of the demo
@@ -157,6 +188,14 @@ impl Config {
         }
     }
 
+    fn reset_limit_settings(&self) -> reset_limits::ResetLimitSettings {
+        reset_limits::ResetLimitSettings {
+            requests_per_email: self.password_reset_requests_per_email,
+            requests_per_client: self.password_reset_requests_per_client,
+            window: Duration::from_secs(self.password_reset_window_secs),
+        }
+    }
+
     fn max_concurrent_hashes(&self) -> usize {
         self.max_concurrent_hashes.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -168,6 +207,15 @@ impl Config {
 /// migrated) with the outbox relay, Redis for sessions and login limits, and the signing key
 /// (the key file, or the one kept in the database). Requests are served once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
+    start_with_clock(config, clock::Clock::system()).await
+}
+
+/// [`start`] with the clock email links expire and sessions are dated by: tests pass one they
+/// move forward instead of waiting.
+pub async fn start_with_clock(
+    config: Config,
+    clock: clock::Clock,
+) -> anyhow::Result<host::Serving> {
     if !config.removed_admin_emails.is_empty() {
         tracing::warn!(
             "--admin-emails (AUTH_ADMIN_EMAILS) was removed and is ignored: registering never \
@@ -208,17 +256,28 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let sessions = sessions::Sessions::new(
         redis.clone(),
         Duration::from_secs(config.refresh_token_ttl_secs.max(1)),
+    )
+    .with_clock(clock.clone());
+    let login_limits = login_limits::LoginLimits::new(redis.clone(), config.login_limit_settings());
+    let reset_limits = reset_limits::ResetLimits::new(redis, config.reset_limit_settings());
+    let handlers = AuthHandlers::new(
+        pool,
+        sessions,
+        login_limits,
+        reset_limits,
+        hasher,
+        keys,
+        token_settings,
+        clock,
+    )
+    .with_key_set_signer(
+        config
+            .service
+            .nats
+            .nkey_seed()?
+            .map(|seed| nkeys::KeyPair::from_seed(&seed))
+            .transpose()
+            .context("reading the NATS NKEY seed")?,
     );
-    let login_limits = login_limits::LoginLimits::new(redis, config.login_limit_settings());
-    let handlers = AuthHandlers::new(pool, sessions, login_limits, hasher, keys, token_settings)
-        .with_key_set_signer(
-            config
-                .service
-                .nats
-                .nkey_seed()?
-                .map(|seed| nkeys::KeyPair::from_seed(&seed))
-                .transpose()
-                .context("reading the NATS NKEY seed")?,
-        );
     host.serve(api::auth::endpoints(Arc::new(handlers))).await
 }

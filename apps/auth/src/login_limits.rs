@@ -191,6 +191,39 @@ impl LoginLimits {
         self.settle(email, client_ip, "abandoned").await
     }
 
+    /// Forgets the failures counted against the account `email` names, from every client,
+    /// and its slowdown: after its password was reset, whoever was refused on it may log in
+    /// again. The attempts counted per client (on any account) stay.
+    #[tracing::instrument(skip_all)]
+    pub async fn forget_account(&self, email: &Email) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.clone();
+        // The pair keys of one account share a prefix; a password reset is rare and
+        // limited, so a SCAN for them is affordable.
+        let pattern = format!("{PAIR_PREFIX}{}:*", email.fingerprint());
+        let mut keys = vec![account_key(email)];
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1_000)
+                .query_async(&mut redis)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        redis::cmd("DEL")
+            .arg(&keys)
+            .query_async::<i64>(&mut redis)
+            .await
+            .map(drop)
+    }
+
     async fn settle(
         &self,
         email: &Email,

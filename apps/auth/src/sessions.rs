@@ -6,9 +6,15 @@
 //! - `auth:refresh:<sha256 hex>`: hash `{family, user_id, used}`, expiring after the refresh
 //!   token lifetime. A used token keeps its record (with `used = 1`) until it expires, so that
 //!   presenting it again is recognised as reuse.
-//! - `auth:session:<family>`: hash `{state, user_id}`, `state` `active` or `revoked`. Its
-//!   lifetime is pushed forward to the newest token's at every rotation, so no token of a
-//!   family outlives its session key: a missing session means an expired one.
+//! - `auth:session:<family>`: hash `{state, user_id, started_at}`, `state` `active` or
+//!   `revoked`, `started_at` in milliseconds since the epoch. Its lifetime is pushed forward
+//!   to the newest token's at every rotation, so no token of a family outlives its session
+//!   key: a missing session means an expired one.
+//! - `auth:sessions_revoked_before:<user id>`: milliseconds since the epoch; every session of
+//!   the account started at or before it is revoked (a password reset ends them all at once,
+//!   without a list of the account's sessions). It lives as long as a refresh token, after
+//!   which no session it revokes can still exist. A session without `started_at` (started
+//!   before the field existed) counts as started at 0.
 //!
 //! Rotation is one Lua script, atomic in Redis: of concurrent refreshes with one token exactly
 //! one rotates it; the others see it used. Presenting a used token revokes the whole family
@@ -30,15 +36,17 @@ use rand::RngCore as _;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::domain::{UserId, sha256_hex};
 
 const REFRESH_PREFIX: &str = "auth:refresh:";
 const SESSION_PREFIX: &str = "auth:session:";
+const REVOKED_BEFORE_PREFIX: &str = "auth:sessions_revoked_before:";
 
 /// Starts a session with its first token.
-/// KEYS: token, session. ARGV: family, user id, ttl seconds.
+/// KEYS: token, session. ARGV: family, user id, ttl seconds, started at (ms).
 const START: &str = r"
-redis.call('HSET', KEYS[2], 'state', 'active', 'user_id', ARGV[2])
+redis.call('HSET', KEYS[2], 'state', 'active', 'user_id', ARGV[2], 'started_at', ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('HSET', KEYS[1], 'family', ARGV[1], 'user_id', ARGV[2], 'used', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -46,8 +54,8 @@ return 1
 ";
 
 /// Exchanges a token for a new one of the same family.
-/// KEYS: old token, new token. ARGV: session key prefix, ttl seconds.
-/// Answers {outcome, user id, family}; outcome is rotated, unknown, reused or revoked.
+/// KEYS: old token, new token. ARGV: session key prefix, ttl seconds, revoked-before key
+/// prefix. Answers {outcome, user id, family}; outcome is rotated, unknown, reused or revoked.
 const ROTATE: &str = r"
 local token = redis.call('HMGET', KEYS[1], 'family', 'user_id', 'used')
 local family, user_id, used = token[1], token[2], token[3]
@@ -62,6 +70,11 @@ if used == '1' then
   return {'reused', user_id, family}
 end
 if redis.call('HGET', session, 'state') ~= 'active' then
+  return {'revoked', user_id, family}
+end
+local cutoff = redis.call('GET', ARGV[3] .. user_id)
+if cutoff and tonumber(redis.call('HGET', session, 'started_at') or '0') <= tonumber(cutoff) then
+  redis.call('HSET', session, 'state', 'revoked')
   return {'revoked', user_id, family}
 end
 redis.call('HSET', KEYS[1], 'used', '1')
@@ -82,6 +95,18 @@ local session = ARGV[1] .. family
 if redis.call('EXISTS', session) == 1 then
   redis.call('HSET', session, 'state', 'revoked')
 end
+return 1
+";
+
+/// Revokes every session of an account started at or before a time.
+/// KEYS: the account's revoked-before key. ARGV: the time (ms), ttl seconds. Never moves the
+/// time back.
+const REVOKE_ALL: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
@@ -130,6 +155,8 @@ pub struct Sessions {
     start: redis::Script,
     rotate: redis::Script,
     revoke: redis::Script,
+    revoke_all: redis::Script,
+    clock: Clock,
 }
 
 impl Sessions {
@@ -140,7 +167,15 @@ impl Sessions {
             start: redis::Script::new(START),
             rotate: redis::Script::new(ROTATE),
             revoke: redis::Script::new(REVOKE),
+            revoke_all: redis::Script::new(REVOKE_ALL),
+            clock: Clock::system(),
         }
+    }
+
+    /// Sessions dated by `clock` (the service's, which tests move).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// How long a refresh token lives unless it is used.
@@ -164,6 +199,7 @@ impl Sessions {
             .arg(&family)
             .arg(user_id.to_string())
             .arg(self.ttl_seconds())
+            .arg(self.clock.now_ms())
             .invoke_async::<i64>(&mut redis)
             .await?;
         Ok(token)
@@ -191,6 +227,7 @@ impl Sessions {
             .key(token_key(&next.0))
             .arg(SESSION_PREFIX)
             .arg(self.ttl_seconds())
+            .arg(REVOKED_BEFORE_PREFIX)
             .invoke_async(&mut redis)
             .await?;
         Ok(match outcome.as_str() {
@@ -215,6 +252,23 @@ impl Sessions {
             .invoke_async(&mut redis)
             .await?;
         Ok(revoked == 1)
+    }
+}
+
+impl Sessions {
+    /// Ends every session of `user_id` started until now: none of their refresh tokens is
+    /// exchanged again. Access tokens already issued are not affected (they expire on their
+    /// own).
+    #[tracing::instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn revoke_all(&self, user_id: UserId) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.clone();
+        self.revoke_all
+            .key(format!("{REVOKED_BEFORE_PREFIX}{user_id}"))
+            .arg(self.clock.now_ms())
+            .arg(self.ttl_seconds())
+            .invoke_async::<i64>(&mut redis)
+            .await
+            .map(drop)
     }
 }
 

@@ -12,7 +12,7 @@ use events::TraceHeaders;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{Email, Role, UserId};
+use crate::domain::{Email, LinkPurpose, Role, UserId};
 use crate::error::Error;
 
 /// The schema, embedded from `migrations/` and applied at start-up.
@@ -23,7 +23,7 @@ const EMAIL_TAKEN: &str = "accounts_email_key";
 /// The check that an account keeps at least one role.
 const ROLES_NOT_EMPTY: &str = "accounts_roles_not_empty";
 
-const ACCOUNT_COLUMNS: &str = "id, email, roles, created_at, updated_at";
+const ACCOUNT_COLUMNS: &str = "id, email, roles, created_at, updated_at, email_verified_at";
 
 /// A stored account, without its password hash.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -33,6 +33,8 @@ pub struct AccountRecord {
     pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the owner followed a verification link sent to `email`; `None` until then.
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// What a login needs of an account. `Debug` leaves the hash out.
@@ -226,6 +228,203 @@ async fn unchanged_or(
             .await?
             .ok_or(Error::AccountNotFound(id)),
     }
+}
+
+/// Like [`get_account`], locking the account's row until the transaction ends.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn get_account_for_update(
+    conn: &mut PgConnection,
+    id: UserId,
+) -> Result<Option<AccountRecord>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn find_account_by_email(
+    pool: &PgPool,
+    email: &Email,
+) -> Result<Option<AccountRecord>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
+    ))
+    .bind(email.as_str())
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// A link token that works: issued for its purpose, neither used nor superseded, not expired.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct LinkRecord {
+    pub account_id: Uuid,
+    /// The address the link was sent to.
+    pub email: String,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %account, purpose = purpose.as_str()))]
+pub async fn insert_link_token(
+    conn: &mut PgConnection,
+    token_hash: &str,
+    purpose: LinkPurpose,
+    account: UserId,
+    email: &str,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO email_link_tokens \
+         (token_hash, purpose, account_id, email, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(token_hash)
+    .bind(purpose.as_str())
+    .bind(account.as_uuid())
+    .bind(email)
+    .bind(created_at)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The links of `purpose` the account was issued after `since_minute` and after `since_day`.
+pub async fn links_issued_since(
+    conn: &mut PgConnection,
+    account: UserId,
+    purpose: LinkPurpose,
+    since_minute: DateTime<Utc>,
+    since_day: DateTime<Utc>,
+) -> Result<(i64, i64), Error> {
+    Ok(sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE created_at > $3), count(*) FILTER (WHERE created_at > $4) \
+         FROM email_link_tokens WHERE account_id = $1 AND purpose = $2",
+    )
+    .bind(account.as_uuid())
+    .bind(purpose.as_str())
+    .bind(since_minute)
+    .bind(since_day)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Stops every unused link of `purpose` of the account from working.
+pub async fn revoke_link_tokens(
+    conn: &mut PgConnection,
+    account: UserId,
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE email_link_tokens SET revoked_at = $3 \
+         WHERE account_id = $1 AND purpose = $2 AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(account.as_uuid())
+    .bind(purpose.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the account's link records that expired before `before`.
+pub async fn delete_stale_link_tokens(
+    conn: &mut PgConnection,
+    account: UserId,
+    before: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query("DELETE FROM email_link_tokens WHERE account_id = $1 AND expires_at < $2")
+        .bind(account.as_uuid())
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The link whose token hashes to `token_hash`, if it works at `now` for `purpose`; reads
+/// without using it up.
+#[tracing::instrument(skip_all, fields(purpose = purpose.as_str()))]
+pub async fn find_link_token(
+    pool: &PgPool,
+    token_hash: &str,
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+) -> Result<Option<LinkRecord>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT account_id, email FROM email_link_tokens \
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND revoked_at IS NULL \
+           AND expires_at > $3",
+    )
+    .bind(token_hash)
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Uses up the link whose token hashes to `token_hash`, if it works at `now` for `purpose`:
+/// of concurrent uses exactly one gets the record.
+#[tracing::instrument(skip_all, fields(purpose = purpose.as_str()))]
+pub async fn consume_link_token(
+    conn: &mut PgConnection,
+    token_hash: &str,
+    purpose: LinkPurpose,
+    now: DateTime<Utc>,
+) -> Result<Option<LinkRecord>, Error> {
+    Ok(sqlx::query_as(
+        "UPDATE email_link_tokens SET used_at = $3 \
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND revoked_at IS NULL \
+           AND expires_at > $3 \
+         RETURNING account_id, email",
+    )
+    .bind(token_hash)
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Marks the account's email verified, if it is still `email`; whether it is. An address
+/// verified before keeps its first verification time.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn mark_email_verified(
+    conn: &mut PgConnection,
+    id: UserId,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let updated = sqlx::query(
+        "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $3), \
+         updated_at = now() WHERE id = $1 AND email = $2",
+    )
+    .bind(id.as_uuid())
+    .bind(email)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Replaces the account's password hash, if its email is still `email`; whether it is.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn set_password_hash(
+    conn: &mut PgConnection,
+    id: UserId,
+    email: &str,
+    password_hash: &str,
+) -> Result<bool, Error> {
+    let updated = sqlx::query(
+        "UPDATE accounts SET password_hash = $3, updated_at = now() WHERE id = $1 AND email = $2",
+    )
+    .bind(id.as_uuid())
+    .bind(email)
+    .bind(password_hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 fn constraint(error: &sqlx::Error) -> Option<&str> {

@@ -85,7 +85,16 @@ async fn the_bootstrap_command_makes_the_first_admin_once() {
         );
     }
     assert_eq!(app.count("SELECT count(*) FROM accounts").await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM events_outbox").await, 1);
+    // user.registered and, as for any new account, the first verification link.
+    assert_eq!(app.count("SELECT count(*) FROM events_outbox").await, 2);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM events_outbox \
+             WHERE event_name = 'user.email_verification_requested'"
+        )
+        .await,
+        1
+    );
     crate::helpers::expect_error(
         app.login("second@example.com", "another good passphrase")
             .await,
@@ -122,8 +131,9 @@ async fn an_existing_account_becomes_the_first_admin_only_with_its_own_password(
         app.login("ops@example.com", PASSWORD).await.unwrap().roles,
         ["admin", "customer"]
     );
-    // Promoting registers nobody.
-    assert_eq!(app.count("SELECT count(*) FROM events_outbox").await, 1);
+    // Promoting registers nobody: the events are the registration's (the account and its
+    // verification link).
+    assert_eq!(app.count("SELECT count(*) FROM events_outbox").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

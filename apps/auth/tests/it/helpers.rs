@@ -5,6 +5,7 @@ use api::auth::{
     TokenPair,
 };
 use auth_service::Config;
+use auth_service::clock::Clock;
 use rpc::Context;
 use testkit::Harness;
 
@@ -34,7 +35,13 @@ impl TestApp {
 
     /// Starts the service with its config adjusted by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
-        let harness = Harness::start(auth_service::start, |config: &mut Config| {
+        Self::spawn_with_clock(Clock::system(), configure).await
+    }
+
+    /// Starts the service on `clock`, which the test moves forward instead of waiting.
+    pub async fn spawn_with_clock(clock: Clock, configure: impl FnOnce(&mut Config)) -> Self {
+        let start = move |config| auth_service::start_with_clock(config, clock.clone());
+        let harness = Harness::start(start, |config: &mut Config| {
             config.outbox.outbox_poll_interval_ms = 100;
             // Tests that are not about limits must not trip them.
             config.login_failures_per_client_and_account = 1_000;

@@ -5,6 +5,7 @@
 mod accounts;
 mod admins;
 mod degraded;
+mod email_flows;
 mod events;
 mod helpers;
 mod keys;
