@@ -34,6 +34,7 @@ mod postgres;
 mod process;
 mod redis;
 mod rpc_errors;
+mod smtp;
 mod tls;
 
 pub use app_task::{AppTask, STOP_TIMEOUT, StopSignal};
@@ -42,4 +43,5 @@ pub use nats::NatsServer;
 pub use postgres::{TestDatabase, fresh_database, fresh_tls_database};
 pub use redis::RedisServer;
 pub use rpc_errors::{bad_fields, expect_error};
+pub use smtp::{ReceivedMail, SmtpServer};
 pub use tls::TestCertificates;
