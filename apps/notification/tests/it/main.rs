@@ -1,166 +1,13 @@
-//! Integration tests of the notification service: each test starts its own nats-server and
-//! PostgreSQL database, runs the real service on them and calls it over NATS
-//! the way the gateway and other services do.
-//!
-//! Written once by `cargo xtask new-service notification`; from now on it belongs to the service.
+//! Integration tests of the notification service: each test starts its own nats-server,
+//! PostgreSQL database and SMTP server (aiosmtpd, keeping every message it receives), runs the
+//! real service on them, publishes events into JetStream the way the producers' outbox relays
+//! do, reads the emails back from the SMTP server and calls the service over NATS the way the
+//! gateway does.
 
-use api::notification::{
-    CreateNotificationRequest, DeleteNotificationRequest, GetNotificationRequest,
-    ListNotificationsRequest, Notification, NotificationClient, UpdateNotificationRequest,
-};
-use notification_service::Config;
-use rpc::{Context, ErrorCode};
-use testkit::callers::{self, admin};
-use testkit::{Harness, bad_fields, expect_error};
-
-fn customer() -> Context {
-    callers::customer("customer-1")
-}
-
-testkit::test_app!(TestApp, Config, NotificationClient);
-
-impl TestApp {
-    async fn spawn() -> Self {
-        let harness = Harness::start(notification_service::start, |_: &mut Config| {}).await;
-        Self::new(harness)
-    }
-
-    /// Stops the service the way SIGTERM does and checks that it shut down cleanly.
-    async fn stop(self) {
-        self.harness.stop().await;
-    }
-
-    async fn create(&self, name: &str) -> Notification {
-        self.client
-            .create_notification(
-                &admin(),
-                &CreateNotificationRequest {
-                    name: name.into(),
-                    description: format!("The {name}."),
-                },
-            )
-            .await
-            .expect("creating a notification")
-    }
-
-    async fn get(&self, id: &str) -> Result<Notification, rpc::Error> {
-        self.client
-            .get_notification(
-                &Context::background(),
-                &GetNotificationRequest { id: id.into() },
-            )
-            .await
-    }
-
-    async fn list(&self, page_size: i32, cursor: &str) -> (Vec<String>, String) {
-        let page = self
-            .client
-            .list_notifications(
-                &Context::background(),
-                &ListNotificationsRequest {
-                    page_size,
-                    cursor: cursor.into(),
-                },
-            )
-            .await
-            .expect("listing notifications");
-        let names = page
-            .notifications
-            .into_iter()
-            .map(|item| item.name)
-            .collect();
-        (names, page.next_cursor)
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_notification_can_be_created_read_updated_and_deleted() {
-    let app = TestApp::spawn().await;
-    let created = app.create("First").await;
-    assert_eq!(created.name, "First");
-    assert_eq!(created.description, "The First.");
-    assert!(created.created_at.is_some());
-    assert_eq!(app.get(&created.id).await.unwrap(), created);
-
-    let updated = app
-        .client
-        .update_notification(
-            &admin(),
-            &UpdateNotificationRequest {
-                id: created.id.clone(),
-                name: Some("Renamed".into()),
-                description: None,
-            },
-        )
-        .await
-        .expect("updating");
-    assert_eq!(updated.name, "Renamed");
-    assert_eq!(
-        updated.description, "The First.",
-        "absent fields stay as they were"
-    );
-    assert_eq!(app.get(&created.id).await.unwrap().name, "Renamed");
-
-    let delete = DeleteNotificationRequest {
-        id: created.id.clone(),
-    };
-    app.client
-        .delete_notification(&admin(), &delete)
-        .await
-        .expect("deleting");
-    expect_error(app.get(&created.id).await, ErrorCode::NotFound);
-    expect_error(
-        app.client.delete_notification(&admin(), &delete).await,
-        ErrorCode::NotFound,
-    );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listing_pages_through_notifications_in_creation_order() {
-    let app = TestApp::spawn().await;
-    for name in ["One", "Two", "Three"] {
-        app.create(name).await;
-    }
-    let (first, cursor) = app.list(2, "").await;
-    assert_eq!(first, ["One", "Two"]);
-    assert!(!cursor.is_empty());
-    let (rest, cursor) = app.list(2, &cursor).await;
-    assert_eq!(rest, ["Three"]);
-    assert!(cursor.is_empty(), "the last page has no next cursor");
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_requests_name_their_fields_and_change_nothing() {
-    let app = TestApp::spawn().await;
-    let error = expect_error(
-        app.client
-            .create_notification(&admin(), &CreateNotificationRequest::default())
-            .await,
-        ErrorCode::InvalidArgument,
-    );
-    assert_eq!(bad_fields(&error), ["name"]);
-    expect_error(app.get("not-a-uuid").await, ErrorCode::InvalidArgument);
-    assert_eq!(app.list(0, "").await.0, Vec::<String>::new());
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_admins_write_and_anyone_reads() {
-    let app = TestApp::spawn().await;
-    let request = CreateNotificationRequest {
-        name: "Mine".into(),
-        ..Default::default()
-    };
-    expect_error(
-        app.client.create_notification(&customer(), &request).await,
-        ErrorCode::PermissionDenied,
-    );
-    let created = app.create("Public").await;
-    assert_eq!(app.get(&created.id).await.unwrap().name, "Public");
-    app.stop().await;
-}
+mod emails;
+mod helpers;
+mod in_app;
+mod preferences;
 
 #[test]
 fn the_gateway_routes_every_method_of_the_contract() {
@@ -173,11 +20,11 @@ fn the_gateway_routes_every_method_of_the_contract() {
     assert_eq!(
         routes,
         [
-            ("DELETE", "/api/v1/notifications/{id}"),
-            ("GET", "/api/v1/notifications"),
-            ("GET", "/api/v1/notifications/{id}"),
-            ("PATCH", "/api/v1/notifications/{id}"),
-            ("POST", "/api/v1/notifications"),
+            ("GET", "/api/v1/me/notification-preferences"),
+            ("GET", "/api/v1/me/notifications"),
+            ("POST", "/api/v1/me/notifications/read-all"),
+            ("POST", "/api/v1/me/notifications/{id}/read"),
+            ("PUT", "/api/v1/me/notification-preferences"),
         ]
     );
 }
