@@ -1,112 +1,66 @@
-//! The RPC handlers of the comment contract: parse the request into domain types (which
-//! names every bad field), run the store, turn records into contract messages. Access levels
-//! were already enforced by the runtime from the contract.
-//!
-//! Written once by `cargo xtask new-service comment`; from now on it belongs to the service.
+//! The RPC handlers of the comment contract: who may do what (from the principal, never from
+//! the request), parse the request into domain types (which names every bad field), run the
+//! store, and cut the records to what the caller may see. Access levels were already
+//! enforced by the runtime from the contract.
+
+use std::sync::Arc;
 
 use api::comment::{
-    Comment, CommentService, CreateCommentRequest, DeleteCommentRequest, DeleteCommentResponse,
-    GetCommentRequest, ListCommentsRequest, ListCommentsResponse, UpdateCommentRequest,
+    CommentService, DeleteMyReviewRequest, DeleteMyReviewResponse, GetMyReviewRequest,
+    GetReviewRequest, ListProductReviewsRequest, ListProductReviewsResponse,
+    ListReviewsForModerationRequest, ListReviewsForModerationResponse, MarkHelpfulRequest,
+    ModerateReviewRequest, PutMyReviewRequest, ReplyToReviewRequest, ReportReviewRequest,
+    ReportReviewResponse, Review,
 };
-use api::timestamp;
-use rpc::Context;
+use rpc::{Context, Principal};
+use uuid::Uuid;
+use vocab::Fields;
 
-use crate::domain::{CommentChanges, CommentId, NewComment, Page};
-use crate::store::{CommentRecord, CommentStore, StoreError};
+use crate::catalog::Catalog;
+use crate::domain::{self, Action, Draft, ModerationRules, Page, QueuePage, Reply, Report};
+use crate::metrics;
+use crate::store::{Moderated, Replied, Reported, ReviewRecord, Reviews, StoreError, Vote};
+use crate::views::{self, Viewer};
 
-/// The comment service: its store.
-pub struct CommentHandlers {
-    store: CommentStore,
+/// The comment service: its store, the moderation rules and the catalog it asks about
+/// products and shops.
+pub struct CommentHandlers<S> {
+    store: S,
+    rules: Arc<ModerationRules>,
+    catalog: Catalog,
 }
 
-impl CommentHandlers {
-    pub fn new(store: CommentStore) -> Self {
-        Self { store }
-    }
-}
-
-impl CommentService for CommentHandlers {
-    async fn list_comments(
-        &self,
-        _ctx: Context,
-        request: ListCommentsRequest,
-    ) -> Result<ListCommentsResponse, rpc::Error> {
-        let page = Page::parse(&request)?;
-        // One more than the page holds says whether there is a next page.
-        let mut records = self
-            .store
-            .list(page, page.size + 1)
-            .await
-            .map_err(internal)?;
-        let next_cursor = if records.len() > page.size {
-            records.truncate(page.size);
-            records
-                .last()
-                .map(|r| Page::cursor_after(CommentId(r.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(ListCommentsResponse {
-            comments: records.into_iter().map(message).collect(),
-            next_cursor,
-        })
-    }
-
-    async fn get_comment(
-        &self,
-        _ctx: Context,
-        request: GetCommentRequest,
-    ) -> Result<Comment, rpc::Error> {
-        let id = CommentId::parse("id", &request.id)?;
-        match self.store.get(id).await.map_err(internal)? {
-            Some(record) => Ok(message(record)),
-            None => Err(not_found(id)),
-        }
-    }
-
-    async fn create_comment(
-        &self,
-        _ctx: Context,
-        request: CreateCommentRequest,
-    ) -> Result<Comment, rpc::Error> {
-        let new = NewComment::parse(&request)?;
-        let record = self
-            .store
-            .insert(CommentId::new(), &new)
-            .await
-            .map_err(internal)?;
-        Ok(message(record))
-    }
-
-    async fn update_comment(
-        &self,
-        _ctx: Context,
-        request: UpdateCommentRequest,
-    ) -> Result<Comment, rpc::Error> {
-        let changes = CommentChanges::parse(&request)?;
-        match self.store.update(&changes).await.map_err(internal)? {
-            Some(record) => Ok(message(record)),
-            None => Err(not_found(changes.id)),
-        }
-    }
-
-    async fn delete_comment(
-        &self,
-        _ctx: Context,
-        request: DeleteCommentRequest,
-    ) -> Result<DeleteCommentResponse, rpc::Error> {
-        let id = CommentId::parse("id", &request.id)?;
-        if self.store.delete(id).await.map_err(internal)? {
-            Ok(DeleteCommentResponse {})
-        } else {
-            Err(not_found(id))
+impl<S: Reviews> CommentHandlers<S> {
+    pub fn new(store: S, rules: ModerationRules, catalog: Catalog) -> Self {
+        Self {
+            store,
+            rules: Arc::new(rules),
+            catalog,
         }
     }
 }
 
-fn not_found(id: CommentId) -> rpc::Error {
-    rpc::Error::not_found(format!("comment {id} not found"))
+/// The caller's user id: principals carry UUIDs; anything else owns nothing here.
+fn user_id(principal: &Principal) -> Result<Uuid, rpc::Error> {
+    Uuid::try_parse(&principal.user_id)
+        .map_err(|_| rpc::Error::permission_denied("the caller's user id is not a UUID"))
+}
+
+/// Who `ctx`'s caller is to `record`.
+fn viewer_of(ctx: &Context, record: &ReviewRecord) -> Viewer {
+    match ctx.principal() {
+        Some(p) if p.is_admin() => Viewer::Admin,
+        Some(p) if p.user_id == record.author_id.to_string() => Viewer::Author,
+        _ => Viewer::Public,
+    }
+}
+
+fn review_not_found(id: impl std::fmt::Display) -> rpc::Error {
+    rpc::Error::not_found(format!("review {id} not found"))
+}
+
+fn no_review_of(product_id: Uuid) -> rpc::Error {
+    rpc::Error::not_found(format!("you have no review of product {product_id}"))
 }
 
 /// The cause goes to the logs through the runtime; the caller sees "internal error".
@@ -114,12 +68,260 @@ fn internal(error: StoreError) -> rpc::Error {
     rpc::Error::internal(error)
 }
 
-fn message(record: CommentRecord) -> Comment {
-    Comment {
-        id: record.id.to_string(),
-        name: record.name,
-        description: record.description,
-        created_at: timestamp(record.created_at),
-        updated_at: timestamp(record.updated_at),
+impl<S: Reviews> CommentService for CommentHandlers<S> {
+    async fn list_product_reviews(
+        &self,
+        _ctx: Context,
+        request: ListProductReviewsRequest,
+    ) -> Result<ListProductReviewsResponse, rpc::Error> {
+        let page = Page::parse(&request)?;
+        // One more than the page holds says whether there is a next page.
+        let (records, summary) = tokio::try_join!(
+            self.store.list(&page, page.size + 1),
+            self.store.summary(page.product_id)
+        )
+        .map_err(internal)?;
+        let mut records = records;
+        let next_cursor = if records.len() > page.size {
+            records.truncate(page.size);
+            records
+                .last()
+                .map(|r| page.cursor_after(r.sort_key(page.sort), r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(ListProductReviewsResponse {
+            reviews: records
+                .iter()
+                .map(|r| views::review(r, Viewer::Public))
+                .collect(),
+            next_cursor,
+            summary: Some(views::summary(&summary)),
+        })
+    }
+
+    async fn get_review(
+        &self,
+        ctx: Context,
+        request: GetReviewRequest,
+    ) -> Result<Review, rpc::Error> {
+        let id = domain::uuid("id", &request.id)?;
+        let record = self.store.get(id).await.map_err(internal)?;
+        match record {
+            Some(record) => {
+                let viewer = viewer_of(&ctx, &record);
+                // Pending and hidden reviews answer like missing ones to everyone else.
+                if !record.status.is_public() && viewer == Viewer::Public {
+                    return Err(review_not_found(id));
+                }
+                Ok(views::review(&record, viewer))
+            }
+            None => Err(review_not_found(id)),
+        }
+    }
+
+    async fn get_my_review(
+        &self,
+        ctx: Context,
+        request: GetMyReviewRequest,
+    ) -> Result<Review, rpc::Error> {
+        let author = user_id(ctx.require_principal()?)?;
+        let product_id = domain::uuid("id", &request.id)?;
+        match self
+            .store
+            .get_mine(author, product_id)
+            .await
+            .map_err(internal)?
+        {
+            Some(record) => Ok(views::review(&record, Viewer::Author)),
+            None => Err(no_review_of(product_id)),
+        }
+    }
+
+    async fn put_my_review(
+        &self,
+        ctx: Context,
+        request: PutMyReviewRequest,
+    ) -> Result<Review, rpc::Error> {
+        let author = user_id(ctx.require_principal()?)?;
+        let draft = Draft::parse(&request)?;
+        // A review of a product the catalog does not have is refused before anything is kept.
+        self.catalog.product(&ctx, draft.product_id).await?;
+        let verdict = self.rules.judge(&[&draft.title, &draft.body]);
+        let written = self
+            .store
+            .put(author, &draft, &verdict, ctx.trace())
+            .await
+            .map_err(internal)?;
+        metrics::written(&written);
+        Ok(views::review(&written.review, Viewer::Author))
+    }
+
+    async fn delete_my_review(
+        &self,
+        ctx: Context,
+        request: DeleteMyReviewRequest,
+    ) -> Result<DeleteMyReviewResponse, rpc::Error> {
+        let author = user_id(ctx.require_principal()?)?;
+        let product_id = domain::uuid("id", &request.id)?;
+        match self
+            .store
+            .delete(author, product_id, ctx.trace())
+            .await
+            .map_err(internal)?
+        {
+            Some(deleted) => {
+                if deleted.status.is_public() {
+                    metrics::hidden();
+                }
+                Ok(DeleteMyReviewResponse {})
+            }
+            None => Err(no_review_of(product_id)),
+        }
+    }
+
+    async fn mark_helpful(
+        &self,
+        ctx: Context,
+        request: MarkHelpfulRequest,
+    ) -> Result<Review, rpc::Error> {
+        let voter = user_id(ctx.require_principal()?)?;
+        let id = domain::uuid("id", &request.id)?;
+        match self.store.vote(id, voter).await.map_err(internal)? {
+            Vote::Missing => Err(review_not_found(id)),
+            Vote::Own => Err(rpc::Error::permission_denied(
+                "you cannot vote for your own review",
+            )),
+            Vote::Voted { review, .. } => Ok(views::review(&review, viewer_of(&ctx, &review))),
+        }
+    }
+
+    async fn report_review(
+        &self,
+        ctx: Context,
+        request: ReportReviewRequest,
+    ) -> Result<ReportReviewResponse, rpc::Error> {
+        let reporter = user_id(ctx.require_principal()?)?;
+        let report = Report::parse(&request)?;
+        match self
+            .store
+            .report(&report, reporter)
+            .await
+            .map_err(internal)?
+        {
+            Reported::Missing => Err(review_not_found(report.review_id)),
+            Reported::Own => Err(rpc::Error::permission_denied(
+                "you cannot report your own review",
+            )),
+            Reported::Already => Err(rpc::Error::conflict(
+                "you have reported this review already",
+            )),
+            Reported::Recorded => {
+                metrics::reported();
+                Ok(ReportReviewResponse {})
+            }
+        }
+    }
+
+    async fn reply_to_review(
+        &self,
+        ctx: Context,
+        request: ReplyToReviewRequest,
+    ) -> Result<Review, rpc::Error> {
+        let principal = ctx.require_principal()?;
+        let reply = Reply::parse(&request)?;
+        let review = match self.store.get(reply.review_id).await.map_err(internal)? {
+            Some(review) if review.status.is_public() => review,
+            _ => return Err(review_not_found(reply.review_id)),
+        };
+        if review.document.reply.is_some() {
+            return Err(rpc::Error::conflict(
+                "the seller has replied to this review already",
+            ));
+        }
+        let shop_id = self
+            .catalog
+            .shop_of_sold_by(&ctx, review.product_id, principal)
+            .await?;
+        match self
+            .store
+            .reply(reply.review_id, shop_id, &reply.body)
+            .await
+            .map_err(internal)?
+        {
+            Replied::Missing => Err(review_not_found(reply.review_id)),
+            Replied::Already => Err(rpc::Error::conflict(
+                "the seller has replied to this review already",
+            )),
+            Replied::Replied(review) => Ok(views::review(&review, viewer_of(&ctx, &review))),
+        }
+    }
+
+    async fn list_reviews_for_moderation(
+        &self,
+        _ctx: Context,
+        request: ListReviewsForModerationRequest,
+    ) -> Result<ListReviewsForModerationResponse, rpc::Error> {
+        let page = QueuePage::parse(&request)?;
+        let mut records = self
+            .store
+            .queue(&page, page.size + 1)
+            .await
+            .map_err(internal)?;
+        let next_cursor = if records.len() > page.size {
+            records.truncate(page.size);
+            records
+                .last()
+                .map(|r| QueuePage::cursor_after(r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(ListReviewsForModerationResponse {
+            reviews: records
+                .iter()
+                .map(|r| views::review(r, Viewer::Admin))
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    async fn moderate_review(
+        &self,
+        ctx: Context,
+        request: ModerateReviewRequest,
+    ) -> Result<Review, rpc::Error> {
+        let admin = ctx.require_principal()?;
+        let mut fields = Fields::new();
+        let id = fields.parse("id", domain::parse_uuid(&request.id));
+        let action = fields.parse("action", Action::parse(&request.action));
+        let reason = fields.parse(
+            "reason",
+            vocab::bounded_text(&request.reason, 0..=500, vocab::LineBreaks::Refused),
+        );
+        if action == Some(Action::Hide) && reason.as_deref().is_some_and(str::is_empty) {
+            fields.add("reason", "is required to hide a review");
+        }
+        let (id, action, reason) = fields.finish(|| Some((id?, action?, reason?)))?;
+        let outcome = self
+            .store
+            .moderate(
+                id,
+                action,
+                &reason,
+                Uuid::try_parse(&admin.user_id).ok(),
+                ctx.trace(),
+            )
+            .await
+            .map_err(internal)?;
+        match outcome {
+            Moderated::Missing => Err(review_not_found(id)),
+            Moderated::Refused(why) => Err(rpc::Error::failed_precondition(why)),
+            Moderated::Done { review, previous } => {
+                metrics::moderated(previous, review.status);
+                Ok(views::review(&review, Viewer::Admin))
+            }
+        }
     }
 }

@@ -1,16 +1,16 @@
-//! Where comments are kept: JSON documents in a document store chosen at start-up,
-//! behind one trait, [`CommentDocuments`], with two implementations:
+//! Where reviews are kept: JSON documents in a document store chosen at start-up, behind one
+//! trait, [`Reviews`], with two implementations:
 //!
-//! - [`postgres::PgComments`]: a JSONB document per comment in the service's own
-//!   PostgreSQL database. The default: it needs no extra server in development or tests.
-//! - [`mongo::MongoComments`]: the MongoDB collection `comments`, used when
-//!   `--mongodb-url` (MONGODB_URL) is set.
+//! - [`postgres::PgReviews`]: a JSONB document per review in the service's own PostgreSQL
+//!   database, with the summary, votes, reports, history, the verified-purchase read model and
+//!   the transactional outbox in the same database. The default.
+//! - [`mongo::MongoReviews`]: MongoDB collections, used when `--mongodb-url` (MONGODB_URL) is
+//!   set.
 //!
-//! Both keep the same document ([`CommentDocument`]) and behave the same way: the store
-//! suite in `tests/it/store.rs` runs every case against each. [`CommentStore`] is the one
-//! the service runs on; handlers call it and never know which database is behind it.
-//!
-//! Written once by `cargo xtask new-service comment`; from now on it belongs to the service.
+//! The rules that must hold under concurrency are each database's own tools: a unique index
+//! on (product, author) for one review per customer and product, a unique key per vote and
+//! report; the summary is changed by the same write as the review, by deltas (PostgreSQL: one
+//! transaction and `UPDATE ... SET n = n + delta`; MongoDB: `$inc`), never recomputed.
 
 pub mod mongo;
 pub mod postgres;
@@ -18,11 +18,11 @@ pub mod postgres;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use events::TraceHeaders;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::domain::{CommentChanges, CommentId, NewComment, Page};
+use crate::domain::{Action, Draft, Page, QueuePage, Report, Status, Verdict};
 
 /// Why the store could not answer; the caller sees an internal error, the logs see the cause.
 #[derive(Debug, thiserror::Error)]
@@ -31,201 +31,298 @@ pub enum StoreError {
     Postgres(#[from] sqlx::Error),
     #[error(transparent)]
     Mongo(#[from] mongodb::error::Error),
-    /// A stored document that does not read as a [`CommentDocument`] (written by hand, or
-    /// by a version that stored other fields), or a document that does not convert to BSON.
-    #[error("a comment document cannot be converted: {0}")]
+    #[error(transparent)]
+    Outbox(#[from] events::OutboxError),
+    /// A stored document that does not read as a review.
+    #[error("a review document cannot be converted: {0}")]
     Conversion(String),
 }
 
-/// What one document holds: the comment's own fields. The id and the timestamps are kept
-/// beside it (columns in PostgreSQL, `_id` and dates in MongoDB), where each database can key,
-/// order and set them itself.
+/// What the author wrote and what was added to it: the review's JSON document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommentDocument {
-    pub name: String,
-    pub description: String,
+pub struct ReviewDocument {
+    pub title: String,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyDocument>,
+    /// Why it is pending or hidden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation_reason: Option<String>,
 }
 
-impl From<&NewComment> for CommentDocument {
-    fn from(new: &NewComment) -> Self {
-        Self {
-            name: new.name.clone(),
-            description: new.description.clone(),
-        }
-    }
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyDocument {
+    pub shop_id: Uuid,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
 }
 
-/// A stored comment.
+/// A stored review.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommentRecord {
+pub struct ReviewRecord {
     pub id: Uuid,
-    pub name: String,
-    pub description: String,
+    pub product_id: Uuid,
+    pub author_id: Uuid,
+    pub rating: u8,
+    pub status: Status,
+    pub verified: bool,
+    pub helpful_count: i64,
+    pub open_reports: i64,
+    pub document: ReviewDocument,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl CommentRecord {
-    /// The record of `document`, stored under `id` with these times.
-    fn of(
-        id: Uuid,
-        document: CommentDocument,
-        created_at: DateTime<Utc>,
-        updated_at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            id,
-            name: document.name,
-            description: document.description,
-            created_at,
-            updated_at,
+impl ReviewRecord {
+    /// Its key in `sort`'s order (see [`crate::domain::Cursor`]).
+    pub fn sort_key(&self, sort: crate::domain::Sort) -> i64 {
+        match sort {
+            crate::domain::Sort::Newest => 0,
+            crate::domain::Sort::MostHelpful => self.helpful_count,
+            crate::domain::Sort::RatingHigh | crate::domain::Sort::RatingLow => {
+                i64::from(self.rating)
+            }
         }
     }
 }
 
-/// The operations the service needs from a document store of comments.
-///
-/// Each returns a `Send` future so handlers can run on any worker thread. Implementations are
-/// cheap to clone (a pool or client handle inside).
-pub trait CommentDocuments: Clone + Send + Sync + 'static {
-    /// Stores a new comment under `id`; both timestamps are the time it was stored.
-    fn insert(
-        &self,
-        id: CommentId,
-        new: &NewComment,
-    ) -> impl Future<Output = Result<CommentRecord, StoreError>> + Send;
+/// A product's published reviews in figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SummaryRecord {
+    pub product_id: Uuid,
+    pub review_count: i64,
+    pub rating_total: i64,
+    /// Reviews with 1..=5 stars.
+    pub stars: [i64; 5],
+}
 
-    /// The comment `id`, if there is one.
+impl SummaryRecord {
+    pub fn empty(product_id: Uuid) -> Self {
+        Self {
+            product_id,
+            ..Self::default()
+        }
+    }
+}
+
+/// How a review's publication changes its product's summary: what leaves it and what enters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SummaryDelta {
+    pub review_count: i64,
+    pub rating_total: i64,
+    pub stars: [i64; 5],
+}
+
+impl SummaryDelta {
+    /// The change from a review that counted with `before` (rating, if it was published) to
+    /// one that counts with `after`.
+    pub fn between(before: Option<u8>, after: Option<u8>) -> Self {
+        let mut delta = Self::default();
+        if let Some(rating) = before {
+            delta.review_count -= 1;
+            delta.rating_total -= i64::from(rating);
+            delta.stars[usize::from(rating) - 1] -= 1;
+        }
+        if let Some(rating) = after {
+            delta.review_count += 1;
+            delta.rating_total += i64::from(rating);
+            delta.stars[usize::from(rating) - 1] += 1;
+        }
+        delta
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The rating a review in `status` contributes to its summary, if any.
+pub fn counted(status: Status, rating: u8) -> Option<u8> {
+    status.is_public().then_some(rating)
+}
+
+/// What writing a review did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub review: ReviewRecord,
+    /// Its status before; `None` when it is new.
+    pub previous: Option<Status>,
+}
+
+/// What a helpful vote did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Vote {
+    /// No published review has that id.
+    Missing,
+    /// The voter wrote it.
+    Own,
+    /// Counted now, or counted before (`counted` false): one vote per customer.
+    Voted {
+        review: Box<ReviewRecord>,
+        counted: bool,
+    },
+}
+
+/// What a report did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reported {
+    Missing,
+    Own,
+    Already,
+    Recorded,
+}
+
+/// What a reply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replied {
+    Missing,
+    Already,
+    Replied(Box<ReviewRecord>),
+}
+
+/// What a moderator's decision did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Moderated {
+    Missing,
+    Refused(String),
+    Done {
+        review: Box<ReviewRecord>,
+        previous: Status,
+    },
+}
+
+/// A change of the verified-purchase read model, from one order event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purchase {
+    pub order_id: Uuid,
+    /// The customer, when the event carries the whole order.
+    pub user_id: Option<Uuid>,
+    pub product_ids: Vec<Uuid>,
+    pub kind: PurchaseKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PurchaseKind {
+    /// order.paid: the order's lines verify.
+    Paid,
+    /// suborder.delivered: these lines were delivered.
+    Delivered,
+    /// order.cancelled / order.refunded: the order verifies nothing any more, for good.
+    Void,
+}
+
+/// The operations the service needs from a store of reviews. Each returns a `Send` future;
+/// implementations are cheap to clone (a pool or client handle inside).
+pub trait Reviews: Clone + Send + Sync + 'static {
+    /// Writes `author`'s review of the draft's product: creates it, or replaces the rating,
+    /// title and body of the one they wrote before, with the status the rules give it
+    /// ([`crate::domain::moderation::status_after_writing`]), its verified mark from the
+    /// purchases, the summary changed by the difference, a history row and the event of a
+    /// publication or of a review that stopped being public, all at once.
+    fn put(
+        &self,
+        author: Uuid,
+        draft: &Draft,
+        verdict: &Verdict,
+        trace: &TraceHeaders,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    /// Deletes `author`'s review of `product_id` with its votes and reports, and takes it out
+    /// of the summary; the deleted review, if there was one.
+    fn delete(
+        &self,
+        author: Uuid,
+        product_id: Uuid,
+        trace: &TraceHeaders,
+    ) -> impl Future<Output = Result<Option<ReviewRecord>, StoreError>> + Send;
+
     fn get(
         &self,
-        id: CommentId,
-    ) -> impl Future<Output = Result<Option<CommentRecord>, StoreError>> + Send;
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<ReviewRecord>, StoreError>> + Send;
 
-    /// Up to `limit` comments in id (creation) order, after `page.after`; none when
-    /// `limit` is 0.
+    fn get_mine(
+        &self,
+        author: Uuid,
+        product_id: Uuid,
+    ) -> impl Future<Output = Result<Option<ReviewRecord>, StoreError>> + Send;
+
+    /// Up to `limit` published reviews of the page's product, in its sort, after its cursor.
     fn list(
         &self,
-        page: Page,
+        page: &Page,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<CommentRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ReviewRecord>, StoreError>> + Send;
 
-    /// Sets the fields `changes` holds (see [`patch`]) and the update time in one atomic write,
-    /// so concurrent updates of different fields all stay; `None` when there is no such
-    /// comment.
-    fn update(
+    /// The product's summary as kept (empty when it has no published review).
+    fn summary(
         &self,
-        changes: &CommentChanges,
-    ) -> impl Future<Output = Result<Option<CommentRecord>, StoreError>> + Send;
+        product_id: Uuid,
+    ) -> impl Future<Output = Result<SummaryRecord, StoreError>> + Send;
 
-    /// Whether there was such a comment.
-    fn delete(&self, id: CommentId) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-/// The document store the service runs on, chosen at start-up (`lib.rs`).
-///
-/// An enum rather than a type parameter: handlers hold one concrete type whichever database is
-/// behind it, and each call is a `match` on two arms.
-#[derive(Clone, Debug)]
-pub enum CommentStore {
-    Postgres(postgres::PgComments),
-    Mongo(mongo::MongoComments),
-}
-
-impl CommentStore {
-    pub async fn insert(
+    fn vote(
         &self,
-        id: CommentId,
-        new: &NewComment,
-    ) -> Result<CommentRecord, StoreError> {
-        match self {
-            Self::Postgres(store) => store.insert(id, new).await,
-            Self::Mongo(store) => store.insert(id, new).await,
-        }
-    }
+        review_id: Uuid,
+        voter: Uuid,
+    ) -> impl Future<Output = Result<Vote, StoreError>> + Send;
 
-    pub async fn get(&self, id: CommentId) -> Result<Option<CommentRecord>, StoreError> {
-        match self {
-            Self::Postgres(store) => store.get(id).await,
-            Self::Mongo(store) => store.get(id).await,
-        }
-    }
-
-    pub async fn list(&self, page: Page, limit: usize) -> Result<Vec<CommentRecord>, StoreError> {
-        match self {
-            Self::Postgres(store) => store.list(page, limit).await,
-            Self::Mongo(store) => store.list(page, limit).await,
-        }
-    }
-
-    pub async fn update(
+    fn report(
         &self,
-        changes: &CommentChanges,
-    ) -> Result<Option<CommentRecord>, StoreError> {
-        match self {
-            Self::Postgres(store) => store.update(changes).await,
-            Self::Mongo(store) => store.update(changes).await,
-        }
-    }
+        report: &Report,
+        reporter: Uuid,
+    ) -> impl Future<Output = Result<Reported, StoreError>> + Send;
 
-    pub async fn delete(&self, id: CommentId) -> Result<bool, StoreError> {
-        match self {
-            Self::Postgres(store) => store.delete(id).await,
-            Self::Mongo(store) => store.delete(id).await,
-        }
-    }
-}
+    /// Sets the reply of published review `review_id` unless it has one.
+    fn reply(
+        &self,
+        review_id: Uuid,
+        shop_id: Uuid,
+        body: &str,
+    ) -> impl Future<Output = Result<Replied, StoreError>> + Send;
 
-/// The document fields an update sets, as one JSON object both stores merge into the stored
-/// document (PostgreSQL's `||`, MongoDB's `$set`): the fields `changes` leaves out are not in
-/// it, so they stay as they are.
-fn patch(changes: &CommentChanges) -> Map<String, Value> {
-    let mut patch = Map::new();
-    if let Some(name) = &changes.name {
-        patch.insert("name".to_owned(), Value::from(name.as_str()));
-    }
-    if let Some(description) = &changes.description {
-        patch.insert("description".to_owned(), Value::from(description.as_str()));
-    }
-    patch
+    /// An admin's decision ([`crate::domain::moderation::decide`]) with its summary change,
+    /// history row and event; approving closes the review's open reports.
+    fn moderate(
+        &self,
+        review_id: Uuid,
+        action: Action,
+        reason: &str,
+        admin: Option<Uuid>,
+        trace: &TraceHeaders,
+    ) -> impl Future<Output = Result<Moderated, StoreError>> + Send;
+
+    /// Up to `limit` reviews of the page's queue, oldest first, after its cursor.
+    fn queue(
+        &self,
+        page: &QueuePage,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ReviewRecord>, StoreError>> + Send;
+
+    /// Applies one order event to the purchases, once per (`consumer`, `event_id`), and
+    /// updates the verified mark of the customer's reviews of those products; `false` when
+    /// the event had been applied before.
+    fn apply_purchase(
+        &self,
+        consumer: &str,
+        event_id: Uuid,
+        purchase: &Purchase,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The patch's keys are the document's field names: merged into a stored document, it
-    /// reads back as the changed document.
     #[test]
-    fn a_patch_merged_into_a_document_changes_only_the_fields_present() {
-        let stored = CommentDocument {
-            name: "First".into(),
-            description: "The first.".into(),
-        };
-        let changes = CommentChanges {
-            id: CommentId::new(),
-            name: None,
-            description: Some("Changed.".into()),
-        };
-        let Value::Object(mut merged) = serde_json::to_value(&stored).unwrap() else {
-            panic!("a document is a JSON object");
-        };
-        merged.extend(patch(&changes));
-        let merged: CommentDocument = serde_json::from_value(Value::Object(merged)).unwrap();
-        assert_eq!(
-            merged,
-            CommentDocument {
-                name: "First".into(),
-                description: "Changed.".into(),
-            }
-        );
-        let nothing = CommentChanges {
-            id: changes.id,
-            name: None,
-            description: None,
-        };
-        assert!(
-            patch(&nothing).is_empty(),
-            "an update of no field sets no field"
-        );
+    fn a_summary_delta_moves_a_review_between_stars() {
+        let edit = SummaryDelta::between(Some(2), Some(5));
+        assert_eq!(edit.review_count, 0);
+        assert_eq!(edit.rating_total, 3);
+        assert_eq!(edit.stars, [0, -1, 0, 0, 1]);
+        let hide = SummaryDelta::between(Some(4), None);
+        assert_eq!((hide.review_count, hide.rating_total), (-1, -4));
+        assert!(SummaryDelta::between(None, None).is_zero());
+        assert_eq!(counted(Status::Pending, 3), None);
+        assert_eq!(counted(Status::Published, 3), Some(3));
     }
 }

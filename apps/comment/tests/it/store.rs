@@ -1,183 +1,255 @@
-//! The suite of the document stores: every case is written once, generic over
-//! `CommentDocuments`, and runs against PostgreSQL (a fresh database per test) and against
-//! MongoDB (a database of its own per test, dropped at the end). The MongoDB cases are ignored
-//! unless asked for, as the harness cannot start MongoDB; run them on a server with
-//! `MONGODB_URL=mongodb://127.0.0.1:27017 cargo test -p comment-service -- --ignored`.
-//!
-//! Written once by `cargo xtask new-service comment`; from now on it belongs to the service.
+//! The suite of the document stores: every case is written once, generic over `Reviews`, and
+//! runs against PostgreSQL (a fresh database per test) and against MongoDB (a database of its
+//! own per test, dropped at the end; its events still go through a fresh PostgreSQL outbox).
+//! The MongoDB cases are ignored unless asked for, as the harness cannot start MongoDB; run
+//! them on a server with
+//! `MONGODB_URL=mongodb://127.0.0.1:27017 cargo test -p comment-service -- --ignored`
+//! (a replica set, as the MongoDB store writes in transactions).
 
-use std::time::Duration;
-
-use comment_service::domain::{CommentChanges, CommentId, NewComment, Page};
-use comment_service::store::mongo::MongoComments;
-use comment_service::store::postgres::{MIGRATOR, PgComments};
-use comment_service::store::{CommentDocuments, CommentRecord};
+use comment_service::domain::{Action, Draft, Page, Rating, Report, Sort, Status, Verdict};
+use comment_service::store::mongo::MongoReviews;
+use comment_service::store::postgres::{MIGRATOR, PgReviews};
+use comment_service::store::{Moderated, Purchase, PurchaseKind, Reported, Reviews, Vote, Written};
+use events::TraceHeaders;
+use futures::future::join_all;
 use uuid::Uuid;
 
-fn new_comment(name: &str) -> NewComment {
-    NewComment {
-        name: name.to_owned(),
-        description: format!("The {name}."),
+fn draft(product_id: Uuid, rating: i32, title: &str) -> Draft {
+    Draft {
+        product_id,
+        rating: Rating::parse(rating).unwrap(),
+        title: title.to_owned(),
+        body: format!("{title}, in so many words."),
     }
 }
 
-async fn inserted<S: CommentDocuments>(store: &S, name: &str) -> CommentRecord {
+async fn put<S: Reviews>(store: &S, author: Uuid, product_id: Uuid, rating: i32) -> Written {
     store
-        .insert(CommentId::new(), &new_comment(name))
+        .put(
+            author,
+            &draft(product_id, rating, "Fine"),
+            &Verdict::Publish,
+            &TraceHeaders::default(),
+        )
         .await
-        .expect("inserting")
+        .expect("writing a review")
 }
 
-fn renamed(record: &CommentRecord, name: &str) -> CommentChanges {
-    CommentChanges {
-        id: CommentId(record.id),
-        name: Some(name.to_owned()),
-        description: None,
-    }
+async fn one_review_per_author_and_product_and_an_edit_moves_the_summary<S: Reviews>(store: &S) {
+    let (product, author) = (Uuid::now_v7(), Uuid::now_v7());
+    let first = put(store, author, product, 2).await;
+    assert_eq!(first.previous, None);
+    assert_eq!(first.review.status, Status::Published);
+    let second = put(store, author, product, 4).await;
+    assert_eq!(second.previous, Some(Status::Published));
+    assert_eq!(second.review.id, first.review.id);
+    assert_eq!(second.review.rating, 4);
+    assert_eq!(second.review.created_at, first.review.created_at);
+    let summary = store.summary(product).await.unwrap();
+    assert_eq!((summary.review_count, summary.rating_total), (1, 4));
+    assert_eq!(summary.stars, [0, 0, 0, 1, 0]);
+    assert_eq!(
+        store.get(first.review.id).await.unwrap(),
+        Some(second.review.clone())
+    );
+    assert_eq!(
+        store.get_mine(author, product).await.unwrap(),
+        Some(second.review)
+    );
+    assert_eq!(store.get_mine(Uuid::now_v7(), product).await.unwrap(), None);
 }
 
-fn ids(records: Vec<CommentRecord>) -> Vec<Uuid> {
-    records.into_iter().map(|record| record.id).collect()
+async fn concurrent_first_reviews_by_one_author_make_one<S: Reviews>(store: &S) {
+    let (product, author) = (Uuid::now_v7(), Uuid::now_v7());
+    let writes = (1..=5).map(|rating| put(store, author, product, rating));
+    let written = join_all(writes).await;
+    assert_eq!(written.iter().filter(|w| w.previous.is_none()).count(), 1);
+    let summary = store.summary(product).await.unwrap();
+    assert_eq!(summary.review_count, 1);
+    let kept = store.get_mine(author, product).await.unwrap().unwrap();
+    assert_eq!(summary.rating_total, i64::from(kept.rating));
 }
 
-async fn what_is_inserted_reads_back_the_same<S: CommentDocuments>(store: &S) {
-    let id = CommentId::new();
-    let inserted = store.insert(id, &new_comment("First")).await.unwrap();
-    assert_eq!(inserted.id, id.0);
-    assert_eq!(inserted.name, "First");
-    assert_eq!(inserted.description, "The First.");
-    assert_eq!(inserted.created_at, inserted.updated_at);
-    assert_eq!(store.get(id).await.unwrap(), Some(inserted));
+async fn concurrent_reviews_keep_the_summary_exact<S: Reviews>(store: &S) {
+    let product = Uuid::now_v7();
+    let writes = (0..50).map(|n| put(store, Uuid::now_v7(), product, n % 5 + 1));
+    join_all(writes).await;
+    let summary = store.summary(product).await.unwrap();
+    assert_eq!(summary.review_count, 50);
+    assert_eq!(summary.stars, [10; 5]);
+    assert_eq!(summary.rating_total, 150);
 }
 
-async fn an_unknown_id_is_found_nowhere<S: CommentDocuments>(store: &S) {
-    let unknown = CommentId::new();
-    assert_eq!(store.get(unknown).await.unwrap(), None);
-    let changes = CommentChanges {
-        id: unknown,
-        name: Some("Nobody".into()),
-        description: None,
+async fn votes_and_reports_count_once<S: Reviews>(store: &S) {
+    let (product, author, voter) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let review = put(store, author, product, 3).await.review;
+    let votes = join_all((0..5).map(|_| store.vote(review.id, voter))).await;
+    let counted = votes
+        .into_iter()
+        .filter(|v| matches!(v, Ok(Vote::Voted { counted: true, .. })))
+        .count();
+    assert_eq!(counted, 1);
+    assert_eq!(
+        store.get(review.id).await.unwrap().unwrap().helpful_count,
+        1
+    );
+    assert_eq!(store.vote(review.id, author).await.unwrap(), Vote::Own);
+    assert_eq!(
+        store.vote(Uuid::now_v7(), voter).await.unwrap(),
+        Vote::Missing
+    );
+
+    let report = Report {
+        review_id: review.id,
+        reason: "spam",
+        note: String::new(),
     };
-    assert_eq!(store.update(&changes).await.unwrap(), None);
-    assert!(!store.delete(unknown).await.unwrap());
+    assert_eq!(
+        store.report(&report, voter).await.unwrap(),
+        Reported::Recorded
+    );
+    assert_eq!(
+        store.report(&report, voter).await.unwrap(),
+        Reported::Already
+    );
+    assert_eq!(store.report(&report, author).await.unwrap(), Reported::Own);
+    assert_eq!(store.get(review.id).await.unwrap().unwrap().open_reports, 1);
 }
 
-async fn update_sets_only_the_fields_present<S: CommentDocuments>(store: &S) {
-    let before = inserted(store, "First").await;
-    // Later than the insert at either store's precision (milliseconds in MongoDB).
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let updated = store
-        .update(&renamed(&before, "Renamed"))
+async fn moderation_moves_the_summary_and_a_hidden_edit_waits<S: Reviews>(store: &S) {
+    let (product, author) = (Uuid::now_v7(), Uuid::now_v7());
+    let review = put(store, author, product, 5).await.review;
+    let trace = TraceHeaders::default();
+    let hidden = store
+        .moderate(review.id, Action::Hide, "rude", None, &trace)
         .await
-        .unwrap()
-        .expect("it exists");
-    assert_eq!(updated.name, "Renamed");
-    assert_eq!(
-        updated.description, before.description,
-        "absent fields stay"
-    );
-    assert_eq!(updated.created_at, before.created_at);
-    assert!(updated.updated_at > before.updated_at);
-    assert_eq!(
-        store.get(CommentId(before.id)).await.unwrap(),
-        Some(updated)
-    );
-}
-
-async fn concurrent_updates_of_different_fields_all_stay<S: CommentDocuments>(store: &S) {
-    let mut records = Vec::new();
-    for n in 0..5 {
-        records.push(inserted(store, &format!("Number {n}")).await);
-    }
-    // Each one's name and description changed at the same time, by two updates.
-    let updates: Vec<CommentChanges> = records
-        .iter()
-        .flat_map(|record| {
-            let id = CommentId(record.id);
-            [
-                CommentChanges {
-                    id,
-                    name: Some("Renamed".into()),
-                    description: None,
-                },
-                CommentChanges {
-                    id,
-                    name: None,
-                    description: Some("Changed.".into()),
-                },
-            ]
-        })
-        .collect();
-    let results =
-        futures::future::join_all(updates.iter().map(|changes| store.update(changes))).await;
-    for result in results {
-        result.unwrap().expect("it exists");
-    }
-    for record in &records {
-        let now = store.get(CommentId(record.id)).await.unwrap().unwrap();
-        assert_eq!(
-            (now.name.as_str(), now.description.as_str()),
-            ("Renamed", "Changed.")
-        );
-    }
-}
-
-async fn delete_removes_it_once<S: CommentDocuments>(store: &S) {
-    let record = inserted(store, "Doomed").await;
-    let kept = inserted(store, "Kept").await;
-    let id = CommentId(record.id);
-    assert!(store.delete(id).await.unwrap());
-    assert_eq!(store.get(id).await.unwrap(), None);
-    assert!(!store.delete(id).await.unwrap(), "already gone");
-    assert_eq!(store.get(CommentId(kept.id)).await.unwrap(), Some(kept));
-}
-
-async fn list_pages_in_id_order<S: CommentDocuments>(store: &S) {
-    let mut all: Vec<CommentId> = (0..5).map(|_| CommentId::new()).collect();
-    all.sort();
-    // Stored out of order; listed in id order.
-    for (n, id) in all.iter().enumerate().rev() {
-        store
-            .insert(*id, &new_comment(&format!("Number {n}")))
-            .await
-            .unwrap();
-    }
-    let page = |after: Option<CommentId>| Page { size: 10, after };
-    let uuids: Vec<Uuid> = all.iter().map(|id| id.0).collect();
-
-    assert_eq!(ids(store.list(page(None), 2).await.unwrap()), uuids[..2]);
-    assert_eq!(
-        ids(store.list(page(Some(all[1])), 10).await.unwrap()),
-        uuids[2..]
-    );
-    assert!(store.list(page(Some(all[4])), 10).await.unwrap().is_empty());
+        .unwrap();
     assert!(
-        store.list(page(None), 0).await.unwrap().is_empty(),
-        "a limit of 0 is nothing, not everything"
+        matches!(hidden, Moderated::Done { ref review, previous: Status::Published } if review.status == Status::Hidden)
     );
+    assert_eq!(store.summary(product).await.unwrap().review_count, 0);
+    assert!(matches!(
+        store
+            .moderate(review.id, Action::Hide, "again", None, &trace)
+            .await
+            .unwrap(),
+        Moderated::Refused(_)
+    ));
+    let edited = put(store, author, product, 4).await;
+    assert_eq!(edited.review.status, Status::Pending);
+    assert_eq!(store.summary(product).await.unwrap().review_count, 0);
+    store
+        .moderate(review.id, Action::Approve, "", None, &trace)
+        .await
+        .unwrap();
+    let summary = store.summary(product).await.unwrap();
+    assert_eq!((summary.review_count, summary.rating_total), (1, 4));
+    let page = Page {
+        product_id: product,
+        sort: Sort::Newest,
+        size: 10,
+        after: None,
+    };
+    assert_eq!(store.list(&page, 10).await.unwrap().len(), 1);
+    assert!(store.list(&page, 0).await.unwrap().is_empty());
 }
 
-async fn postgres_store() -> (PgComments, testkit::TestDatabase) {
+async fn purchases_verify_once_and_a_void_is_final<S: Reviews>(store: &S) {
+    let (product, author) = (Uuid::now_v7(), Uuid::now_v7());
+    let review = put(store, author, product, 5).await.review;
+    assert!(!review.verified);
+    let order_id = Uuid::now_v7();
+    let purchase = |kind| Purchase {
+        order_id,
+        user_id: Some(author),
+        product_ids: vec![product],
+        kind,
+    };
+    let paid = Uuid::now_v7();
+    assert!(
+        store
+            .apply_purchase("c", paid, &purchase(PurchaseKind::Paid))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .apply_purchase("c", paid, &purchase(PurchaseKind::Paid))
+            .await
+            .unwrap(),
+        "applied once"
+    );
+    assert!(store.get(review.id).await.unwrap().unwrap().verified);
+    store
+        .apply_purchase("c", Uuid::now_v7(), &purchase(PurchaseKind::Void))
+        .await
+        .unwrap();
+    assert!(!store.get(review.id).await.unwrap().unwrap().verified);
+    store
+        .apply_purchase("c", Uuid::now_v7(), &purchase(PurchaseKind::Paid))
+        .await
+        .unwrap();
+    assert!(
+        !store.get(review.id).await.unwrap().unwrap().verified,
+        "a void is final"
+    );
+
+    // A delivery seen before the payment verifies once the payment names the customer.
+    let (other_product, order_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let other = put(store, author, other_product, 3).await.review;
+    let delivered = Purchase {
+        order_id,
+        user_id: None,
+        product_ids: vec![other_product],
+        kind: PurchaseKind::Delivered,
+    };
+    store
+        .apply_purchase("c", Uuid::now_v7(), &delivered)
+        .await
+        .unwrap();
+    assert!(!store.get(other.id).await.unwrap().unwrap().verified);
+    let paid = Purchase {
+        user_id: Some(author),
+        kind: PurchaseKind::Paid,
+        ..delivered
+    };
+    store
+        .apply_purchase("c", Uuid::now_v7(), &paid)
+        .await
+        .unwrap();
+    assert!(store.get(other.id).await.unwrap().unwrap().verified);
+}
+
+async fn fresh_pool() -> (sqlx::PgPool, testkit::TestDatabase) {
     telemetry::init_for_tests();
     let database = testkit::fresh_database()
         .await
         .expect("creating a database");
-    let pool = ::db::postgres::connect(database.url(), 4, &MIGRATOR)
+    let pool = ::db::postgres::connect(database.url(), 8, &MIGRATOR)
         .await
         .expect("connecting and migrating");
-    (PgComments::new(pool), database)
+    events::migrate(&pool).await.expect("the outbox tables");
+    (pool, database)
+}
+
+async fn postgres_store() -> (PgReviews, testkit::TestDatabase) {
+    let (pool, database) = fresh_pool().await;
+    (PgReviews::new(pool), database)
 }
 
 /// The one place the tests read the environment: whether a MongoDB server is there to test on.
-async fn mongo_store() -> (MongoComments, mongodb::Database) {
-    telemetry::init_for_tests();
+async fn mongo_store() -> (MongoReviews, mongodb::Database, testkit::TestDatabase) {
     let url = std::env::var("MONGODB_URL").expect("needs MongoDB: set MONGODB_URL");
+    let (pool, events_database) = fresh_pool().await;
     let client = ::db::mongo::connect(&url)
         .await
         .expect("connecting to MongoDB");
     // A database per test, so tests run in parallel; short, as MongoDB allows 63 characters.
     let database = client.database(&format!("test_{}", Uuid::now_v7().simple()));
-    (MongoComments::new(&database), database)
+    let store = MongoReviews::open(&database, pool)
+        .await
+        .expect("creating the indexes");
+    (store, database, events_database)
 }
 
 /// One test per case and store: `store::postgres::<case>` and `store::mongo::<case>`.
@@ -198,7 +270,7 @@ macro_rules! store_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[ignore = "needs MongoDB: set MONGODB_URL and run with --ignored"]
                 async fn $case() {
-                    let (store, database) = super::mongo_store().await;
+                    let (store, database, _events) = super::mongo_store().await;
                     super::$case(&store).await;
                     database.drop().await.expect("dropping the test database");
                 }
@@ -208,10 +280,10 @@ macro_rules! store_suite {
 }
 
 store_suite!(
-    what_is_inserted_reads_back_the_same,
-    an_unknown_id_is_found_nowhere,
-    update_sets_only_the_fields_present,
-    concurrent_updates_of_different_fields_all_stay,
-    delete_removes_it_once,
-    list_pages_in_id_order,
+    one_review_per_author_and_product_and_an_edit_moves_the_summary,
+    concurrent_first_reviews_by_one_author_make_one,
+    concurrent_reviews_keep_the_summary_exact,
+    votes_and_reports_count_once,
+    moderation_moves_the_summary_and_a_hidden_edit_waits,
+    purchases_verify_once_and_a_void_is_final,
 );
