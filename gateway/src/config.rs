@@ -130,6 +130,33 @@ pub struct Config {
     /// (load shedding) instead of queueing. The health probes are never shed.
     #[arg(long = "max-in-flight", env = "MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
+    /// Live connections (order events over SSE or WebSocket) this gateway holds at once;
+    /// past it a new one is refused with 503.
+    #[arg(
+        long = "live-max-connections",
+        env = "LIVE_MAX_CONNECTIONS",
+        default_value_t = 20_000
+    )]
+    pub live_max_connections: usize,
+    /// Orders one WebSocket may follow at once.
+    #[arg(
+        long = "live-max-subscriptions",
+        env = "LIVE_MAX_SUBSCRIPTIONS",
+        default_value_t = 32
+    )]
+    pub live_max_subscriptions: usize,
+    /// Events queued for one live connection; a client that lets more pile up is too slow
+    /// and is disconnected.
+    #[arg(long = "live-queue", env = "LIVE_QUEUE", default_value_t = 64)]
+    pub live_queue: usize,
+    /// How often an idle live connection gets a heartbeat (SSE comment, WebSocket ping), in
+    /// seconds, so proxies keep it open.
+    #[arg(
+        long = "live-heartbeat-seconds",
+        env = "LIVE_HEARTBEAT_SECONDS",
+        default_value_t = 15
+    )]
+    pub live_heartbeat_seconds: u64,
 }
 
 impl Config {

@@ -27,6 +27,7 @@ use crate::authentication::Authenticator;
 use crate::edge::Arrival;
 use crate::error::{ApiCode, ApiError};
 use crate::idempotency::{self, Begin, Idempotency};
+use crate::live::conn::Peer;
 use crate::message;
 use crate::rate_limit::RateLimiter;
 
@@ -43,10 +44,13 @@ pub struct Forwarder {
     pub trust_forwarded_for: bool,
     /// Ends the event streams of streaming routes when the gateway shuts down.
     pub streams_end: crate::stream::Closer,
+    /// The live order status fan-out ([`crate::live`]).
+    pub live: Arc<crate::live::Hub>,
+    pub live_settings: crate::live::Settings,
 }
 
 /// A router with every route of `routes`, several methods sharing a path.
-pub fn router(routes: &'static [Route], forwarder: Forwarder) -> anyhow::Result<Router> {
+pub fn router(routes: &'static [Route], forwarder: Arc<Forwarder>) -> anyhow::Result<Router> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<Arc<Forwarder>>> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     for route in routes {
@@ -75,7 +79,7 @@ pub fn router(routes: &'static [Route], forwarder: Forwarder) -> anyhow::Result<
     for (path, method_router) in by_path {
         router = router.route(path, method_router);
     }
-    Ok(router.with_state(Arc::new(forwarder)))
+    Ok(router.with_state(forwarder))
 }
 
 fn method_filter(method: &str) -> Option<MethodFilter> {
@@ -264,6 +268,34 @@ impl Forwarder {
         );
         let timeout = context.write_headers(&mut headers, self.request_timeout);
 
+        // The live order route: its method is the access check and the snapshot.
+        if let Some(stream) = &route.stream
+            && stream.domain == crate::live::DOMAIN
+        {
+            let since = crate::live::sse::last_event_id(&parts.headers)?;
+            let order_id = path_params
+                .iter()
+                .find(|(name, _)| name == stream.key)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default();
+            let cut = parts
+                .extensions
+                .get::<ConnectInfo<Peer>>()
+                .map(|info| info.0.cut.clone())
+                .unwrap_or_default();
+            let check = self.check(route.descriptor.subject, headers, payload, timeout);
+            return crate::live::sse::respond(
+                &self.live,
+                self.rpc.nats(),
+                &self.live_settings,
+                &self.streams_end,
+                cut,
+                &order_id,
+                since,
+                check,
+            )
+            .await;
+        }
         // A streaming route listens before it reads the snapshot, so nothing falls between.
         let subscription = match &route.stream {
             Some(stream) => {
@@ -305,6 +337,68 @@ impl Forwarder {
         Ok(response)
     }
 
+    /// The method call of a live subscription, to run once it is registered.
+    fn check(
+        &self,
+        subject: &'static str,
+        headers: async_nats::HeaderMap,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> crate::live::Check {
+        let rpc = self.rpc.clone();
+        Box::pin(async move {
+            rpc.call_raw(subject, headers, payload, timeout)
+                .await
+                .map(|reply| reply.payload)
+                .map_err(ApiError::from)
+        })
+    }
+
+    /// The live order route's method call for a WebSocket subscription: the caller's
+    /// principal, a fresh deadline, the order id as the route's key.
+    pub fn watch_check(
+        &self,
+        principal: Principal,
+        client_ip: IpAddr,
+        order_id: &str,
+    ) -> Result<crate::live::Check, ApiError> {
+        let (route, stream) = api::ROUTES
+            .iter()
+            .find_map(|route| {
+                route
+                    .stream
+                    .as_ref()
+                    .filter(|s| s.domain == crate::live::DOMAIN)
+                    .map(|s| (route, s))
+            })
+            .ok_or_else(|| {
+                ApiError::service(
+                    rpc::ErrorCode::Unavailable,
+                    "live order status is not served",
+                )
+            })?;
+        let payload = message::build(
+            route,
+            &[(stream.key.to_owned(), order_id.to_owned())],
+            &[],
+            &HeaderMap::new(),
+            Bytes::new(),
+        )?;
+        let context = rpc::Context::background()
+            .with_request_id(uuid::Uuid::now_v7().to_string())
+            .with_deadline(Instant::now() + self.request_timeout)
+            .with_client_ip(client_ip.to_string())
+            .with_trace(new_trace())
+            .with_principal(principal);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            rpc::headers::CONTENT_TYPE,
+            rpc::headers::value(rpc::headers::JSON),
+        );
+        let timeout = context.write_headers(&mut headers, self.request_timeout);
+        Ok(self.check(route.descriptor.subject, headers, payload, timeout))
+    }
+
     /// The client's address: the TCP peer, or with `--trust-forwarded-for` what our proxy
     /// appended to X-Forwarded-For. Sent to services as `X-Client-Ip`; rate limits count
     /// anonymous requests against it (an IPv6 client by its /64, see [`rate_limit_address`]).
@@ -316,9 +410,9 @@ impl Forwarder {
         }
         parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
+            .get::<ConnectInfo<Peer>>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |info| {
-                info.0.ip().to_canonical()
+                info.0.addr.ip().to_canonical()
             })
     }
 }

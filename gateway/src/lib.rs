@@ -38,6 +38,7 @@ pub mod edge;
 pub mod error;
 pub mod forward;
 pub mod idempotency;
+pub mod live;
 pub mod message;
 pub mod observe;
 pub mod openapi;
@@ -46,6 +47,7 @@ pub mod stream;
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -78,7 +80,7 @@ const TIMEOUT_GRACE: Duration = Duration::from_millis(100);
 
 /// A gateway bound to its ports, ready to serve.
 pub struct Application {
-    listener: tokio::net::TcpListener,
+    listener: live::conn::CuttableListener,
     router: Router,
     local_addr: SocketAddr,
     admin_listener: tokio::net::TcpListener,
@@ -120,7 +122,10 @@ impl Application {
 
         let request_timeout = config.request_timeout();
         let streams_end = stream::Closer::new();
-        let forwarder = Forwarder {
+        let live = live::Hub::new(config.live_max_connections);
+        let mut background: Vec<JoinHandle<()>> = refresh_task.into_iter().collect();
+        background.extend(live.start(nats.clone()));
+        let forwarder = Arc::new(Forwarder {
             streams_end: streams_end.clone(),
             rpc: rpc::Client::new(nats.clone()).with_default_timeout(request_timeout),
             authenticator,
@@ -129,8 +134,18 @@ impl Application {
             request_timeout,
             body_limit_bytes: config.body_limit_bytes,
             trust_forwarded_for: config.trust_forwarded_for,
-        };
-        let router = forward::router(api::ROUTES, forwarder)?
+            live,
+            live_settings: live::Settings {
+                queue: config.live_queue,
+                heartbeat: Duration::from_secs(config.live_heartbeat_seconds.max(1)),
+                max_subscriptions: config.live_max_subscriptions,
+            },
+        });
+        let router = forward::router(api::ROUTES, forwarder.clone())?
+            .route(
+                live::WS_PATH,
+                axum::routing::get(live::ws::upgrade).with_state(forwarder),
+            )
             .merge(admin::public_router(nats.clone(), redis.clone()))
             .fallback(error::route_not_found)
             .method_not_allowed_fallback(error::method_not_allowed);
@@ -151,6 +166,8 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("binding {}:{}: {e}", config.bind, config.port))?;
         let local_addr = listener.local_addr()?;
+        // Live clients too slow to read are disconnected through their connection.
+        let listener = live::conn::CuttableListener(listener);
         let admin_listener = tokio::net::TcpListener::bind(config.admin_addr())
             .await
             .map_err(|e| anyhow::anyhow!("binding the admin port {}: {e}", config.admin_addr()))?;
@@ -164,7 +181,7 @@ impl Application {
             admin_router,
             admin_addr,
             nats,
-            background: refresh_task.into_iter().collect(),
+            background,
             streams_end,
         })
     }
@@ -186,7 +203,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let service = self
             .router
-            .into_make_service_with_connect_info::<SocketAddr>();
+            .into_make_service_with_connect_info::<live::conn::Peer>();
         let streams_end = self.streams_end;
         let (stopping, _) = tokio::sync::watch::channel(false);
         let stopped = |mut watch: tokio::sync::watch::Receiver<bool>| async move {

@@ -71,7 +71,7 @@ impl Closer {
     }
 
     /// Completes when the streams are to end.
-    fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut closed = self.0.subscribe();
         async move {
             // An error means the sender is gone: the gateway is gone too.

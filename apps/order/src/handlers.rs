@@ -16,8 +16,8 @@ use api::order::{
     AbortSagaRequest, CancelOrderRequest, CheckoutRequest, CheckoutResponse,
     DeliverSubOrderRequest, GetOrderRequest, GetSagaRequest, GetSubOrderRequest, ListOrdersRequest,
     ListOrdersResponse, ListSagasRequest, ListSagasResponse, ListShopSubOrdersRequest,
-    ListSubOrdersResponse, Order, OrderService, RetrySagaRequest, Saga, SagaStep,
-    ShipSubOrderRequest, SubOrder,
+    ListSubOrdersResponse, Order, OrderService, OrderWatch, RetrySagaRequest, Saga, SagaStep,
+    ShipSubOrderRequest, SubOrder, WatchOrderRequest,
 };
 use api::shop::{GetShopAccessRequest, ShopClient};
 use api::timestamp;
@@ -440,6 +440,49 @@ impl OrderService for OrderHandlers {
         Ok(views::order(&mut conn, record, true)
             .await
             .map_err(Error::from)?)
+    }
+
+    /// The snapshot of a live subscription, and the access check before anything is
+    /// streamed: the customer and admins see every sub-order; a seller sees the order only
+    /// when they own the shop of one of its sub-orders, and then only those; anyone else is
+    /// told the order does not exist.
+    async fn watch_order(
+        &self,
+        ctx: Context,
+        request: WatchOrderRequest,
+    ) -> Result<OrderWatch, rpc::Error> {
+        let principal = ctx.require_principal()?;
+        let id = OrderId::parse("id", &request.id)?.0;
+        let missing = || rpc::Error::from(Error::OrderNotFound(id));
+        let record = store::get_order(&self.pool, id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(missing)?;
+        let sub_orders = store::sub_orders_of(&self.pool, &[id])
+            .await
+            .map_err(Error::from)?;
+        let everything = principal.is_admin() || record.user_id.to_string() == principal.user_id;
+        let visible = if everything {
+            sub_orders
+        } else {
+            let mut shops: Vec<Uuid> = sub_orders.iter().map(|s| s.shop_id).collect();
+            shops.sort_unstable();
+            shops.dedup();
+            let mut owned = Vec::new();
+            for shop_id in shops {
+                if self.manages_shop(&ctx, principal, shop_id).await? {
+                    owned.push(shop_id);
+                }
+            }
+            if owned.is_empty() {
+                return Err(missing());
+            }
+            sub_orders
+                .into_iter()
+                .filter(|s| owned.contains(&s.shop_id))
+                .collect()
+        };
+        Ok(views::watch(&record, visible, everything))
     }
 
     async fn cancel_order(

@@ -1,7 +1,10 @@
 //! Stored orders as the contract's messages.
 
 use api::common::Money;
-use api::order::{Failure, Order, OrderLine, PriceChange, ShippingAddress, StatusChange, SubOrder};
+use api::order::{
+    Failure, Order, OrderLine, OrderWatch, PriceChange, ShippingAddress, StatusChange, SubOrder,
+    SubOrderState,
+};
 use api::timestamp;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -178,5 +181,27 @@ fn status_change(record: HistoryRecord) -> StatusChange {
         actor_id: record.actor_id.map(|id| id.to_string()).unwrap_or_default(),
         reason: record.reason,
         at: timestamp(record.at),
+    }
+}
+
+/// The status of an order and of the sub-orders a caller may see, as a live subscription's
+/// snapshot; `everything` when the caller sees every sub-order.
+pub fn watch(record: &OrderRecord, visible: Vec<SubOrderRecord>, everything: bool) -> OrderWatch {
+    OrderWatch {
+        order_id: record.id.to_string(),
+        status: record.status.clone(),
+        sub_orders: visible
+            .into_iter()
+            .map(|s| SubOrderState {
+                id: s.id.to_string(),
+                shop_id: s.shop_id.to_string(),
+                status: s.status,
+                carrier: s.carrier,
+                tracking_number: s.tracking_number,
+                updated_at: timestamp(s.updated_at),
+            })
+            .collect(),
+        all_sub_orders: everything,
+        updated_at: timestamp(record.updated_at),
     }
 }

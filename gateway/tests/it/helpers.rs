@@ -695,3 +695,15 @@ impl Platform {
         self.token(&[rpc::roles::ADMIN])
     }
 }
+
+impl Platform {
+    /// A NATS client with every permission, for a test's own publications.
+    pub async fn operator(&self) -> async_nats::Client {
+        self._nats.connect().await
+    }
+
+    /// The NATS permission violations the server logged so far.
+    pub fn nats_violations(&self) -> Vec<String> {
+        self._nats.violations()
+    }
+}

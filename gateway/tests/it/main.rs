@@ -9,6 +9,7 @@ mod errors;
 mod helpers;
 mod idempotency;
 mod journey;
+mod live;
 mod limits;
 mod marketplace;
 mod platform;

@@ -29,6 +29,10 @@ pub use credentials::{AUTHORIZATION_FILE, Credentials, SIGNER_FILE};
 /// exception the architecture names: it fetches the keys it verifies tokens with from auth.
 pub const GATEWAY_CALLS: &[&rpc::MethodDescriptor] = &[&api::auth::methods::GET_SIGNED_KEY_SET];
 
+/// The event domains whose streams the gateway reads for live order status, the route's
+/// domain first.
+const GATEWAY_LIVE_DOMAINS: [&str; 2] = ["order", "suborder"];
+
 /// The identity whose NKEY signs the key set the gateway trusts: the auth service.
 pub const KEY_SET_SIGNER: &str = api::auth::SERVICE_NAME;
 
@@ -216,13 +220,26 @@ fn gateway_permissions() -> Permissions {
         .collect();
     publish.extend(GATEWAY_CALLS.iter().map(|m| m.subject.to_owned()));
     let mut subscribe = BTreeSet::from([inbox(Identity::Gateway.name())]);
-    // Streaming routes follow one aggregate's events as they are published.
+    // Streaming routes follow one aggregate's events as they are published; the order's
+    // are followed through JetStream instead (below).
     subscribe.extend(
         api::ROUTES
             .iter()
             .filter_map(|r| r.stream.as_ref())
+            .filter(|s| s.domain != GATEWAY_LIVE_DOMAINS[0])
             .map(|s| events::names::stream_subjects(s.domain)),
     );
+    // Live order status (gateway/src/live): ordered push consumers (ephemeral, no acks)
+    // on the order streams, delivered to the gateway's inbox: read the stream's info,
+    // create them (the client names a consumer it recreates), answer flow control. Never
+    // a durable's MSG.NEXT or ACK, never DELETE (an abandoned ordered consumer expires).
+    for domain in GATEWAY_LIVE_DOMAINS {
+        let stream = events::names::stream_name(domain);
+        publish.insert(format!("{JS_API}.STREAM.INFO.{stream}"));
+        publish.insert(format!("{JS_API}.CONSUMER.CREATE.{stream}"));
+        publish.insert(format!("{JS_API}.CONSUMER.CREATE.{stream}.>"));
+        publish.insert(format!("$JS.FC.{stream}.>"));
+    }
     Permissions {
         publish,
         subscribe,
@@ -269,6 +286,24 @@ mod tests {
             }
         }
         assert!(!gateway.allow_responses);
+    }
+
+    #[test]
+    fn the_gateway_reads_the_order_streams_and_nothing_more() {
+        let gateway = Identity::Gateway.permissions();
+        let allows = |subject: &str| Permissions::allows(&gateway.publish, subject);
+        assert!(allows("$JS.API.CONSUMER.CREATE.EVENTS_ORDER"));
+        assert!(allows(
+            "$JS.API.CONSUMER.CREATE.EVENTS_SUBORDER.c_1.events.suborder.>"
+        ));
+        assert!(allows("$JS.API.STREAM.INFO.EVENTS_ORDER"));
+        assert!(allows("$JS.FC.EVENTS_ORDER.c.1"));
+        assert!(!allows("$JS.API.CONSUMER.CREATE.EVENTS_PAYMENT"));
+        assert!(!allows("$JS.API.CONSUMER.DELETE.EVENTS_ORDER.notification"));
+        assert!(!allows("$JS.API.STREAM.DELETE.EVENTS_ORDER"));
+        assert!(!allows("$JS.API.STREAM.PURGE.EVENTS_ORDER"));
+        assert!(!allows("events.order.o1.paid"));
+        assert!(!Permissions::allows(&gateway.subscribe, "events.order.o1.paid"));
     }
 
     #[test]
