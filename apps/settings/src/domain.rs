@@ -1,217 +1,145 @@
-//! The rules of a settings: what a valid one looks like. Pure functions, no I/O; each parser
-//! returns a type that can only hold a valid value, and names every bad field at once.
-//!
-//! Written once by `cargo xtask new-service settings`; from now on it belongs to the service.
+//! The rules of a settings request: which key, which scope, whether a value follows the key's
+//! schema. Pure functions, no I/O; the schemas themselves are pkg/settings' catalogue, which
+//! every reader shares.
 
-use api::settings::{CreateSettingsRequest, ListSettingsesRequest, UpdateSettingsRequest};
-use uuid::Uuid;
-use vocab::page::{self, Keyset, PageSize};
-use vocab::{Fields, LineBreaks, Problem, bounded_text};
+use serde_json::Value;
+use settings::Scope;
+use settings::catalogue::{self, Key, KeyKind};
 
-pub const NAME_MAX_CHARS: usize = 200;
-pub const DESCRIPTION_MAX_CHARS: usize = 5000;
+/// The most history rows one read returns, and how many when the caller names no number.
+pub const HISTORY_MAX: i32 = 100;
+pub const HISTORY_DEFAULT: i32 = 20;
 
-/// The id of a stored settings: a UUID v7, so ids sort in creation order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SettingsId(pub Uuid);
+/// The request field that carries a value; schema problems are named under it
+/// ("value_json.express.currency").
+const VALUE_FIELD: &str = "value_json";
 
-impl SettingsId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    /// Parses the request field `field`, or says why it is not an id.
-    pub fn parse(field: &str, value: &str) -> Result<Self, rpc::Error> {
-        Self::parse_value(value).map_err(|problem| rpc::Error::invalid_field(field, problem))
-    }
-
-    fn parse_value(value: &str) -> Result<Self, Problem> {
-        Uuid::try_parse(value)
-            .map(Self)
-            .map_err(|_| "must be a UUID".into())
-    }
+/// A key of the catalogue in a scope it may be set in.
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    pub key: &'static Key,
+    pub scope: Scope,
 }
 
-impl Default for SettingsId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for SettingsId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// Listings are in id order, so the last id of a page is where the next one starts.
-impl Keyset for SettingsId {
-    const VERSION: u32 = 1;
-
-    fn write(&self) -> String {
-        self.0.to_string()
+impl Target {
+    /// The key (not found when the catalogue has no such key) in the scope ("platform" when
+    /// empty; refused when the key cannot be set there).
+    pub fn parse(key: &str, scope: &str) -> Result<Self, rpc::Error> {
+        let key = catalogue::key(key.trim()).ok_or_else(|| {
+            rpc::Error::not_found(format!("there is no setting {:?}", key.trim()))
+        })?;
+        let scope = parse_scope(scope)?;
+        if !key.allows_scope(scope.kind()) {
+            let allowed: Vec<&str> = key.scopes.iter().map(|s| s.name()).collect();
+            return Err(rpc::Error::invalid_field(
+                "scope",
+                format!("{} can be set only in: {}", key.name, allowed.join(", ")),
+            ));
+        }
+        Ok(Self { key, scope })
     }
 
-    fn read(text: &str) -> Option<Self> {
-        Uuid::try_parse(text).ok().map(Self)
+    pub fn scope_text(&self) -> String {
+        self.scope.to_string()
+    }
+
+    /// Whether changing this key needs the service to run with `--allow-fault-flags`.
+    pub fn is_fault_flag(&self) -> bool {
+        self.key.kind == KeyKind::FaultFlag
     }
 }
 
-fn name(value: &str) -> Result<String, Problem> {
-    bounded_text(value, 1..=NAME_MAX_CHARS, LineBreaks::Refused)
+pub fn parse_scope(scope: &str) -> Result<Scope, rpc::Error> {
+    Scope::parse(scope).map_err(|problem| rpc::Error::invalid_field("scope", problem))
 }
 
-fn description(value: &str) -> Result<String, Problem> {
-    bounded_text(value, 0..=DESCRIPTION_MAX_CHARS, LineBreaks::Allowed)
+/// Parses `json` and checks it against `key`'s schema, naming every bad field.
+pub fn parse_value(key: &Key, json: &str) -> Result<Value, rpc::Error> {
+    let value: Value = serde_json::from_str(json.trim()).map_err(|error| {
+        rpc::Error::invalid_field(VALUE_FIELD, format!("is not valid JSON: {error}"))
+    })?;
+    check_value(key, &value)?;
+    Ok(value)
 }
 
-/// A new settings, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewSettings {
-    pub name: String,
-    pub description: String,
-}
-
-impl NewSettings {
-    pub fn parse(request: &CreateSettingsRequest) -> Result<Self, rpc::Error> {
-        let mut fields = Fields::new();
-        let name = fields.parse("name", name(&request.name));
-        let description = fields.parse("description", description(&request.description));
-        fields.finish(|| {
-            Some(Self {
-                name: name?,
-                description: description?,
+/// Checks `value` against `key`'s schema.
+pub fn check_value(key: &Key, value: &Value) -> Result<(), rpc::Error> {
+    key.validate(value).map_err(|problems| {
+        let details = problems
+            .into_iter()
+            .map(|(field, problem)| rpc::FieldViolation {
+                field: match field.strip_prefix("value") {
+                    Some(rest) => format!("{VALUE_FIELD}{rest}"),
+                    None => field,
+                },
+                problem,
             })
-        })
+            .collect();
+        rpc::Error::invalid_argument(format!(
+            "the value does not follow the schema of {}: {}",
+            key.name, key.schema
+        ))
+        .with_details(details)
+    })
+}
+
+/// The number of history rows to return.
+pub fn history_size(requested: i32) -> usize {
+    match requested {
+        n if n <= 0 => HISTORY_DEFAULT as usize,
+        n => n.min(HISTORY_MAX) as usize,
     }
 }
 
-/// The fields an update sets; `None` leaves a field as it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SettingsChanges {
-    pub id: SettingsId,
-    pub name: Option<String>,
-    pub description: Option<String>,
-}
-
-impl SettingsChanges {
-    pub fn parse(request: &UpdateSettingsRequest) -> Result<Self, rpc::Error> {
-        let mut fields = Fields::new();
-        let id = fields.parse("id", SettingsId::parse_value(&request.id));
-        let name = fields.optional("name", request.name.as_deref(), name);
-        let description =
-            fields.optional("description", request.description.as_deref(), description);
-        fields.finish(|| {
-            Some(Self {
-                id: id?,
-                name: name?,
-                description: description?,
-            })
-        })
-    }
-}
-
-/// One page of a listing: at most `size` settingses with ids after `after`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    pub size: usize,
-    pub after: Option<SettingsId>,
-}
-
-impl Page {
-    pub fn parse(request: &ListSettingsesRequest) -> Result<Self, rpc::Error> {
-        let mut fields = Fields::new();
-        let size = fields.parse("page_size", PageSize::parse(request.page_size));
-        let after = fields.parse("cursor", page::parse_token(&request.cursor));
-        fields.finish(|| {
-            Some(Self {
-                size: size?.get(),
-                after: after?,
-            })
-        })
-    }
-
-    /// The `next_cursor` of a page whose last settings is `last`.
-    pub fn cursor_after(last: SettingsId) -> String {
-        page::encode_token(&last)
+/// A reason, trimmed; the contract requires one.
+pub fn reason(text: &str) -> Result<String, rpc::Error> {
+    match text.trim() {
+        "" => Err(rpc::Error::invalid_field("reason", "is required")),
+        reason => Ok(reason.to_owned()),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use testkit::bad_fields;
-
     use super::*;
 
-    #[test]
-    fn a_name_is_trimmed_and_required() {
-        let parsed = NewSettings::parse(&CreateSettingsRequest {
-            name: "  First  ".into(),
-            description: String::new(),
-        })
-        .unwrap();
-        assert_eq!(parsed.name, "First");
-
-        let error = NewSettings::parse(&CreateSettingsRequest {
-            name: "   ".into(),
-            description: "x".repeat(DESCRIPTION_MAX_CHARS + 1),
-        })
-        .unwrap_err();
-        assert_eq!(bad_fields(&error), ["name", "description"]);
+    fn fields(error: &rpc::Error) -> Vec<&str> {
+        error.details().iter().map(|d| d.field.as_str()).collect()
     }
 
     #[test]
-    fn an_update_changes_only_the_fields_present() {
-        let id = SettingsId::new();
-        let changes = SettingsChanges::parse(&UpdateSettingsRequest {
-            id: id.to_string(),
-            name: None,
-            description: Some("new".into()),
-        })
-        .unwrap();
-        assert_eq!(changes.id, id);
-        assert_eq!(changes.name, None);
-        assert_eq!(changes.description.as_deref(), Some("new"));
-        let error = SettingsChanges::parse(&UpdateSettingsRequest {
-            id: "nope".into(),
-            name: Some(String::new()),
-            ..Default::default()
-        })
+    fn a_value_is_checked_against_its_key_and_bad_fields_are_named() {
+        let key = catalogue::key(catalogue::SHIPPING_METHODS).unwrap();
+        let error = parse_value(
+            key,
+            r#"{"standard": {"amount_minor_units": 499, "currency": "USD"},
+                "express": {"amount_minor_units": "fast", "currency": "USD"}}"#,
+        )
         .unwrap_err();
-        assert_eq!(bad_fields(&error), ["id", "name"]);
+        assert_eq!(error.code(), rpc::ErrorCode::InvalidArgument);
+        assert_eq!(fields(&error), ["value_json.express.amount_minor_units"]);
+        let error = parse_value(key, "{not json").unwrap_err();
+        assert_eq!(fields(&error), ["value_json"]);
     }
 
     #[test]
-    fn pages_default_to_twenty_and_reject_out_of_range_sizes_and_foreign_cursors() {
-        let page = Page::parse(&ListSettingsesRequest::default()).unwrap();
+    fn keys_and_scopes_are_checked() {
         assert_eq!(
-            page,
-            Page {
-                size: PageSize::DEFAULT.get(),
-                after: None
-            }
+            Target::parse("checkout.nothing", "").unwrap_err().code(),
+            rpc::ErrorCode::NotFound
         );
-        for size in [-1, PageSize::MAX.get() as i32 + 1] {
-            let request = ListSettingsesRequest {
-                page_size: size,
-                ..Default::default()
-            };
-            assert_eq!(
-                bad_fields(&Page::parse(&request).unwrap_err()),
-                ["page_size"]
-            );
-        }
-        let request = ListSettingsesRequest {
-            cursor: "x".into(),
-            ..Default::default()
-        };
-        assert_eq!(bad_fields(&Page::parse(&request).unwrap_err()), ["cursor"]);
-
-        let last = SettingsId::new();
-        let request = ListSettingsesRequest {
-            cursor: Page::cursor_after(last),
-            ..Default::default()
-        };
-        assert_eq!(Page::parse(&request).unwrap().after, Some(last));
+        let shop = format!("shop:{}", uuid::Uuid::now_v7());
+        let error = Target::parse(catalogue::TAX_RATES, &shop).unwrap_err();
+        assert_eq!(fields(&error), ["scope"]);
+        assert!(Target::parse(catalogue::NOTIFICATION_SENDER, &shop).is_ok());
+        assert_eq!(
+            fields(&Target::parse(catalogue::TAX_RATES, "everywhere").unwrap_err()),
+            ["scope"]
+        );
+        assert!(
+            Target::parse(catalogue::FAULT_PAYMENT_FAILURE_PERCENT, "")
+                .unwrap()
+                .is_fault_flag()
+        );
     }
 }

@@ -63,6 +63,7 @@ pub struct Host {
     consumers: Vec<events::Consumer>,
     background: Vec<(String, Starter)>,
     on_shutdown: Vec<BoxFuture<'static, ()>>,
+    settings: Option<settings::Settings>,
 }
 
 impl Host {
@@ -99,6 +100,7 @@ impl Host {
             consumers: Vec::new(),
             background: Vec::new(),
             on_shutdown: Vec::new(),
+            settings: None,
         }
     }
 
@@ -115,6 +117,25 @@ impl Host {
     /// JetStream on the service's connection.
     pub fn jetstream(&self) -> async_nats::jetstream::Context {
         async_nats::jetstream::new(self.nats.clone())
+    }
+
+    /// The platform's settings (pkg/settings): the `settings` bucket loaded (waiting a few
+    /// seconds at most; the defaults apply until it answers) and watched until shutdown, so a
+    /// change takes effect within a second. Every call answers the same live copy.
+    pub async fn settings(&mut self) -> settings::Settings {
+        if let Some(settings) = &self.settings {
+            return settings.clone();
+        }
+        let stop = CancellationToken::new();
+        let (settings, watcher) = settings::Settings::start(self.nats.clone(), stop.clone()).await;
+        // Dropped unrun (a start that failed later), the guard still stops the watcher.
+        let stop = stop.drop_guard();
+        self.on_shutdown.push(Box::pin(async move {
+            drop(stop);
+            let _ = watcher.await;
+        }));
+        self.settings = Some(settings.clone());
+        settings
     }
 
     /// The service's PostgreSQL database (`args`' URL, or the database named like the service

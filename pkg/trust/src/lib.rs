@@ -197,10 +197,38 @@ fn service_permissions(contract: &'static api::Contract) -> Permissions {
         subscribe.insert(events::names::max_deliveries_advisory(&stream, &durable));
         subscribe.insert(events::names::terminated_advisory(&stream, &durable));
     }
+    settings_bucket(name, &mut publish);
     Permissions {
         publish,
         subscribe,
         allow_responses: true,
+    }
+}
+
+/// The settings key-value bucket (`settings::BUCKET` of pkg/settings; apps/settings' tests
+/// check the two agree) and the service that alone writes it.
+pub const SETTINGS_BUCKET: &str = "settings";
+pub const SETTINGS_WRITER: &str = "settings";
+
+/// Every service reads and watches the settings bucket (pkg/settings: its info, direct gets,
+/// an ordered consumer of its own with flow control, delivered to its inbox); only the
+/// settings service creates it and puts values.
+fn settings_bucket(name: &str, publish: &mut BTreeSet<String>) {
+    let stream = format!("KV_{SETTINGS_BUCKET}");
+    publish.insert(format!("{JS_API}.STREAM.INFO.{stream}"));
+    publish.insert(format!("{JS_API}.STREAM.MSG.GET.{stream}"));
+    publish.insert(format!("{JS_API}.DIRECT.GET.{stream}"));
+    publish.insert(format!("{JS_API}.DIRECT.GET.{stream}.>"));
+    publish.insert(format!("{JS_API}.CONSUMER.CREATE.{stream}"));
+    publish.insert(format!("{JS_API}.CONSUMER.CREATE.{stream}.>"));
+    // The client deletes the consumer it replaces when it recreates its watch.
+    publish.insert(format!("{JS_API}.CONSUMER.DELETE.{stream}.>"));
+    publish.insert(format!("$JS.FC.{stream}.>"));
+    if name == SETTINGS_WRITER {
+        // Creating a bucket reads the account's JetStream limits first.
+        publish.insert(format!("{JS_API}.INFO"));
+        declare_stream(publish, &stream);
+        publish.insert(format!("$KV.{SETTINGS_BUCKET}.>"));
     }
 }
 
@@ -334,6 +362,33 @@ mod tests {
             assert!(!Permissions::allows(&permissions.subscribe, ">"));
             assert!(!Permissions::allows(&permissions.publish, "$SRV.PING"));
         }
+    }
+
+    #[test]
+    fn only_the_settings_service_writes_the_settings_bucket_and_every_service_reads_it() {
+        let put = format!("$KV.{SETTINGS_BUCKET}.platform.checkout.tax_rates");
+        let create = format!("{JS_API}.STREAM.CREATE.KV_{SETTINGS_BUCKET}");
+        let watch = format!("{JS_API}.CONSUMER.CREATE.KV_{SETTINGS_BUCKET}");
+        let purge = format!("{JS_API}.STREAM.PURGE.KV_{SETTINGS_BUCKET}");
+        let delete = format!("{JS_API}.STREAM.DELETE.KV_{SETTINGS_BUCKET}");
+        assert!(
+            api::CONTRACTS
+                .iter()
+                .any(|c| c.service.name == SETTINGS_WRITER)
+        );
+        for contract in api::CONTRACTS {
+            let permissions = Identity::Service(contract).permissions();
+            let writer = contract.service.name == SETTINGS_WRITER;
+            assert_eq!(Permissions::allows(&permissions.publish, &put), writer);
+            assert_eq!(Permissions::allows(&permissions.publish, &create), writer);
+            assert!(Permissions::allows(&permissions.publish, &watch));
+            assert!(!Permissions::allows(&permissions.publish, &purge));
+            assert!(!Permissions::allows(&permissions.publish, &delete));
+        }
+        assert!(!Permissions::allows(
+            &Identity::Gateway.permissions().publish,
+            &put
+        ));
     }
 
     #[test]
