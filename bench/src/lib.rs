@@ -24,6 +24,7 @@
 
 pub mod checkout;
 pub mod http;
+pub mod live;
 pub mod load;
 pub mod marketplace;
 pub mod memory;

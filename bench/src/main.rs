@@ -39,6 +39,8 @@ struct Cli {
 enum Scenario {
     /// 7: checkouts through the gateway (about a minute and a half).
     Checkout,
+    /// 8: live order status: 10,000 SSE connections on one gateway, events at 50/s.
+    Live,
 }
 
 #[tokio::main]
@@ -86,6 +88,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Scenario::Checkout) => {
             let report = bench::run_checkout(&options).await?;
             let output = cli.output.map(|path| beside(&path, "checkout"));
+            (
+                report.table(),
+                serde_json::to_string_pretty(&report)?,
+                output,
+            )
+        }
+        Some(Scenario::Live) => {
+            let live_options = if cli.smoke {
+                bench::live::LiveOptions::smoke()
+            } else {
+                bench::live::LiveOptions::full()
+            };
+            let report =
+                bench::live::run(&options.mode, &options.gateway_bin, &live_options).await?;
+            let output = cli.output.map(|path| beside(&path, "live"));
             (
                 report.table(),
                 serde_json::to_string_pretty(&report)?,

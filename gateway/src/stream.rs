@@ -9,10 +9,11 @@
 //! after a snapshot that already shows it, so clients apply events idempotently (each carries
 //! its event id as the SSE id).
 //!
-//! What it does not do yet: resume from `Last-Event-ID` (the stream would have to be replayed
-//! from JetStream) or fan out one subscription to many clients; each connection holds one core
-//! NATS subscription, and a client too slow to read loses events when the subscription's
-//! buffer overflows.
+//! The order's route is served by [`crate::live`] instead (one fan-out consumer per stream,
+//! resumable with `Last-Event-ID`, access-filtered status messages). This module still serves
+//! the product's: it does not resume from `Last-Event-ID` or fan out one subscription to many
+//! clients; each connection holds one core NATS subscription, and a client too slow to read
+//! loses events when the subscription's buffer overflows.
 
 use std::convert::Infallible;
 use std::time::Duration;
