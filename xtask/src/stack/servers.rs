@@ -1,5 +1,6 @@
 //! The dev servers as private processes on fixed ports of 127.0.0.1: nats-server with
-//! JetStream, PostgreSQL (its cluster created under `.dev/` on first use) and Redis, each
+//! JetStream, PostgreSQL (its cluster created under `.dev/` on first use), Redis and an SMTP
+//! server that keeps every message it receives (aiosmtpd, a Maildir under `.dev/mail/`), each
 //! waited on until it answers.
 
 use std::path::Path;
@@ -11,7 +12,7 @@ use anyhow::{Context as _, bail};
 use super::process::Stack;
 use super::record::StopBy;
 use super::settings::{
-    NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVER_READY_TIMEOUT,
+    NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVER_READY_TIMEOUT, SMTP_PORT,
 };
 use crate::deps::Servers;
 use crate::http;
@@ -199,6 +200,43 @@ pub(super) fn start_redis(
     stack.wait_until("redis-server", SERVER_READY_TIMEOUT, || {
         redis_answers_ping(REDIS_PORT)
     })
+}
+
+/// The dev mail relay: every message the services send is a file in `.dev/mail/new/`, to be
+/// read with any text viewer or mail client that opens a Maildir.
+pub(super) fn start_smtp(
+    stack: &mut Stack,
+    layout: &Layout,
+    servers: &Servers,
+) -> anyhow::Result<()> {
+    let mail = layout.dev().join("mail");
+    println!(
+        "==> starting the SMTP server on 127.0.0.1:{SMTP_PORT} (messages in {}/new/)",
+        layout.show(&mail)
+    );
+    let mut command = Command::new(&servers.smtp_python);
+    command
+        .args(["-m", "aiosmtpd", "-n", "-l"])
+        .arg(format!("127.0.0.1:{SMTP_PORT}"))
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&mail);
+    stack.start("smtp-server", command, StopBy::Terminate)?;
+    stack.wait_until("smtp-server", SERVER_READY_TIMEOUT, || {
+        smtp_greets(SMTP_PORT)
+    })
+}
+
+/// Whether an SMTP server on `port` sends its 220 greeting.
+fn smtp_greets(port: u16) -> bool {
+    use std::io::Read as _;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut greeting = [0u8; 4];
+    stream.read_exact(&mut greeting).is_ok() && greeting.starts_with(b"220")
 }
 
 fn redis_answers_ping(port: u16) -> bool {

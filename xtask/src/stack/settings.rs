@@ -17,6 +17,9 @@ pub(super) const NATS_PORT: u16 = 4222;
 pub(super) const NATS_MONITOR_PORT: u16 = 8222;
 pub(super) const POSTGRES_PORT: u16 = 5432;
 pub(super) const REDIS_PORT: u16 = 6379;
+/// The dev SMTP server, which keeps every message in `.dev/mail/`; the notification service's
+/// default `--smtp-url` points here.
+pub(super) const SMTP_PORT: u16 = 2525;
 /// The gateway's admin port (/metrics, /docs, health) in the dev stack.
 pub(super) const GATEWAY_ADMIN_PORT: u16 = 9100;
 
@@ -39,6 +42,7 @@ mod tests {
             NATS_MONITOR_PORT,
             POSTGRES_PORT,
             REDIS_PORT,
+            SMTP_PORT,
             GATEWAY_ADMIN_PORT,
             8080,
         ]);

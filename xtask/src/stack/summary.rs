@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::settings::{
     GATEWAY_ADMIN_PORT, NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES,
+    SMTP_PORT,
 };
 use crate::dev_keys::{self, Role};
 use crate::http;
@@ -77,6 +78,10 @@ pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_p
     );
     println!("  PostgreSQL   postgres://postgres@127.0.0.1:{POSTGRES_PORT}/<service>");
     println!("  Redis        redis://127.0.0.1:{REDIS_PORT}");
+    println!(
+        "  mail         smtp://127.0.0.1:{SMTP_PORT} keeps every email sent: one file each in {}/",
+        layout.show(&layout.dev().join("mail/new"))
+    );
     println!("  logs         {}/", layout.show(&layout.logs()));
     println!();
     println!("Dev tokens (12 h; more with `cargo xtask dev-token --role admin|customer|seller`):");
