@@ -2,8 +2,8 @@
 //!
 //! Each handler parses the request into domain types (which names every bad field), then runs
 //! the store, the session store and the password hasher. Access levels (public for the
-//! credential flows, admin for accounts and roles) were already enforced by the runtime from
-//! the contract.
+//! credential flows and email links, user for one's own account and verification links, admin
+//! for accounts and roles) were already enforced by the runtime from the contract.
 //!
 //! What a caller can learn is deliberately little: registering answers the same whether or
 //! not the address was taken (and costs a hash either way), a failed login says "invalid email
@@ -11,9 +11,9 @@
 //! (`login_limits.rs`: per client and account, per client; never per account alone, so nobody
 //! can lock an owner out) gets one message and costs no hash, every refused refresh
 //! token gets one message, and logging out with an unknown token succeeds. Asking for a password
-//! reset answers the same whether or not an account has the address (and does the same token
-//! work either way), and every email link token that does not work gets one message.
-//! Passwords, tokens and hashes are never logged.
+//! reset answers the same whether or not an account has the address (the answer does not wait
+//! for the address to be looked up), and every email link token that does not work gets one
+//! message. Passwords, tokens and hashes are never logged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -324,34 +324,34 @@ impl AuthHandlers {
         Ok(())
     }
 
-    /// Issues a reset link when an account has `email`. Whether or not one does, the request
-    /// is counted against the address and the client, and a token is drawn and hashed.
+    /// Counts a request for a reset link against the address and the client, then has the
+    /// link issued, when an account has `email`, after the answer.
+    ///
+    /// The answer waits only for the limits and for drawing the token, which every address
+    /// costs alike: looking the address up and issuing the link happen in a task of their
+    /// own, so neither the time the answer takes nor a failure while issuing (which only a
+    /// known address could meet) tells whether an account has the address. A link being
+    /// issued while the service stops is lost; its owner asks again.
     async fn send_reset_link(&self, ctx: &Context, email: &Email) -> Result<(), Error> {
         if !self.reset_limits.request(email, ctx.client_ip()).await? {
             tracing::info!(email = ?email, "password reset request over the limit");
             return Err(Error::ResetLimited);
         }
         let token = email_links::generate();
-        let Some(account) = store::find_account_by_email(&self.pool, email).await? else {
-            // The token work a known address costs: drawn above, hashed here.
-            std::hint::black_box(token.hash());
-            tracing::info!(email = ?email, "password reset asked for an address without an account");
-            return Ok(());
-        };
-        let id = UserId::from_uuid(account.id);
-        let mut tx = self.pool.begin().await?;
-        email_links::issue(
-            &mut tx,
-            ctx.trace(),
-            LinkPurpose::ResetPassword,
-            id,
-            &account.email,
-            &token,
-            self.clock.now(),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(user_id = %id, "password reset link issued");
+        let issuing = issue_reset_link(
+            self.pool.clone(),
+            ctx.trace().clone(),
+            email.clone(),
+            token,
+            self.clock.clone(),
+        );
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
+            if let Err(error) = issuing.await {
+                metrics::counter!("auth_email_links_issue_failures_total", "purpose" => LinkPurpose::ResetPassword.as_str())
+                    .increment(1);
+                tracing::error!(%error, "issuing a password reset link failed");
+            }
+        }));
         Ok(())
     }
 
@@ -398,6 +398,11 @@ impl AuthHandlers {
         self.sessions.revoke_all(id).await?;
         self.login_limits.forget_account(&email).await?;
         tx.commit().await?;
+        // Once more now that the old password is gone: a login that checked it just before
+        // the commit may have started its session after the first cut-off.
+        if let Err(error) = self.sessions.revoke_all(id).await {
+            tracing::warn!(user_id = %id, %error, "ending the sessions again after a password reset");
+        }
         tracing::info!(user_id = %id, "password reset: every session ended");
         Ok(())
     }
@@ -606,6 +611,38 @@ impl AuthService for AuthHandlers {
         );
         Ok(message(account))
     }
+}
+
+/// Issues `token` as a reset link of the account with `email`, if there is one.
+async fn issue_reset_link(
+    pool: PgPool,
+    trace: events::TraceHeaders,
+    email: Email,
+    token: domain::LinkToken,
+    clock: Clock,
+) -> Result<(), Error> {
+    // The account's row stays locked until the link is issued, so that of two concurrent
+    // requests the later one's link supersedes the earlier one's.
+    let mut tx = pool.begin().await?;
+    let Some(account) = store::find_account_by_email_for_update(&mut tx, &email).await? else {
+        tx.rollback().await?;
+        tracing::info!(email = ?email, "password reset asked for an address without an account");
+        return Ok(());
+    };
+    let id = UserId::from_uuid(account.id);
+    email_links::issue(
+        &mut tx,
+        &trace,
+        LinkPurpose::ResetPassword,
+        id,
+        &account.email,
+        &token,
+        clock.now(),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %id, "password reset link issued");
+    Ok(())
 }
 
 fn message(account: AccountRecord) -> Account {

@@ -244,16 +244,17 @@ pub async fn get_account_for_update(
     .await?)
 }
 
+/// The account with `email`, its row locked until the transaction ends.
 #[tracing::instrument(skip_all)]
-pub async fn find_account_by_email(
-    pool: &PgPool,
+pub async fn find_account_by_email_for_update(
+    conn: &mut PgConnection,
     email: &Email,
 ) -> Result<Option<AccountRecord>, Error> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1 FOR UPDATE"
     ))
     .bind(email.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?)
 }
 

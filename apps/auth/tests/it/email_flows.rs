@@ -407,7 +407,38 @@ async fn a_password_reset_sets_the_new_password_and_ends_every_session() {
     app.login("reset.me@example.com", NEW_PASSWORD)
         .await
         .unwrap();
+
+    // What an operator watches: links asked for, issued and used, by purpose and outcome;
+    // never a token. (The tests of this binary share one recorder: names, not counts.)
+    let metrics = metrics(&app).await;
+    for expected in [
+        "auth_email_links_issued_total{purpose=\"verify_email\"}",
+        "auth_email_links_issued_total{purpose=\"reset_password\"}",
+        "auth_email_link_requests_total{purpose=\"reset_password\",outcome=\"ok\"}",
+        "auth_email_links_consumed_total{purpose=\"reset_password\",outcome=\"ok\"}",
+        "auth_email_links_consumed_total{purpose=\"reset_password\",outcome=\"refused\"}",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} in /metrics:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains(&link.token));
     app.stop().await;
+}
+
+/// The service's `/metrics` from its admin port.
+async fn metrics(app: &TestApp) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(app.admin_addr())
+        .await
+        .unwrap();
+    let request = "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
