@@ -117,6 +117,8 @@ pub struct Checkout {
     pub shops: ShopClient,
     pub rules: PricingRules,
     /// How long stock and the voucher are held for the order.
+    /// How long stock and voucher uses are held when the settings do not say
+    /// (`checkout.reservation_expiry_seconds`).
     pub hold: Duration,
     /// Each call's deadline.
     pub call_timeout: Duration,
@@ -446,7 +448,10 @@ impl Checkout {
         ) else {
             return Err(refuse_with(
                 failure::SHIPPING_UNAVAILABLE,
-                format!("shipping method {:?} is not offered", data.shipping_method),
+                format!(
+                    "shipping method {:?} is not offered for orders in {currency}",
+                    data.shipping_method
+                ),
             ));
         };
         if let Some((expected, expected_currency)) = &data.expected_total
@@ -479,7 +484,7 @@ impl Checkout {
         let request = ReserveStockRequest {
             reservation_id: data.order_id.to_string(),
             items: items.clone(),
-            ttl_seconds: self.hold.as_secs() as i32,
+            ttl_seconds: self.rules.reservation_hold(self.hold).as_secs() as i32,
         };
         match self.products.reserve_stock(&context, &request).await {
             Ok(_) => Ok(Outcome::Done(data)),
@@ -543,7 +548,7 @@ impl Checkout {
             user_id: data.user_id.to_string(),
             order_id: data.order_id.to_string(),
             amount: money(discount.amount, &currency),
-            ttl_seconds: self.hold.as_secs() as i32,
+            ttl_seconds: self.rules.reservation_hold(self.hold).as_secs() as i32,
         };
         let answer = self
             .vouchers

@@ -491,15 +491,30 @@ pub struct Discount {
     pub amount: i64,
 }
 
-/// Shipping methods and tax rates, from configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Shipping methods and tax rates. They come from the platform settings
+/// (`checkout.shipping_methods`, `checkout.tax_rates` through pkg/settings), read at each
+/// use, so a change applies to the next checkout without a restart. The tables parsed from
+/// `--shipping-rates` and `--tax-rates` are the fallback for a key the settings do not hold
+/// (no settings service on this stack, or its bucket not reached yet).
+#[derive(Clone, Debug)]
 pub struct PricingRules {
-    /// Per method, what one sub-order's shipping costs in minor units of the order's currency.
+    /// Fallback: per method, what one sub-order's shipping costs in minor units of the
+    /// order's currency.
     pub shipping: BTreeMap<String, i64>,
-    /// Per destination country (ISO 3166-1 alpha-2), in basis points (1900 = 19%).
+    /// Fallback: per destination country (ISO 3166-1 alpha-2), in basis points (1900 = 19%).
     pub tax_rates: BTreeMap<String, i64>,
     /// The rate for a country not listed.
     pub default_tax_rate: i64,
+    /// The live settings, when the service reads them.
+    live: Option<settings::Settings>,
+}
+
+/// One shipping method's rate: minor units, in `currency` when the settings name one (the
+/// command-line fallback applies in any currency).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShippingCost {
+    pub amount: i64,
+    pub currency: Option<String>,
 }
 
 /// The shipping method when the customer names none.
@@ -544,20 +559,73 @@ impl PricingRules {
             shipping,
             tax_rates,
             default_tax_rate,
+            live: None,
         })
     }
 
+    /// These rules, reading the shipping and tax tables from `settings` first.
+    pub fn with_settings(mut self, settings: settings::Settings) -> Self {
+        self.live = Some(settings);
+        self
+    }
+
+    fn live_value(&self, key: &str) -> Option<&settings::Settings> {
+        self.live
+            .as_ref()
+            .filter(|live| live.stored(settings::Scope::Platform, key).is_some())
+    }
+
+    /// The shipping methods offered now, each with its cost.
+    pub fn shipping_methods(&self) -> BTreeMap<String, ShippingCost> {
+        match self.live_value(settings::catalogue::SHIPPING_METHODS) {
+            Some(live) => live
+                .shipping_methods()
+                .into_iter()
+                .map(|(method, rate)| {
+                    let cost = ShippingCost {
+                        amount: rate.amount_minor_units,
+                        currency: Some(rate.currency),
+                    };
+                    (method, cost)
+                })
+                .collect(),
+            None => self
+                .shipping
+                .iter()
+                .map(|(method, amount)| {
+                    let cost = ShippingCost {
+                        amount: *amount,
+                        currency: None,
+                    };
+                    (method.clone(), cost)
+                })
+                .collect(),
+        }
+    }
+
+    /// How long a checkout holds stock and voucher uses: the setting, else `fallback`.
+    pub fn reservation_hold(&self, fallback: std::time::Duration) -> std::time::Duration {
+        match self.live_value(settings::catalogue::RESERVATION_EXPIRY_SECONDS) {
+            Some(live) => live.reservation_expiry(),
+            None => fallback,
+        }
+    }
+
+    /// The tax rate of `country`, in basis points: the settings' table, else the fallback
+    /// table; a country neither lists pays the default rate.
     pub fn tax_rate(&self, country: &str) -> i64 {
-        self.tax_rates
-            .get(&country.to_ascii_uppercase())
-            .copied()
-            .unwrap_or(self.default_tax_rate)
+        let country = country.to_ascii_uppercase();
+        let listed = match self.live_value(settings::catalogue::TAX_RATES) {
+            Some(live) => live.tax_rates().get(&country).copied(),
+            None => self.tax_rates.get(&country).copied(),
+        };
+        listed.unwrap_or(self.default_tax_rate)
     }
 
     /// Prices `lines` (one currency) into one sub-order per shop: each sub-order's subtotal,
     /// its share of the discount, its shipping by `method`, and tax at the destination's rate
     /// on what remains after the discount, plus shipping. Sub-orders are in the order shops
-    /// first appear in `lines`. `None` when the method is not configured.
+    /// first appear in `lines`. `None` when the method is not offered, or not in `currency`.
     pub fn price(
         &self,
         currency: &str,
@@ -566,7 +634,11 @@ impl PricingRules {
         method: &str,
         country: &str,
     ) -> Option<PricedOrder> {
-        let shipping = *self.shipping.get(method)?;
+        let cost = self.shipping_methods().remove(method)?;
+        if cost.currency.as_deref().is_some_and(|c| c != currency) {
+            return None;
+        }
+        let shipping = cost.amount;
         let rate = self.tax_rate(country);
         let mut shops: Vec<(Uuid, Vec<Line>)> = Vec::new();
         for line in lines {
@@ -705,19 +777,15 @@ impl CheckoutOrder {
             "" => DEFAULT_SHIPPING_METHOD,
             method => method,
         };
+        let offered = rules.shipping_methods();
         let shipping_method = fields.parse(
             "shipping_method",
-            if rules.shipping.contains_key(method) {
+            if offered.contains_key(method) {
                 Ok(method.to_owned())
             } else {
                 Err(Problem::from(format!(
                     "must be one of {}",
-                    rules
-                        .shipping
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    offered.keys().cloned().collect::<Vec<_>>().join(", ")
                 )))
             },
         );
@@ -836,6 +904,40 @@ mod tests {
         assert_eq!(order.figures.tax, 150);
         assert!(PricingRules::parse("express=1", "", 0).is_err());
         assert!(PricingRules::parse("standard=x", "", 0).is_err());
+    }
+
+    #[test]
+    fn the_settings_tables_win_over_the_fallback_and_apply_in_their_currency_only() {
+        let settings = settings::Settings::defaults();
+        let rules = rules().with_settings(settings.clone());
+        let lines = [line(Uuid::now_v7(), 1000, 1)];
+        // Nothing in the bucket yet: the fallback tables (any currency).
+        let order = rules.price("EUR", &lines, None, "standard", "DE").unwrap();
+        assert_eq!((order.figures.shipping, order.figures.tax), (500, 285));
+
+        settings.set_locally(
+            settings::Scope::Platform,
+            settings::catalogue::SHIPPING_METHODS,
+            2,
+            serde_json::json!({"standard": {"amount_minor_units": 700, "currency": "USD"}}),
+        );
+        settings.set_locally(
+            settings::Scope::Platform,
+            settings::catalogue::TAX_RATES,
+            2,
+            serde_json::json!({"US": 1000}),
+        );
+        let order = rules.price("USD", &lines, None, "standard", "US").unwrap();
+        assert_eq!((order.figures.shipping, order.figures.tax), (700, 170));
+        // A country the settings do not list pays the default rate, not the fallback's.
+        let order = rules.price("USD", &lines, None, "standard", "DE").unwrap();
+        assert_eq!(order.figures.tax, 170);
+        assert!(rules.price("EUR", &lines, None, "standard", "US").is_none());
+        assert!(rules.price("USD", &lines, None, "express", "US").is_none());
+        assert_eq!(
+            rules.shipping_methods().keys().collect::<Vec<_>>(),
+            ["standard"]
+        );
     }
 
     #[test]

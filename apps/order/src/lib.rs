@@ -43,6 +43,7 @@ pub struct Config {
     pub outbox: config::OutboxArgs,
     /// Shipping methods and what one sub-order's shipping costs, in minor units of the
     /// order's currency: "standard=499,express=1499". "standard" is the default method.
+    /// The fallback when the platform settings hold no `checkout.shipping_methods`.
     #[arg(
         long,
         env = "SHIPPING_RATES",
@@ -50,7 +51,8 @@ pub struct Config {
     )]
     pub shipping_rates: String,
     /// Tax rates by destination country, in basis points (1900 = 19%), charged on each
-    /// sub-order's subtotal less its discount plus its shipping.
+    /// sub-order's subtotal less its discount plus its shipping. The fallback when the
+    /// platform settings hold no `checkout.tax_rates`.
     #[arg(
         long,
         env = "TAX_RATES",
@@ -60,7 +62,8 @@ pub struct Config {
     /// The tax rate, in basis points, of a country `--tax-rates` does not list.
     #[arg(long, env = "DEFAULT_TAX_RATE_BPS", default_value_t = 0)]
     pub default_tax_rate_bps: i64,
-    /// How long stock and voucher uses are held for a checkout, in seconds.
+    /// How long stock and voucher uses are held for a checkout, in seconds. The fallback
+    /// when the platform settings hold no `checkout.reservation_expiry_seconds`.
     #[arg(long, env = "CHECKOUT_HOLD_SECONDS", default_value_t = 900)]
     pub checkout_hold_seconds: u64,
     /// How long a checkout or cancellation request waits for its saga before answering 202,
@@ -88,15 +91,16 @@ pub struct Config {
 /// migrated, with the saga tables), the outbox relay and the saga runner. Requests are served
 /// once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
-    let rules = Arc::new(
-        domain::PricingRules::parse(
-            &config.shipping_rates,
-            &config.tax_rates,
-            config.default_tax_rate_bps,
-        )
-        .map_err(anyhow::Error::msg)?,
-    );
+    let rules = domain::PricingRules::parse(
+        &config.shipping_rates,
+        &config.tax_rates,
+        config.default_tax_rate_bps,
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut host = host::Host::connect(&api::order::SERVICE, &config.service).await?;
+    // Shipping, tax and the checkout's hold come from the platform settings, live; the flags
+    // above are the fallback for a key the settings do not hold.
+    let rules = Arc::new(rules.with_settings(host.settings().await));
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     host.outbox(&pool, &config.outbox).await?;
     saga::migrate(&pool).await?;

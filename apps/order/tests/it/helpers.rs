@@ -141,6 +141,19 @@ impl TestApp {
         }
     }
 
+    /// Starts the settings service beside the others, and a client of it: shipping, tax and
+    /// the checkout's hold then come from its bucket instead of the order service's flags.
+    pub async fn start_settings_service(&mut self) -> api::settings::SettingsClient {
+        let settings = self
+            .companion(
+                settings_service::start,
+                |_: &mut settings_service::Config| {},
+            )
+            .await;
+        self.companions.push(settings);
+        api::settings::SettingsClient::new(rpc::Client::new(self.nats.clone()))
+    }
+
     /// Stops every service the way SIGTERM does and checks they shut down cleanly and that
     /// NATS refused none of them anything.
     pub async fn stop(self) {

@@ -8,4 +8,5 @@ mod fulfilment;
 mod helpers;
 mod idempotency;
 mod operations;
+mod pricing;
 mod recovery;
