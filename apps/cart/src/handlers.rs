@@ -37,6 +37,8 @@ pub struct CartHandlers {
     hot: HotCarts,
     products: ProductClient,
     vouchers: VoucherClient,
+    /// The platform settings, for the cart read failure fault flag (dev and test stacks).
+    settings: settings::Settings,
 }
 
 impl CartHandlers {
@@ -47,7 +49,14 @@ impl CartHandlers {
             hot,
             products: ProductClient::new(client.clone()),
             vouchers: VoucherClient::new(client),
+            settings: settings::Settings::defaults(),
         }
+    }
+
+    /// Reads the fault flags from `settings`.
+    pub fn with_settings(mut self, settings: settings::Settings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// A transaction whose statements are cancelled once the request's deadline passes.
@@ -359,6 +368,12 @@ impl CartService for CartHandlers {
     }
 
     async fn get_cart(&self, ctx: Context, request: GetCartRequest) -> Result<Cart, rpc::Error> {
+        // The cart read failure fault flag (zero unless a dev or test stack set it).
+        if settings::Faults::strikes(self.settings.faults().cart_read_failure_percent()) {
+            return Err(rpc::Error::unavailable(
+                "the cart could not be read (a fault flag is set on this stack)",
+            ));
+        }
         let key = self.caller_cart(&ctx, &request.cart_token).await?;
         let cart = self.existing(&key).await?;
         Ok(self.answer(&ctx, &cart).await?)

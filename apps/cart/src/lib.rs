@@ -64,6 +64,8 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
             async move { store::delete_expired(&pool).await }
         },
     );
-    let handlers = CartHandlers::new(pool, store::HotCarts::new(redis), host.nats().clone());
+    let settings = host.settings().await;
+    let handlers = CartHandlers::new(pool, store::HotCarts::new(redis), host.nats().clone())
+        .with_settings(settings);
     host.serve(api::cart::endpoints(Arc::new(handlers))).await
 }

@@ -55,10 +55,12 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let mut host = host::Host::connect(&api::payment::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
     host.outbox(&pool, &config.outbox).await?;
+    let settings = host.settings().await;
     let provider = provider::SimulatedProvider::new(
         &pool,
         Duration::from_millis(config.simulated_provider_latency_ms),
-    );
+    )
+    .with_settings(settings);
     let handlers = PaymentHandlers::new(pool, Arc::new(provider));
     host.serve(api::payment::endpoints(Arc::new(handlers)))
         .await

@@ -183,6 +183,11 @@ impl TestBehaviour {
 /// processing error every time; any other number is not accepted. Captures, voids and refunds
 /// of an approved authorisation succeed. Every call waits `latency` first.
 ///
+/// Fault flags (pkg/settings, settable only on dev and test stacks) add to that: an extra
+/// latency on every call (`fault.payment.latency_ms`), and a share of authorisations of the
+/// approving card declined as `card_declined` (`fault.payment.failure_percent`), so the
+/// checkout's failure paths can be exercised at a chosen rate.
+///
 /// Like a real processor it is idempotent on the key it is given: what it answered per key is
 /// kept in `simulated_provider_operations` (committed before it answers, on a small pool of its
 /// own, so it is independent of the caller's transaction, as a remote processor is), and a key
@@ -190,6 +195,7 @@ impl TestBehaviour {
 pub struct SimulatedProvider {
     pool: PgPool,
     latency: Duration,
+    settings: settings::Settings,
 }
 
 impl SimulatedProvider {
@@ -199,13 +205,29 @@ impl SimulatedProvider {
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .connect_lazy_with((*service_pool.connect_options()).clone());
-        Self { pool, latency }
+        Self {
+            pool,
+            latency,
+            settings: settings::Settings::defaults(),
+        }
+    }
+
+    /// Reads its fault flags from `settings`.
+    pub fn with_settings(mut self, settings: settings::Settings) -> Self {
+        self.settings = settings;
+        self
     }
 
     async fn wait(&self) {
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+        let latency = self.latency + self.settings.faults().payment_latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
+    }
+
+    /// Whether the payment failure fault flag declines this authorisation.
+    fn fault_declines(&self) -> bool {
+        settings::Faults::strikes(self.settings.faults().payment_failure_percent())
     }
 
     /// The answer already given for `key`, or `decide()`'s answer, remembered unless it is a
@@ -304,7 +326,12 @@ impl PaymentProvider for SimulatedProvider {
 
     fn authorize<'a>(&'a self, call: &'a AuthorizeCall) -> ProviderFuture<'a, ProviderResult> {
         Box::pin(async move {
-            let behaviour = TestBehaviour::from_token(&call.card_token);
+            let behaviour = match TestBehaviour::from_token(&call.card_token) {
+                Some(TestBehaviour::Approve) if self.fault_declines() => {
+                    Some(TestBehaviour::Decline(DeclineCode::CardDeclined))
+                }
+                behaviour => behaviour,
+            };
             self.once(
                 "authorize",
                 &call.idempotency_key,

@@ -50,6 +50,8 @@ pub struct ProductHandlers {
     /// What `LookupProducts` answered per product, for a moment (the cart asks on every
     /// read); `None` when product reads are not cached.
     offers: Option<LocalCache>,
+    /// The platform settings, for the product latency fault flag (dev and test stacks).
+    settings: settings::Settings,
 }
 
 impl ProductHandlers {
@@ -59,6 +61,22 @@ impl ProductHandlers {
             cache,
             shops,
             offers: None,
+            settings: settings::Settings::defaults(),
+        }
+    }
+
+    /// Reads the fault flags from `settings`.
+    pub fn with_settings(mut self, settings: settings::Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The product latency fault flag: a delay before a read is answered (zero unless a dev
+    /// or test stack set it).
+    async fn fault_latency(&self) {
+        let delay = self.settings.faults().product_latency();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -175,6 +193,7 @@ impl ProductService for ProductHandlers {
         ctx: Context,
         request: ListProductsRequest,
     ) -> Result<ListProductsResponse, rpc::Error> {
+        self.fault_latency().await;
         let query = ProductQuery::parse(&request)?;
         if !may_see(&ctx, query.status) {
             return Err(rpc::Error::permission_denied(
@@ -196,6 +215,7 @@ impl ProductService for ProductHandlers {
         ctx: Context,
         request: GetProductRequest,
     ) -> Result<Product, rpc::Error> {
+        self.fault_latency().await;
         let id = parse_field("id", ProductId::parse(&request.id))?;
         let product = self
             .cached_product(id)
@@ -335,6 +355,7 @@ impl ProductService for ProductHandlers {
         _ctx: Context,
         request: LookupProductsRequest,
     ) -> Result<LookupProductsResponse, rpc::Error> {
+        self.fault_latency().await;
         let ids = domain::parse_product_lookup(&request)?;
         let Some(cache) = &self.offers else {
             let offers = inventory::lookup_offers(&self.pool, &ids).await?;

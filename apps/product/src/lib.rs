@@ -101,7 +101,8 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     );
     let cache = ::db::cache::Cache::new(redis, config.cache_config());
     let shops = shops::Shops::new(host.nats().clone());
-    let mut handlers = ProductHandlers::new(pool, cache, shops);
+    let settings = host.settings().await;
+    let mut handlers = ProductHandlers::new(pool, cache, shops).with_settings(settings);
     if config.product_cache_local_ttl_ms > 0 {
         // The cart's lookups share the in-process tier's freshness bound.
         handlers =

@@ -3,6 +3,7 @@
 //! gateway and the checkout do.
 
 mod access;
+mod faults;
 mod helpers;
 mod idempotency;
 mod methods;
