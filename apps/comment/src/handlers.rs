@@ -50,7 +50,7 @@ fn user_id(principal: &Principal) -> Result<Uuid, rpc::Error> {
 fn viewer_of(ctx: &Context, record: &ReviewRecord) -> Viewer {
     match ctx.principal() {
         Some(p) if p.is_admin() => Viewer::Admin,
-        Some(p) if p.user_id == record.author_id.to_string() => Viewer::Author,
+        Some(p) if Uuid::try_parse(&p.user_id).ok() == Some(record.author_id) => Viewer::Author,
         _ => Viewer::Public,
     }
 }

@@ -75,6 +75,20 @@ async fn a_flagged_review_waits_and_approval_publishes_it_into_the_summary() {
         subject,
         "the aggregate is the product"
     );
+
+    // What an operator's dashboard reads.
+    let metrics = metrics(&app).await;
+    for expected in [
+        "comment_reviews_written_total{kind=\"new\"}",
+        "comment_reviews_flagged_total",
+        "comment_reviews_published_total{by=\"rules\"}",
+        "comment_reviews_published_total{by=\"moderator\"}",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} in /metrics:\n{metrics}"
+        );
+    }
     app.stop().await;
 }
 
@@ -112,6 +126,11 @@ async fn hiding_a_review_takes_it_out_of_the_summary_and_the_listing() {
         ("hidden", "insults the seller")
     );
 
+    assert!(
+        metrics(&app)
+            .await
+            .contains("comment_reviews_hidden_total{by=\"moderator\"}")
+    );
     let events = app.published(&REVIEW_HIDDEN, 1).await;
     let event: ReviewHidden = payload(&events[0]);
     assert_eq!(event.reason, "hidden by a moderator: insults the seller");
@@ -143,4 +162,18 @@ async fn hiding_a_review_takes_it_out_of_the_summary_and_the_listing() {
         ErrorCode::PermissionDenied,
     );
     app.stop().await;
+}
+
+/// The comment service's `/metrics` from its admin port.
+async fn metrics(app: &TestApp) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.admin_addr())
+        .await
+        .unwrap();
+    let request = "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }
