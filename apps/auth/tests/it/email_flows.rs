@@ -208,6 +208,39 @@ async fn registering_sends_a_verification_link_that_verifies_the_email_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ones_own_account_and_verification_links_need_a_signed_in_user() {
+    let app = TestApp::spawn().await;
+    let mut mail = VerificationMail::open(&app).await;
+    let pair = app.signed_up("mine@example.com").await;
+    mail.next().await;
+
+    expect_error(
+        app.client
+            .get_my_account(&anonymous(), &GetMyAccountRequest {})
+            .await,
+        ErrorCode::Unauthenticated,
+    );
+    expect_error(
+        app.client
+            .request_email_verification(&anonymous(), &RequestEmailVerificationRequest {})
+            .await,
+        ErrorCode::Unauthenticated,
+    );
+    // Each user sees their own account only: the request names no account.
+    let mine = app
+        .client
+        .get_my_account(&customer(&pair.user_id), &GetMyAccountRequest {})
+        .await
+        .unwrap();
+    assert_eq!(mine.user_id, pair.user_id);
+    assert_eq!(mine.email, "mine@example.com");
+    assert!(!mine.email_verified);
+    assert_eq!(mine.email_verified_at, None);
+    mail.expect_nothing_more().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verification_link_expires_after_a_day() {
     let clock = Clock::system();
     let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
@@ -654,5 +687,44 @@ async fn a_reset_lets_a_client_that_was_refused_on_the_account_log_in_again() {
     app.login_from(&owner, "forgetful@example.com", NEW_PASSWORD)
         .await
         .expect("the limit on this client and account was cleared by the reset");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_also_ends_sessions_started_before_sessions_were_dated() {
+    let app = TestApp::spawn().await;
+    let mut resets = ResetMail::open(&app).await;
+    let old = app.signed_up("legacy@example.com").await;
+    // A session as the service stored it before sessions carried their start.
+    let mut redis = redis::Client::open(app.servers.redis.as_ref().unwrap().url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let token_key = format!(
+        "auth:refresh:{}",
+        auth_service::domain::sha256_hex(old.refresh_token.as_bytes())
+    );
+    let family: String = redis::cmd("HGET")
+        .arg(&token_key)
+        .arg("family")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let removed: i64 = redis::cmd("HDEL")
+        .arg(format!("auth:session:{family}"))
+        .arg("started_at")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "sessions are dated");
+
+    app.ask_for_reset("legacy@example.com").await.unwrap();
+    let link = resets.next().await;
+    app.reset_password(&link.token, NEW_PASSWORD).await.unwrap();
+    expect_error(
+        app.refresh(&old.refresh_token).await,
+        ErrorCode::Unauthenticated,
+    );
     app.stop().await;
 }
