@@ -71,8 +71,9 @@ impl Settings {
         }
     }
 
-    /// Loads the bucket on `nats` (waiting a few seconds at most: without it the defaults
-    /// apply until it answers) and keeps watching it until `stop` is cancelled. The watch is
+    /// Loads the bucket on `nats` and keeps watching it until `stop` is cancelled. It waits
+    /// for the first attempt only (at most a few seconds): when the bucket is not there yet
+    /// or NATS does not answer, the defaults apply until a later attempt loads the values. The watch is
     /// opened again whenever it ends (NATS restarted, the bucket not there yet), and the last
     /// values stay in force meanwhile.
     pub async fn start(
@@ -129,6 +130,11 @@ impl Settings {
                     Ok(()) => tracing::info!(bucket = BUCKET, "the settings watch ended; watching again"),
                     Err(error) => tracing::debug!(bucket = BUCKET, %error, "cannot watch the settings bucket yet; trying again"),
                 },
+            }
+            // A first attempt that failed (no bucket on this stack yet, NATS away) ends the
+            // wait at start: the defaults apply until a later attempt loads the values.
+            if let Some(loaded) = loaded.take() {
+                let _ = loaded.send(());
             }
             tokio::select! {
                 _ = stop.cancelled() => return,

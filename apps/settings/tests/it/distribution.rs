@@ -21,6 +21,7 @@ async fn a_change_reaches_a_running_watcher_without_a_restart() {
         .await;
     assert_eq!(watcher.settings.tax_rates()["DE"], 1900);
 
+    let changed_at = std::time::Instant::now();
     app.change(TAX_RATES, json!({"DE": 1600, "US": 0}), 1)
         .await
         .unwrap();
@@ -29,6 +30,11 @@ async fn a_change_reaches_a_running_watcher_without_a_restart() {
             s.tax_rates().get("DE") == Some(&1600)
         })
         .await;
+    // Reported, not asserted: the promise is "within a second" on a quiet machine.
+    eprintln!(
+        "a change reached the watcher {:?} after the request was sent",
+        changed_at.elapsed()
+    );
     assert_eq!(
         watcher
             .settings
