@@ -224,6 +224,15 @@ impl Session {
         order_id: &str,
         since: Option<&str>,
     ) -> Result<Vec<String>, ApiError> {
+        // Each subscription is a method call: it spends a token like a request.
+        let decision = self
+            .forwarder
+            .rate_limiter
+            .check("default", &format!("user:{}", self.principal.user_id))
+            .await;
+        if let Some(denied) = decision.to_error() {
+            return Err(denied);
+        }
         let limit = self.forwarder.live_settings.max_subscriptions;
         if order_id.len() > 64 {
             return Err(ApiError::invalid_field("order_id", "must be a UUID"));
