@@ -16,7 +16,6 @@
 //! user's preferences at that moment.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use api::auth::{EmailVerificationRequested, PasswordResetRequested, UserRegistered};
 use api::order::{
@@ -113,9 +112,10 @@ where
     )
 }
 
-/// A link email's consumer retries as long as the relay is down (each delay is the email
-/// backoff's, given with the nak), so it needs far more deliveries than the default; the link's
-/// expiry ends it.
+/// A link email's consumer retries as long as the relay is down, so it needs far more
+/// deliveries than the default, spaced like the sender loop's retries: its redelivery
+/// schedule is the email backoff's (JetStream follows a consumer's backoff schedule rather
+/// than a shorter delay given with a nak). The link's expiry ends it.
 fn link_consumer<E, F, Fut>(notifier: &Notifier, handle: F) -> Consumer
 where
     E: api::Event + Send + Sync + 'static,
@@ -123,8 +123,10 @@ where
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     let notifier = notifier.clone();
+    let settings = notifier.postman.settings();
     let mut config = ConsumerConfig::new(api::notification::SERVICE_NAME);
-    config.max_deliver = i64::from(notifier.postman.settings().max_attempts) + 5;
+    config.max_deliver = i64::from(settings.max_attempts) + 5;
+    config.backoff = settings.backoff.schedule();
     Consumer::new(config, move |delivery: Delivery<E>| {
         handle(notifier.clone(), delivery)
     })
@@ -411,10 +413,7 @@ impl Notifier {
         };
         Ok(match self.postman.attempt(claimed, Some(&link)).await? {
             Attempt::Sent | Attempt::Failed => Outcome::Done,
-            Attempt::RetryIn(delay) => Outcome::Retry {
-                reason: "the relay did not take the link email".into(),
-                after: Some(delay.min(Duration::from_secs(3600))),
-            },
+            Attempt::RetryIn(_) => Outcome::retry("the relay did not take the link email"),
         })
     }
 }

@@ -278,6 +278,20 @@ impl Backoff {
         let jitter = jitter.clamp(0.0, 1.0);
         full.mul_f64(0.5 + jitter / 2.0)
     }
+
+    /// The delays without jitter, from `base` doubling up to `max` (the last one repeats):
+    /// a JetStream consumer's redelivery schedule.
+    pub fn schedule(self) -> Vec<Duration> {
+        let mut delays = vec![self.base.max(Duration::from_millis(1))];
+        while delays.len() < 30 {
+            let next = (delays[delays.len() - 1] * 2).min(self.max);
+            if next <= delays[delays.len() - 1] {
+                break;
+            }
+            delays.push(next);
+        }
+        delays
+    }
 }
 
 /// `minor_units` of `currency` the way a reader of `language` writes it: "USD 1,234.50",
@@ -408,6 +422,8 @@ mod tests {
         assert_eq!(backoff.delay(3, 0.0), Duration::from_secs(2));
         assert_eq!(backoff.delay(20, 0.0), Duration::from_secs(30));
         assert_eq!(backoff.delay(u32::MAX, 1.0), Duration::from_secs(60));
+        let schedule: Vec<u64> = backoff.schedule().iter().map(Duration::as_secs).collect();
+        assert_eq!(schedule, [1, 2, 4, 8, 16, 32, 60]);
     }
 
     #[test]

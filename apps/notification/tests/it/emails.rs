@@ -288,3 +288,123 @@ async fn a_link_that_expired_before_it_could_be_sent_is_not_sent() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_the_relay_never_takes_is_marked_failed_after_its_attempts_and_counted() {
+    let smtp = SmtpServer::reserve().expect("a port for the SMTP server");
+    let app = TestApp::spawn_configured(smtp, |config| config.mail.email_max_attempts = 3).await;
+    let ada = app.register("ada@example.com").await;
+    app.pay_order(&ada).await;
+    let started = std::time::Instant::now();
+    loop {
+        let rows = app.email_rows().await;
+        if rows.len() == 2 && rows.iter().all(|(_, status, _)| status == "failed") {
+            assert!(
+                rows.iter().all(|(_, _, attempts)| *attempts == 3),
+                "{rows:?}"
+            );
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "not failed: {rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let metrics = app.metrics().await;
+    let failed = metrics.lines().find(|line| {
+        line.starts_with("notifications_failed_total")
+            && line.contains("kind=\"order_confirmation\"")
+            && line.contains("channel=\"email\"")
+    });
+    assert!(failed.is_some(), "no failed count in:\n{metrics}");
+    for series in [
+        "notification_email_attempts_total",
+        "notification_emails_pending",
+        "notification_email_oldest_pending_age_seconds",
+        "notifications_created_total",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
+    // The in-app notification is there all the same.
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE channel = 'in_app' AND kind = 'order_confirmation'",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(rows, 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_send_every_email_exactly_once() {
+    let app = TestApp::spawn().await;
+    let replica = app.start_replica().await;
+    let mut users = Vec::new();
+    for name in ["ada", "bob", "cyd"] {
+        users.push(app.register(&format!("{name}@example.com")).await);
+    }
+    for user in &users {
+        for _ in 0..3 {
+            app.pay_order(user).await;
+        }
+    }
+    let mail = app.settled_mail().await;
+    assert_eq!(with_subject(&mail, "is confirmed").len(), 9);
+    assert_eq!(with_subject(&mail, "Welcome").len(), 3);
+    assert_eq!(mail.len(), 12);
+    let mut ids: Vec<&str> = mail.iter().filter_map(|m| m.header("message-id")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12, "every email has its own Message-ID");
+    replica.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_link_asked_for_while_the_relay_is_down_arrives_once_it_is_back() {
+    let smtp = SmtpServer::reserve().expect("a port for the SMTP server");
+    let mut app = TestApp::spawn_with(smtp).await;
+    let user_id = Uuid::now_v7().to_string();
+    let event = PasswordResetRequested {
+        user_id: user_id.clone(),
+        email: "ada@example.com".into(),
+        token: "while-down-token".into(),
+        expires_at: Some(api::Timestamp {
+            seconds: chrono::Utc::now().timestamp() + 3600,
+            nanos: 0,
+        }),
+    };
+    // Not waited on: the consumer holds the event, naking it while the relay is down.
+    app.publish(
+        &USER_PASSWORD_RESET_REQUESTED,
+        &user_id,
+        &event,
+        Uuid::now_v7(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    loop {
+        let rows = app.email_rows().await;
+        if rows
+            .first()
+            .is_some_and(|(_, status, attempts)| status == "pending" && *attempts >= 3)
+        {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "no retries seen: {rows:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    app.smtp
+        .start_now()
+        .await
+        .expect("starting the SMTP server");
+    let mail = app.smtp.wait_for(1, PATIENCE).await;
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0]
+            .text()
+            .contains("https://shop.example/reset-password?token=while-down-token")
+    );
+    let mail = app.settled_mail().await;
+    assert_eq!(mail.len(), 1, "sent once");
+    app.stop().await;
+}

@@ -67,6 +67,14 @@ impl TestApp {
     /// The service sending to `smtp`, which may not be running yet. Retries are quick here, so
     /// a test sees several of them in little time.
     pub async fn spawn_with(smtp: SmtpServer) -> Self {
+        Self::spawn_configured(smtp, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with `configure` adjusting the configuration last.
+    pub async fn spawn_configured(
+        smtp: SmtpServer,
+        configure: impl FnOnce(&mut Config) + Send + 'static,
+    ) -> Self {
         let url = smtp.url();
         let harness = Harness::start(notification_service::start, move |config: &mut Config| {
             config.mail.smtp_url = url.parse().expect("the SMTP server's URL");
@@ -75,6 +83,7 @@ impl TestApp {
             config.mail.email_retry_max_ms = 400;
             config.mail.email_poll_ms = 50;
             config.mail.smtp_timeout_ms = 2_000;
+            configure(config);
         })
         .await;
         // What the producers do at their start-up.
@@ -246,6 +255,20 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         self.smtp.messages()
+    }
+
+    /// The service's `/metrics`, from its admin port.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.admin_addr())
+            .await
+            .unwrap();
+        let request = "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
     }
 
     /// The email rows as (kind, status, attempts), oldest first.
