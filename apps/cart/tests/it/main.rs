@@ -6,6 +6,7 @@
 mod checkout;
 mod contract;
 mod durability;
+mod faults;
 mod guests;
 mod helpers;
 mod limits;
