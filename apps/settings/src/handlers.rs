@@ -9,6 +9,7 @@ use api::settings::{
 };
 use api::timestamp;
 use rpc::Context;
+use settings::Scope;
 use settings::catalogue::{self, Key, KeyKind};
 
 use crate::domain::{self, Target};
@@ -69,7 +70,7 @@ impl SettingsHandlers {
         if let Err(error) = self.publisher.publish(change.scope, change.key).await {
             tracing::warn!(error = %error, key = target.key.name, "copying a change into the bucket failed; the relay will");
         }
-        Ok(setting(target.key, change.scope, Some(record)))
+        Ok(setting(target.key, change.scope, Some(record), None))
     }
 }
 
@@ -82,6 +83,14 @@ impl SettingsService for SettingsHandlers {
         let scope = domain::parse_scope(&request.scope)?;
         let scope_text = scope.to_string();
         let mut records = self.store.list(&scope_text).await.map_err(internal)?;
+        let platform = match scope {
+            Scope::Platform => Vec::new(),
+            Scope::Shop(_) => self
+                .store
+                .list(&Scope::Platform.to_string())
+                .await
+                .map_err(internal)?,
+        };
         let settings = catalogue::KEYS
             .iter()
             .filter(|key| key.allows_scope(scope.kind()))
@@ -90,9 +99,10 @@ impl SettingsService for SettingsHandlers {
                     .iter()
                     .position(|r| r.key == key.name)
                     .map(|at| records.swap_remove(at));
+                let inherited = platform.iter().find(|r| r.key == key.name);
                 SettingEntry {
                     key: Some(key_message(key)),
-                    current: Some(setting(key, &scope_text, record)),
+                    current: Some(setting(key, &scope_text, record, inherited)),
                 }
             })
             .collect();
@@ -111,6 +121,14 @@ impl SettingsService for SettingsHandlers {
             .get(&scope, target.key.name)
             .await
             .map_err(internal)?;
+        let inherited = match (&record, target.scope) {
+            (None, Scope::Shop(_)) => self
+                .store
+                .get(&Scope::Platform.to_string(), target.key.name)
+                .await
+                .map_err(internal)?,
+            _ => None,
+        };
         let history = self
             .store
             .history(
@@ -122,7 +140,7 @@ impl SettingsService for SettingsHandlers {
             .map_err(internal)?;
         Ok(SettingDetail {
             key: Some(key_message(target.key)),
-            current: Some(setting(target.key, &scope, record)),
+            current: Some(setting(target.key, &scope, record, inherited.as_ref())),
             history: history.into_iter().map(change_message).collect(),
         })
     }
@@ -207,8 +225,14 @@ fn key_message(key: &Key) -> SettingKey {
     }
 }
 
-/// A key's value in a scope: the record, or the default (version 0) when nothing is set.
-fn setting(key: &Key, scope: &str, record: Option<SettingRecord>) -> Setting {
+/// A key's value in a scope: the record, or (version 0) the value that applies when the
+/// scope has none: the platform's (`inherited`) for a shop, else the key's default.
+fn setting(
+    key: &Key,
+    scope: &str,
+    record: Option<SettingRecord>,
+    inherited: Option<&SettingRecord>,
+) -> Setting {
     match record {
         Some(record) => Setting {
             key: record.key,
@@ -221,7 +245,9 @@ fn setting(key: &Key, scope: &str, record: Option<SettingRecord>) -> Setting {
         None => Setting {
             key: key.name.to_owned(),
             scope: scope.to_owned(),
-            value_json: key.default_value().to_string(),
+            value_json: inherited
+                .map(|platform| platform.value.to_string())
+                .unwrap_or_else(|| key.default_value().to_string()),
             version: 0,
             updated_by: String::new(),
             updated_at: None,

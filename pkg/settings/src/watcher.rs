@@ -147,15 +147,13 @@ impl Settings {
         use async_nats::jetstream::kv::Operation;
         let mut values = self.inner.values.write().expect("settings lock");
         match entry.operation {
+            // Entries arrive in the bucket's order, which is the order the settings service
+            // put them in (one publisher at a time per key), so the last one wins. Versions
+            // are not compared: a settings database restored from a backup starts counting
+            // again, and its values must still reach running services.
             Operation::Put => match serde_json::from_slice::<Stored>(&entry.value) {
                 Ok(stored) => {
-                    // The bucket only moves forward; a replayed older version changes nothing.
-                    let newer = values
-                        .get(&entry.key)
-                        .is_none_or(|known| known.version <= stored.version);
-                    if newer {
-                        values.insert(entry.key.clone(), stored);
-                    }
+                    values.insert(entry.key.clone(), stored);
                 }
                 Err(error) => {
                     tracing::warn!(key = %entry.key, %error, "a settings value that is not a versioned JSON value; ignored")

@@ -42,6 +42,15 @@ async fn the_listing_shows_every_key_with_its_schema_and_the_seeded_defaults() {
         .collect();
     assert!(shop_keys.contains(&NOTIFICATION_SENDER.to_owned()));
     assert!(!shop_keys.contains(&TAX_RATES.to_owned()));
+    // A shop with no sender of its own shows the platform's, as version 0.
+    let platform_sender = json!({"name": "Market", "address": "hello@market.example"});
+    app.change(NOTIFICATION_SENDER, platform_sender.clone(), 1)
+        .await
+        .unwrap();
+    let shop_sender = app.get(NOTIFICATION_SENDER, &shop).await.unwrap();
+    let current = shop_sender.current.unwrap();
+    assert_eq!((current.version, value(&current)), (0, platform_sender));
+    assert!(shop_sender.history.is_empty());
     app.stop().await;
 }
 
