@@ -235,15 +235,12 @@ impl<S: Reviews> CommentService for CommentHandlers<S> {
             Some(review) if review.status.is_public() => review,
             _ => return Err(review_not_found(reply.review_id)),
         };
-        if review.document.reply.is_some() {
-            return Err(rpc::Error::conflict(
-                "the seller has replied to this review already",
-            ));
-        }
+        // Who the caller is to the shop is decided before anything about the reply is said.
         let shop_id = self
             .catalog
             .shop_of_sold_by(&ctx, review.product_id, principal)
             .await?;
+        let already = || rpc::Error::conflict("the seller has replied to this review already");
         match self
             .store
             .reply(reply.review_id, shop_id, &reply.body)
@@ -251,9 +248,21 @@ impl<S: Reviews> CommentService for CommentHandlers<S> {
             .map_err(internal)?
         {
             Replied::Missing => Err(review_not_found(reply.review_id)),
-            Replied::Already => Err(rpc::Error::conflict(
-                "the seller has replied to this review already",
-            )),
+            Replied::Already => {
+                // The same reply again (a retry after a lost answer) gets the review back.
+                let review = self
+                    .store
+                    .get(reply.review_id)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| review_not_found(reply.review_id))?;
+                match &review.document.reply {
+                    Some(kept) if kept.shop_id == shop_id && kept.body == reply.body => {
+                        Ok(views::review(&review, viewer_of(&ctx, &review)))
+                    }
+                    _ => Err(already()),
+                }
+            }
             Replied::Replied(review) => Ok(views::review(&review, viewer_of(&ctx, &review))),
         }
     }

@@ -51,9 +51,15 @@ async fn the_shops_owner_replies_once_and_nobody_else_can() {
     let answered = reply(&app, &owner.ctx, &review, "Sorry to hear it: write to us.")
         .await
         .unwrap();
+    let answered_reply = answered.reply.clone();
     let answer = answered.reply.expect("the reply");
     assert_eq!(answer.body, "Sorry to hear it: write to us.");
     assert_eq!(answer.shop_id, owner.shop_id);
+    // The same reply again (a retry) is answered with the review; another one is refused.
+    let again = reply(&app, &owner.ctx, &review, "Sorry to hear it: write to us.")
+        .await
+        .unwrap();
+    assert_eq!(again.reply, answered_reply);
     expect_error(
         reply(&app, &owner.ctx, &review, "And another thing.").await,
         ErrorCode::Conflict,
