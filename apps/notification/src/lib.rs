@@ -132,6 +132,18 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
             async move { postman.sample_backlog().await }
         },
     );
+    // Inbox records only matter while their event can still be delivered: the streams keep
+    // events 7 days, so a day more is safe.
+    let inbox_pool = pool.clone();
+    host.every(
+        "inbox pruner",
+        Duration::from_secs(3600),
+        "pruned inbox records",
+        move || {
+            let pool = inbox_pool.clone();
+            async move { events::inbox::prune(&pool, Duration::from_secs(8 * 24 * 3600)).await }
+        },
+    );
     let handlers = NotificationHandlers::new(pool);
     host.serve(api::notification::endpoints(Arc::new(handlers)))
         .await
