@@ -53,3 +53,40 @@ async fn the_summary_is_exact_after_200_concurrent_reviews() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_hammering_writes_and_votes_makes_one_review_and_one_vote() {
+    let app = TestApp::spawn().await;
+    let product = app.product().await;
+    let (ada, bob) = (customer(), customer());
+    let writes = (0..20).map(|n| {
+        let app = &app;
+        let ada = &ada;
+        let product_id = product.id.clone();
+        async move {
+            app.put_review(ada, &product_id, n % 5 + 1, "Again and again", "")
+                .await
+                .expect("writing a review")
+        }
+    });
+    let written = join_all(writes).await;
+    let ids: std::collections::HashSet<_> = written.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 1, "one review, edited 19 times");
+    let kept = app.my_review(&ada, &product.id).await.unwrap();
+    let summary = app.summary(&product.id).await;
+    assert_eq!(summary.review_count, 1);
+    assert_eq!(summary.rating_total, i64::from(kept.rating));
+
+    let votes = (0..20).map(|_| app.vote(&bob, &kept.id));
+    for vote in join_all(votes).await {
+        vote.expect("voting");
+    }
+    assert_eq!(
+        app.get_review(&bob.ctx, &kept.id)
+            .await
+            .unwrap()
+            .helpful_count,
+        1
+    );
+    app.stop().await;
+}
