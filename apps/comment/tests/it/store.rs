@@ -4,7 +4,7 @@
 //! The MongoDB cases are ignored unless asked for, as the harness cannot start MongoDB; run
 //! them on a server with
 //! `MONGODB_URL=mongodb://127.0.0.1:27017 cargo test -p comment-service -- --ignored`
-//! (a replica set, as the MongoDB store writes in transactions).
+//! (a standalone server will do: the MongoDB store uses no transactions).
 
 use comment_service::domain::{Action, Draft, Page, Rating, Report, Sort, Status, Verdict};
 use comment_service::store::mongo::MongoReviews;
