@@ -143,6 +143,35 @@ async fn hiding_a_review_takes_it_out_of_the_summary_and_the_listing() {
         .unwrap();
     assert_eq!(edited.status, "pending");
     assert_eq!(app.summary(&product.id).await.review_count, 1);
+
+    // Every status change is a history row: who, from what, to what, why.
+    let history: Vec<(Option<String>, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT from_status, to_status, actor, reason FROM review_history \
+         WHERE review_id = $1::uuid ORDER BY id",
+    )
+    .bind(&rude.id)
+    .fetch_all(app.db())
+    .await
+    .unwrap();
+    let status = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        history,
+        [
+            (None, status("published"), "author".into(), "written".into()),
+            (
+                status("published"),
+                status("hidden"),
+                "admin".into(),
+                "hidden: insults the seller".into()
+            ),
+            (
+                status("hidden"),
+                status("pending"),
+                "author".into(),
+                "edited after a moderator hid it: waiting for a moderator".into()
+            ),
+        ]
+    );
     expect_error(
         app.moderate(&uuid::Uuid::now_v7().to_string(), "approve", "")
             .await,
