@@ -153,7 +153,7 @@ impl Postman {
                     .settings
                     .backoff
                     .delay(email.attempts.max(1) as u32, rand::random::<f64>());
-                store::retry_later(&self.pool, email.id, delay, &reason).await?;
+                store::retry_later(&self.pool, email.id, email.lease_until, delay, &reason).await?;
                 tracing::warn!(notification_id = %email.id, kind = %email.kind, attempts = email.attempts, retry_in_ms = delay.as_millis() as u64, %reason, "email not sent; it will be tried again");
                 Attempt::RetryIn(delay)
             }

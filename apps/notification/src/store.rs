@@ -187,6 +187,8 @@ pub struct ClaimedEmail {
     pub status: String,
     /// Including the attempt this claim is for.
     pub attempts: i32,
+    /// This claim's lease: only its holder records a failed attempt.
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// Takes up to `limit` pending emails that are due and that no live lease holds, for `lease`;
@@ -204,7 +206,8 @@ pub async fn claim_due_emails(
              WHERE channel = 'email' AND status = 'pending' AND payload IS NOT NULL \
                AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) \
              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, user_id, kind, recipient, language, payload, expires_at, status, attempts",
+         RETURNING id, user_id, kind, recipient, language, payload, expires_at, status, attempts, \
+                   lease_until",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())
@@ -224,7 +227,8 @@ pub async fn claim_email(
         "UPDATE notifications SET attempts = attempts + 1, \
              lease_until = now() + make_interval(secs => $2), updated_at = now() \
          WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < now()) \
-         RETURNING id, user_id, kind, recipient, language, payload, expires_at, status, attempts",
+         RETURNING id, user_id, kind, recipient, language, payload, expires_at, status, attempts, \
+                   lease_until",
     )
     .bind(id)
     .bind(lease.as_secs_f64())
@@ -260,31 +264,36 @@ pub async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The attempt failed: try again after `retry_in`, keeping why.
+/// The attempt under `lease` failed: try again after `retry_in`, keeping why. Nothing
+/// changes if the lease is no longer this claim's (it ran out and another sender took the
+/// row): the new holder records its own outcome.
 pub async fn retry_later(
     pool: &PgPool,
     id: Uuid,
+    lease: Option<DateTime<Utc>>,
     retry_in: Duration,
     error: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE notifications SET lease_until = NULL, last_error = $3, updated_at = now(), \
-         next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
+         next_attempt_at = now() + make_interval(secs => $2) \
+         WHERE id = $1 AND status = 'pending' AND lease_until IS NOT DISTINCT FROM $4",
     )
     .bind(id)
     .bind(retry_in.as_secs_f64())
     .bind(error)
+    .bind(lease)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// The email will not be sent: `status` is "failed" (attempts exhausted, or it cannot be
-/// rendered) or "expired" (its link stopped working).
+/// The pending email will not be sent: `status` is "failed" (attempts exhausted, or it cannot
+/// be rendered) or "expired" (its link stopped working). A row already sent stays sent.
 pub async fn give_up(pool: &PgPool, id: Uuid, status: &str, error: &str) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE notifications SET status = $2, lease_until = NULL, last_error = $3, \
-         updated_at = now() WHERE id = $1",
+         updated_at = now() WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
     .bind(status)

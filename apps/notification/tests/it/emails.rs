@@ -408,3 +408,92 @@ async fn a_reset_link_asked_for_while_the_relay_is_down_arrives_once_it_is_back(
     assert_eq!(mail.len(), 1, "sent once");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_then_refunded_order_gets_an_email_for_each() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("ada@example.com").await;
+    let mut order = app.pay_order(&ada).await;
+    order.status = "cancelled".into();
+    order.failure = Some(Failure {
+        code: "cancelled_by_customer".into(),
+        message: String::new(),
+        ..Default::default()
+    });
+    app.deliver(
+        &api::order::events::ORDER_CANCELLED,
+        &order.id,
+        &api::order::OrderCancelled {
+            order: Some(order.clone()),
+        },
+        Uuid::now_v7(),
+    )
+    .await;
+    order.status = "refunded".into();
+    app.deliver(
+        &api::order::events::ORDER_REFUNDED,
+        &order.id,
+        &api::order::OrderRefunded {
+            order: Some(order.clone()),
+        },
+        Uuid::now_v7(),
+    )
+    .await;
+    let mail = app.settled_mail().await;
+    let cancelled = with_subject(&mail, "was cancelled");
+    assert_eq!(cancelled.len(), 1);
+    let text = cancelled[0].text();
+    assert!(text.contains("Why: cancelled by customer"), "{text}");
+    assert!(text.contains("Total: USD 47.50"), "{text}");
+    let refunded = with_subject(&mail, "was refunded");
+    assert_eq!(refunded.len(), 1);
+    assert!(
+        refunded[0]
+            .text()
+            .contains("USD 47.50 is on its way back to your payment method")
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_held_by_a_sender_that_died_is_sent_once_its_lease_runs_out() {
+    let smtp = SmtpServer::reserve().expect("a port for the SMTP server");
+    let mut app = TestApp::spawn_with(smtp).await;
+    let ada = app.register("ada@example.com").await;
+    app.pay_order(&ada).await;
+    // A sender claimed the confirmation and died: its lease still runs for an hour.
+    sqlx::query(
+        "UPDATE notifications SET lease_until = now() + interval '1 hour' \
+         WHERE kind = 'order_confirmation' AND channel = 'email'",
+    )
+    .execute(app.db())
+    .await
+    .unwrap();
+    app.smtp
+        .start_now()
+        .await
+        .expect("starting the SMTP server");
+    app.smtp.wait_for(1, PATIENCE).await;
+    // The welcome email went out; the held one waits for its lease, untouched.
+    let held: (String, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "SELECT status, lease_until FROM notifications \
+         WHERE kind = 'order_confirmation' AND channel = 'email'",
+    )
+    .fetch_one(app.db())
+    .await
+    .unwrap();
+    assert_eq!(held.0, "pending");
+    assert!(held.1.is_some_and(|until| until > chrono::Utc::now()));
+    // The lease runs out.
+    sqlx::query(
+        "UPDATE notifications SET lease_until = now() - interval '1 second' \
+         WHERE kind = 'order_confirmation' AND channel = 'email'",
+    )
+    .execute(app.db())
+    .await
+    .unwrap();
+    let mail = app.settled_mail().await;
+    assert_eq!(with_subject(&mail, "is confirmed").len(), 1);
+    assert_eq!(mail.len(), 2);
+    app.stop().await;
+}
