@@ -78,6 +78,7 @@ async fn the_failure_fault_flag_declines_authorisations_at_its_rate() {
             status => assert_eq!(status, "authorized"),
         }
     }
+    eprintln!("the 50% failure flag declined {declined} of 200 authorisations");
     assert!(
         (70..=130).contains(&declined),
         "50% of 200 authorisations declined, ± 30: got {declined}"
