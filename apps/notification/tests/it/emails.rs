@@ -497,3 +497,47 @@ async fn an_email_held_by_a_sender_that_died_is_sent_once_its_lease_runs_out() {
     assert_eq!(mail.len(), 2);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_paid_before_its_user_is_known_is_confirmed_once_the_registration_arrives() {
+    let app = TestApp::spawn().await;
+    let user_id = Uuid::now_v7().to_string();
+    let order = paid_order(&user_id);
+    let sequence = app
+        .publish(
+            &ORDER_PAID,
+            &order.id,
+            &OrderPaid {
+                order: Some(order.clone()),
+            },
+            Uuid::now_v7(),
+        )
+        .await;
+    // The registration comes second (another stream, another consumer): the order's event
+    // is retried meanwhile, not lost.
+    let started = std::time::Instant::now();
+    while app
+        .consumer_info(&ORDER_PAID)
+        .await
+        .delivered
+        .stream_sequence
+        < sequence
+    {
+        assert!(started.elapsed() < PATIENCE, "order.paid never delivered");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        app.consumer_info(&ORDER_PAID)
+            .await
+            .ack_floor
+            .stream_sequence
+            < sequence,
+        "without an email address the event is not done"
+    );
+    app.register_as(&user_id, "ada@example.com").await;
+    app.handled(&ORDER_PAID, sequence).await;
+    let mail = app.settled_mail().await;
+    assert_eq!(with_subject(&mail, "is confirmed").len(), 1);
+    assert_eq!(mail.len(), 2);
+    app.stop().await;
+}
