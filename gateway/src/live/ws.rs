@@ -33,6 +33,10 @@ use crate::forward::Forwarder;
 
 /// The largest message a client may send.
 const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+/// The read buffer of a socket, and the size past which its writes go out.
+const SOCKET_BUFFER: usize = 4 * 1024;
+/// The most a socket buffers for a client that does not read (a slow client is cut before).
+const MAX_WRITE_BUFFER: usize = 1024 * 1024;
 /// How long a close frame may take to go out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -85,6 +89,12 @@ pub async fn upgrade(
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        // The library's defaults (128 KiB each, the read buffer allocated up front) would
+        // cost a gigabyte for 10,000 idle sockets; clients send small messages, and every
+        // message out is flushed at once.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             Session {
