@@ -10,7 +10,8 @@ pub const FLAGGED: &str = "comment_reviews_flagged_total";
 pub const HIDDEN: &str = "comment_reviews_hidden_total";
 pub const REPORTED: &str = "comment_reviews_reported_total";
 
-/// A review was written (`kind`: "new" or "edit"), and where it went.
+/// A review was written (`kind`: "new" or "edit"), and where it went: published (when it
+/// was not before), flagged, or taken out of the listings by an edit the rules flag.
 pub fn written(written: &Written) {
     let kind = if written.previous.is_none() {
         "new"
@@ -19,6 +20,8 @@ pub fn written(written: &Written) {
     };
     metrics::counter!(WRITTEN, "kind" => kind).increment(1);
     match written.review.status {
+        // An edit of a review that was published already publishes nothing new.
+        Status::Published if written.previous == Some(Status::Published) => {}
         Status::Published => metrics::counter!(PUBLISHED, "by" => "rules").increment(1),
         Status::Pending => metrics::counter!(FLAGGED).increment(1),
         Status::Hidden => {}
