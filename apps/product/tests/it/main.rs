@@ -7,6 +7,7 @@ mod categories;
 mod deadlines;
 mod degraded;
 mod events;
+mod faults;
 mod helpers;
 mod inventory;
 mod listing;
