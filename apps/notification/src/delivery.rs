@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -115,13 +116,16 @@ impl Postman {
         let claimed =
             store::claim_due_emails(&self.pool, self.settings.batch, self.settings.lease).await?;
         let count = claimed.len();
-        for email in claimed {
-            let id = email.id;
-            if let Err(error) = self.attempt(email, None).await {
-                // The lease runs out and the row is claimed again.
-                tracing::warn!(notification_id = %id, error = %error, "recording an email attempt failed");
-            }
-        }
+        // A few at once, as many as the SMTP connection pool keeps open.
+        futures::stream::iter(claimed)
+            .for_each_concurrent(crate::mailer::CONNECTIONS as usize, |email| async move {
+                let id = email.id;
+                if let Err(error) = self.attempt(email, None).await {
+                    // The lease runs out and the row is claimed again.
+                    tracing::warn!(notification_id = %id, error = %error, "recording an email attempt failed");
+                }
+            })
+            .await;
         Ok(count)
     }
 

@@ -60,6 +60,9 @@ impl std::fmt::Debug for SmtpUrl {
     }
 }
 
+/// SMTP connections kept open to the relay, and so emails sent at once by one sender.
+pub const CONNECTIONS: u32 = 4;
+
 /// Why an email was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -91,7 +94,7 @@ impl Mailer {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
             .context("configuring the SMTP relay from --smtp-url")?
             .timeout(Some(timeout))
-            .pool_config(PoolConfig::new().max_size(4))
+            .pool_config(PoolConfig::new().max_size(CONNECTIONS))
             .build();
         Ok(Self {
             message_id_domain: from.email.domain().to_owned(),
