@@ -88,6 +88,11 @@ pub struct MailArgs {
 /// consumed and emails sent once this returns.
 pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let mail = &config.mail;
+    anyhow::ensure!(
+        matches!(mail.public_base_url.scheme(), "http" | "https"),
+        "--public-base-url must be an http or https URL, not {}",
+        mail.public_base_url
+    );
     let renderer = Arc::new(render::Renderer::new(&mail.platform_name).context("the templates")?);
     let smtp_timeout = Duration::from_millis(mail.smtp_timeout_ms.max(1));
     let mailer = mailer::Mailer::new(&mail.smtp_url, &mail.mail_from, smtp_timeout)?;
