@@ -64,6 +64,8 @@ pub struct Cut {
     cut: AtomicBool,
     /// The task waiting on the socket, woken when the connection is cut.
     waker: std::sync::Mutex<Option<Waker>>,
+    /// For a task that waits on the cut itself (a WebSocket session).
+    notify: tokio::sync::Notify,
 }
 
 impl Cut {
@@ -72,6 +74,14 @@ impl Cut {
         let waker = self.waker.lock().map(|mut w| w.take()).unwrap_or_default();
         if let Some(waker) = waker {
             waker.wake();
+        }
+        self.notify.notify_one();
+    }
+
+    /// Completes once cut.
+    pub async fn cut_off(&self) {
+        while !self.is_cut() {
+            self.notify.notified().await;
         }
     }
 

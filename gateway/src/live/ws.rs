@@ -10,7 +10,8 @@
 //! A refused subscription (an order the caller may not see answers `not_found` like a missing
 //! one) is an `{"type":"error","order_id":…,"code":…,"message":…}` message: the socket stays
 //! open. The server pings every heartbeat interval; a client that does not keep up with its
-//! events is closed with 1008 (policy violation); at shutdown the socket is closed with 1001.
+//! events is closed with 1008 (policy violation; dropped when even the close frame cannot go
+//! out within a second); at shutdown the socket is closed with 1001.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ pub async fn upgrade(
         )
         .into_response();
     };
-    let (peer_addr, cut) = (peer.addr, peer.cut);
+    let peer_addr = peer.addr;
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
@@ -101,7 +102,6 @@ pub async fn upgrade(
                 forwarder,
                 principal,
                 client_ip: peer_addr.ip().to_canonical(),
-                cut,
                 following: HashMap::new(),
             }
             .run(socket)
@@ -113,7 +113,6 @@ struct Session {
     forwarder: Arc<Forwarder>,
     principal: rpc::Principal,
     client_ip: std::net::IpAddr,
-    cut: Arc<super::conn::Cut>,
     following: HashMap<String, Following>,
 }
 
@@ -128,7 +127,9 @@ impl Session {
         let settings = self.forwarder.live_settings.clone();
         let (queue, mut events) = mpsc::channel(settings.queue.max(1));
         let slow = Arc::new(AtomicBool::new(false));
-        let sink = Sink::new(queue, self.cut.clone(), slow.clone());
+        // An overflow cuts this, not the socket: the session closes it with 1008 itself.
+        let overflow = Arc::new(super::conn::Cut::default());
+        let sink = Sink::new(queue, overflow.clone(), slow.clone());
         let mut heartbeat = tokio::time::interval(settings.heartbeat);
         heartbeat.tick().await;
         let closed = self.forwarder.streams_end.closed();
@@ -169,9 +170,14 @@ impl Session {
                     };
                     if let Some(message) = following.accept(&event) {
                         // A client that stops reading blocks this send; its queue fills and
-                        // the hub cuts the connection, which fails the send.
-                        if send(&mut socket, message).await.is_err() {
-                            break if self.cut.is_cut() { End::Slow } else { End::ClientGone };
+                        // the hub signals the overflow, which ends the wait.
+                        tokio::select! {
+                            sent = send(&mut socket, message) => {
+                                if sent.is_err() {
+                                    break End::ClientGone;
+                                }
+                            }
+                            () = overflow.cut_off() => break End::Slow,
                         }
                     }
                 }
@@ -181,9 +187,7 @@ impl Session {
                     }
                 }
                 () = &mut closed => break End::Shutdown,
-            }
-            if self.cut.is_cut() {
-                break End::Slow;
+                () = overflow.cut_off() => break End::Slow,
             }
         };
         let (code, reason) = match end {

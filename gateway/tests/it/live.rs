@@ -569,7 +569,7 @@ async fn a_thousand_clients_all_receive_the_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_stops_reading_is_disconnected_and_the_others_carry_on() {
+async fn clients_that_stop_reading_are_disconnected_and_the_others_carry_on() {
     const EVENTS: usize = 200;
     let platform = checkout_platform(Box::new(|config: &mut gateway::Config| {
         config.live_queue = 4;
@@ -595,6 +595,31 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_others_carry_on() {
     )
     .await
     .unwrap();
+    // And a WebSocket client that subscribes, then never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let request = {
+        use tungstenite::client::IntoClientRequest as _;
+        let mut request = format!("ws://{addr}/api/v1/ws")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    };
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (slow_socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("the WebSocket opens");
+    let mut slow_socket = Socket(slow_socket);
+    slow_socket
+        .send(json!({"type": "subscribe", "order_id": order_id}))
+        .await;
+    assert_eq!(slow_socket.next().await["type"], "subscribed");
+    assert_eq!(slow_socket.next().await["type"], "snapshot");
+
     let mut fast = Events::open(&platform, &order_id, &token, None).await;
     assert_eq!(fast.next().await.event, "snapshot");
 
@@ -643,6 +668,24 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_others_carry_on() {
     })
     .await;
     assert!(drained.is_ok(), "the slow client's connection was closed");
+    // So was the slow WebSocket: what reached it, then a close or the end of the stream.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match slow_socket.0.next().await {
+                Some(Ok(tungstenite::Message::Close(frame))) => break frame.map(|f| f.code),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break None,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow WebSocket was closed");
+    if let Ok(Some(code)) = ended {
+        assert_eq!(
+            code,
+            tungstenite::protocol::frame::coding::CloseCode::Policy
+        );
+    }
     assert!(
         platform.nats_violations().is_empty(),
         "{:?}",
