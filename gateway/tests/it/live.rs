@@ -417,6 +417,12 @@ async fn a_subscriber_that_reconnects_gets_exactly_what_it_missed() {
     // A malformed id is refused before anything is streamed.
     let response = request(&platform, &order_id, &token, Some("yesterday")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // The replays and the fan-out stayed within the gateway's NATS permissions.
+    assert!(
+        platform.nats_violations().is_empty(),
+        "{:?}",
+        platform.nats_violations()
+    );
     platform.stop().await;
 }
 
