@@ -289,3 +289,64 @@ impl Hub {
         Ok(consumer.messages().await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paid(seq: u64, order: &str) -> Arc<LiveEvent> {
+        let payload = serde_json::json!({"order": {"id": order, "status": "paid"}});
+        Arc::new(
+            LiveEvent::from_parts(
+                0,
+                seq,
+                SystemTime::now(),
+                &format!("events.order.{order}.paid"),
+                None,
+                payload.to_string().as_bytes(),
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn events_reach_their_orders_followers_and_a_full_queue_cuts_its_connection() {
+        let hub = Hub::new(10);
+        let (queue, mut events) = mpsc::channel(2);
+        let cut = Arc::new(Cut::default());
+        let slow = Arc::new(AtomicBool::new(false));
+        let sink = Sink::new(queue, cut.clone(), slow.clone());
+        let (registration, positions) = hub.register("o1", &sink);
+        assert_eq!(positions, [0, 0]);
+
+        hub.route(paid(1, "o2"));
+        hub.route(paid(2, "o1"));
+        assert_eq!(events.try_recv().unwrap().seq, 2, "only its order's");
+        assert!(events.try_recv().is_err());
+        // The positions move with every event routed, followed or not.
+        assert_eq!(hub.register("o3", &sink).1, [2, 0]);
+        // An event again (a recreated consumer) is not routed twice.
+        hub.route(paid(2, "o1"));
+        assert!(events.try_recv().is_err());
+
+        hub.route(paid(3, "o1"));
+        hub.route(paid(4, "o1"));
+        assert!(!cut.is_cut());
+        hub.route(paid(5, "o1"));
+        assert!(cut.is_cut(), "the third event found the queue full");
+        assert!(slow.load(Ordering::SeqCst));
+
+        drop(registration);
+        assert!(hub.routes.get("o1").is_none(), "unregistered when dropped");
+    }
+
+    #[test]
+    fn connections_past_the_cap_are_refused() {
+        let hub = Hub::new(2);
+        let first = hub.admit().unwrap();
+        let _second = hub.admit().unwrap();
+        assert!(hub.admit().is_none());
+        drop(first);
+        assert!(hub.admit().is_some());
+    }
+}

@@ -484,6 +484,61 @@ mod tests {
         assert!(message.get("lines").is_none(), "{message}");
     }
 
+    fn event(stream: usize, seq: u64, order: &str, sub_order: Option<&str>) -> LiveEvent {
+        let payload = match sub_order {
+            Some(id) => json!({"sub_order": {"id": id, "status": "shipped"}}),
+            None => json!({"order": {"id": order, "status": "paid"}}),
+        };
+        let subject = match sub_order {
+            Some(_) => format!("events.suborder.{order}.shipped"),
+            None => format!("events.order.{order}.paid"),
+        };
+        LiveEvent::from_parts(
+            stream,
+            seq,
+            SystemTime::now(),
+            &subject,
+            None,
+            payload.to_string().as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_follower_gets_its_order_above_its_cursor_and_only_what_it_may_see() {
+        let hub = Hub::new(10);
+        let (queue, _events) = tokio::sync::mpsc::channel(4);
+        let sink = hub::Sink::new(queue, Arc::default(), Arc::default());
+        let (registration, positions) = hub.register("o1", &sink);
+        assert_eq!(positions, [0, 0]);
+        let mut seller = Following {
+            order_id: "o1".into(),
+            cursor: Cursor([10, 20]),
+            visibility: Visibility::of(&json!({"sub_orders": [{"id": "mine"}]})),
+            _registration: registration,
+        };
+        // At or below the cursor, or another order's: nothing.
+        assert!(seller.accept(&event(0, 10, "o1", None)).is_none());
+        assert!(seller.accept(&event(1, 20, "o1", Some("mine"))).is_none());
+        assert!(seller.accept(&event(0, 11, "o2", None)).is_none());
+        assert_eq!(seller.cursor, Cursor([10, 20]));
+        // Another shop's sub-order moves the cursor but is not shown.
+        assert!(seller.accept(&event(1, 21, "o1", Some("theirs"))).is_none());
+        assert_eq!(seller.cursor, Cursor([10, 21]));
+        // The order's own events and the seller's sub-order are, each with the new cursor.
+        let message: Value =
+            serde_json::from_str(&seller.accept(&event(0, 12, "o1", None)).unwrap()).unwrap();
+        assert_eq!(message["id"], "12-21");
+        let message: Value =
+            serde_json::from_str(&seller.accept(&event(1, 25, "o1", Some("mine"))).unwrap())
+                .unwrap();
+        assert_eq!(message["id"], "12-25");
+        assert_eq!(message["sub_order_id"], "mine");
+        // The customer and admins see every sub-order.
+        let everyone = Visibility::of(&json!({"all_sub_orders": true, "sub_orders": []}));
+        assert!(everyone.sees(&event(1, 30, "o1", Some("theirs"))));
+    }
+
     #[test]
     fn an_order_event_carries_only_its_status() {
         let payload = json!({"order": {"id": "o1", "status": "paid", "updated_at": "t",
