@@ -99,6 +99,7 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
 
     let mut host = host::Host::connect(&api::notification::SERVICE, &config.service).await?;
     let pool = host.postgres(&config.postgres, &store::MIGRATOR).await?;
+    let mailer = mailer.with_settings(host.settings().await);
     events::migrate(&pool)
         .await
         .context("creating the events inbox table")?;

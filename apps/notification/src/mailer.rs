@@ -81,6 +81,9 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     message_id_domain: String,
+    /// The platform's settings: the sender (`notification.sender`, when the bucket holds one,
+    /// wins over --mail-from) and the SMTP failure fault flag of dev and test stacks.
+    settings: settings::Settings,
 }
 
 impl Mailer {
@@ -100,7 +103,34 @@ impl Mailer {
             message_id_domain: from.email.domain().to_owned(),
             transport,
             from,
+            settings: settings::Settings::defaults(),
         })
+    }
+
+    /// Reads the sender and the SMTP failure fault flag from `settings`.
+    pub fn with_settings(mut self, settings: settings::Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Who the email comes from: the platform's `notification.sender` setting when the
+    /// settings bucket holds one, else --mail-from.
+    fn sender(&self) -> Mailbox {
+        let stored = self.settings.stored(
+            settings::Scope::Platform,
+            settings::catalogue::NOTIFICATION_SENDER,
+        );
+        if stored.is_none() {
+            return self.from.clone();
+        }
+        let sender = self.settings.notification_sender(settings::Scope::Platform);
+        match sender.address.parse() {
+            Ok(address) => Mailbox::new(Some(sender.name), address),
+            Err(error) => {
+                tracing::warn!(%error, "the notification.sender setting is not an address; using --mail-from");
+                self.from.clone()
+            }
+        }
     }
 
     /// The Message-ID of notification `id`'s email, the same at every attempt.
@@ -113,8 +143,14 @@ impl Mailer {
         let to: Mailbox = to
             .parse()
             .map_err(|error| SendError::Permanent(format!("the address {to:?}: {error}")))?;
+        if settings::Faults::strikes(self.settings.faults().notification_smtp_failure_percent()) {
+            return Err(SendError::Transient(
+                "the fault flag fault.notification.smtp_failure_percent failed this delivery"
+                    .into(),
+            ));
+        }
         let message = Message::builder()
-            .from(self.from.clone())
+            .from(self.sender())
             .to(to)
             .subject(&email.subject)
             .message_id(Some(self.message_id(id)))

@@ -5,6 +5,7 @@
 //! gateway does.
 
 mod emails;
+mod faults;
 mod helpers;
 mod in_app;
 mod preferences;
