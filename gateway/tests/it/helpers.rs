@@ -398,6 +398,9 @@ pub struct PlatformOptions {
     /// answers 202, and how long every provider call of the payment service takes.
     pub checkout_wait_ms: u64,
     pub payment_latency_ms: u64,
+    /// Run what follows an order: the marketplace, the notification service (sending to an
+    /// SMTP server of the platform's, [`Platform::smtp`]), comment and settings.
+    pub after_the_order: bool,
     /// Adjusts the gateway's config before it starts.
     pub configure: Box<dyn FnOnce(&mut gateway::Config) + Send>,
 }
@@ -410,6 +413,7 @@ impl Default for PlatformOptions {
             checkout: false,
             checkout_wait_ms: 8_000,
             payment_latency_ms: 0,
+            after_the_order: false,
             configure: Box::new(|_| {}),
         }
     }
@@ -421,6 +425,8 @@ pub struct Platform {
     pub address: String,
     pub http: reqwest::Client,
     pub signing_key: tokens::SigningKey,
+    /// The SMTP server the notification service sends to, with `after_the_order`.
+    pub smtp: Option<testkit::SmtpServer>,
     /// Stopped first, then the services in order.
     gateway: AppTask,
     services: Vec<ServiceTask>,
@@ -493,7 +499,7 @@ impl Platform {
         let mut services = vec![address_app, user, auth];
         let mut databases = vec![auth_db, user_db, address_db];
         let mut companions = Vec::new();
-        let marketplace = options.marketplace || options.checkout;
+        let marketplace = options.marketplace || options.checkout || options.after_the_order;
         if marketplace {
             // In the order a deployment starts them: whom each calls comes first.
             companions.push(Companion::start(&nats, shop_service::start, |_| {}).await);
@@ -524,6 +530,30 @@ impl Platform {
                 )
                 .await,
             );
+        }
+        let mut smtp = None;
+        if options.after_the_order {
+            companions.push(Companion::start(&nats, settings_service::start, |_| {}).await);
+            let server = testkit::SmtpServer::start()
+                .await
+                .expect("starting the SMTP server");
+            let url = server.url();
+            companions.push(
+                Companion::start(
+                    &nats,
+                    notification_service::start,
+                    move |c: &mut notification_service::Config| {
+                        c.mail.smtp_url = url.parse().expect("the SMTP server's URL");
+                        c.mail.public_base_url = "https://shop.example/".parse().unwrap();
+                        c.mail.email_retry_base_ms = 50;
+                        c.mail.email_retry_max_ms = 400;
+                        c.mail.email_poll_ms = 50;
+                    },
+                )
+                .await,
+            );
+            companions.push(Companion::start(&nats, comment_service::start, |_| {}).await);
+            smtp = Some(server);
         }
         if options.product_service || marketplace {
             let product_db = testkit::fresh_database().await.expect("product database");
@@ -566,6 +596,7 @@ impl Platform {
             address,
             http: reqwest::Client::new(),
             signing_key,
+            smtp,
             gateway,
             services,
             companions,

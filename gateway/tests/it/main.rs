@@ -5,6 +5,7 @@ mod access;
 mod catalog;
 mod checkout;
 mod edge;
+mod emails;
 mod errors;
 mod helpers;
 mod idempotency;

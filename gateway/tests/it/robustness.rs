@@ -57,9 +57,11 @@ const SEED: u64 = 0x5eed_cafe_f00d_0001;
 async fn no_generated_request_breaks_an_endpoint() {
     let platform = Platform::spawn_with(PlatformOptions {
         product_service: true,
-        // Every service with routes: shop, cart, voucher, order and payment take the fuzz too.
+        // Every service with routes: shop, cart, voucher, order, payment, notification,
+        // comment and settings take the fuzz too.
         marketplace: true,
         checkout: true,
+        after_the_order: true,
         configure: Box::new(|config| {
             // The fuzz is one client: rate limits would answer it instead of the services.
             config.rate_limits = "default=1000000/60,search=1000000/60,auth=1000000/60"
