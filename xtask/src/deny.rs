@@ -18,6 +18,18 @@ const ADVISORY_DB: &str = "https://github.com/rustsec/advisory-db";
 
 pub fn run(layout: &Layout) -> anyhow::Result<ExitCode> {
     let binary = ensure(layout)?;
+    // cargo-deny reads the graph of every target platform offline, so the crates only other
+    // platforms build (wasm-bindgen, windows-sys, ...) must be in the local registry too.
+    println!("==> cargo fetch (every platform's crates, for cargo deny)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["fetch", "--quiet"])
+        .current_dir(layout.root())
+        .status()
+        .context("running cargo fetch")?;
+    if !status.success() {
+        return Ok(ExitCode::FAILURE);
+    }
     println!("==> cargo deny: licences, bans, sources");
     let status = Command::new(&binary)
         .args([

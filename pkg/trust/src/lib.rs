@@ -331,7 +331,10 @@ mod tests {
         assert!(!allows("$JS.API.STREAM.DELETE.EVENTS_ORDER"));
         assert!(!allows("$JS.API.STREAM.PURGE.EVENTS_ORDER"));
         assert!(!allows("events.order.o1.paid"));
-        assert!(!Permissions::allows(&gateway.subscribe, "events.order.o1.paid"));
+        assert!(!Permissions::allows(
+            &gateway.subscribe,
+            "events.order.o1.paid"
+        ));
     }
 
     #[test]
