@@ -7,12 +7,10 @@
 //! publisher holds the row's lock while it puts.
 
 use async_nats::jetstream::{self, kv};
-use settings::{BUCKET, Scope, Stored};
+use settings::{Scope, Stored};
 
 use crate::store::{SettingsStore, StoreError};
 
-/// How many versions of each key the bucket keeps (the history proper is in PostgreSQL).
-const BUCKET_HISTORY: i64 = 5;
 /// The most values one relay pass publishes.
 const BATCH: usize = 200;
 
@@ -41,21 +39,7 @@ impl Publisher {
         store: SettingsStore,
         jetstream: &jetstream::Context,
     ) -> anyhow::Result<Self> {
-        let bucket = match jetstream.get_key_value(BUCKET).await {
-            Ok(bucket) => bucket,
-            Err(_) => {
-                jetstream
-                    .create_key_value(kv::Config {
-                        bucket: BUCKET.to_owned(),
-                        description: "Platform and shop settings, copied from the settings \
-                                      service's database; read by every service."
-                            .to_owned(),
-                        history: BUCKET_HISTORY,
-                        ..Default::default()
-                    })
-                    .await?
-            }
-        };
+        let bucket = settings::open_bucket(jetstream).await?;
         Ok(Self { store, bucket })
     }
 
@@ -67,8 +51,8 @@ impl Publisher {
         if record.published_version >= record.version {
             return Ok(());
         }
-        let bucket_key = match Scope::parse(scope) {
-            Ok(scope) => scope.bucket_key(key),
+        let scope_parsed = match Scope::parse(scope) {
+            Ok(scope) => scope,
             Err(_) => {
                 tracing::error!(
                     scope,
@@ -82,12 +66,10 @@ impl Publisher {
             version: record.version,
             value: record.value,
         };
-        let payload = serde_json::to_vec(&stored).expect("JSON values serialize");
-        self.bucket
-            .put(&bucket_key, payload.into())
+        settings::put(&self.bucket, &scope_parsed, key, &stored)
             .await
             .map_err(|source| PublishError::Put {
-                key: bucket_key.clone(),
+                key: scope_parsed.bucket_key(key),
                 source,
             })?;
         SettingsStore::mark_published(tx, scope, key, record.version).await?;

@@ -34,6 +34,42 @@ pub use watcher::{Settings, Stored};
 /// `KV_settings`, its subjects `$KV.settings.>`.
 pub const BUCKET: &str = "settings";
 
+/// How many versions of each value the bucket keeps (the record is the settings service's
+/// database; these only help whoever inspects the bucket with `nats kv history`).
+const BUCKET_HISTORY: i64 = 5;
+
+/// Opens [`BUCKET`], creating it with the platform's configuration if it is not there yet:
+/// the settings service does at its start, and so do tests that play its part.
+pub async fn open_bucket(
+    jetstream: &async_nats::jetstream::Context,
+) -> Result<async_nats::jetstream::kv::Store, async_nats::jetstream::context::CreateKeyValueError> {
+    if let Ok(bucket) = jetstream.get_key_value(BUCKET).await {
+        return Ok(bucket);
+    }
+    jetstream
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: BUCKET.to_owned(),
+            description: "Platform and shop settings, copied from the settings service's \
+                          database; read by every service."
+                .to_owned(),
+            history: BUCKET_HISTORY,
+            ..Default::default()
+        })
+        .await
+}
+
+/// Puts `stored` into `bucket` as `key`'s value in `scope`, in the form every [`Settings`]
+/// reads; the bucket's revision.
+pub async fn put(
+    bucket: &async_nats::jetstream::kv::Store,
+    scope: &Scope,
+    key: &str,
+    stored: &Stored,
+) -> Result<u64, async_nats::jetstream::kv::PutError> {
+    let payload = serde_json::to_vec(stored).expect("JSON values serialize");
+    bucket.put(scope.bucket_key(key), payload.into()).await
+}
+
 /// The stream behind [`BUCKET`].
 pub fn bucket_stream() -> String {
     format!("KV_{BUCKET}")

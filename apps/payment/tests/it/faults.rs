@@ -4,32 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv;
-
 use crate::helpers::{APPROVED, TestApp, new_id};
 
 /// Puts `value` as `key`'s platform value into the settings bucket, creating it if needed.
 async fn set_fault_flag(app: &TestApp, key: &str, version: i64, value: serde_json::Value) {
-    let bucket = match app.jetstream.get_key_value(settings::BUCKET).await {
-        Ok(bucket) => bucket,
-        Err(_) => app
-            .jetstream
-            .create_key_value(kv::Config {
-                bucket: settings::BUCKET.into(),
-                history: 5,
-                ..Default::default()
-            })
-            .await
-            .expect("creating the settings bucket"),
-    };
-    let stored = settings::Stored { version, value };
-    bucket
-        .put(
-            settings::Scope::Platform.bucket_key(key),
-            serde_json::to_vec(&stored).unwrap().into(),
-        )
+    let bucket = settings::open_bucket(&app.jetstream)
         .await
-        .expect("setting a fault flag");
+        .expect("opening the settings bucket");
+    let stored = settings::Stored { version, value };
+    settings::put(&bucket, &settings::Scope::Platform, key, &stored)
+        .await
+        .expect("putting a setting");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
