@@ -143,11 +143,12 @@ impl TestApp {
 
     /// Starts the settings service beside the others, and a client of it: shipping, tax and
     /// the checkout's hold then come from its bucket instead of the order service's flags.
+    /// Like the dev stack's, it accepts fault flags.
     pub async fn start_settings_service(&mut self) -> api::settings::SettingsClient {
         let settings = self
             .companion(
                 settings_service::start,
-                |_: &mut settings_service::Config| {},
+                |c: &mut settings_service::Config| c.allow_fault_flags = true,
             )
             .await;
         self.companions.push(settings);

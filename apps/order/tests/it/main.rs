@@ -3,6 +3,7 @@
 //! them over NATS the way the gateway does.
 
 mod cancellation;
+mod chaos;
 mod checkout;
 mod fulfilment;
 mod helpers;
