@@ -47,14 +47,17 @@ impl Key {
     }
 
     /// Whether `value` follows the schema; otherwise every bad field, as ("value.express.currency",
-    /// "must be an ISO 4217 code: three capital letters").
+    /// "must be an ISO 4217 code: three capital letters"), ordered by field: the same order
+    /// whichever order the value's object keys came in.
     pub fn validate(&self, value: &Value) -> Result<(), Vec<(String, String)>> {
         let mut problems = Problems::default();
         (self.validate)(value, &mut problems.at("value"));
         if problems.list.is_empty() {
             Ok(())
         } else {
-            Err(problems.list)
+            let mut list = problems.list;
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+            Err(list)
         }
     }
 
@@ -472,8 +475,8 @@ mod tests {
             [
                 "value",
                 "value.Drone!",
-                "value.express.colour",
                 "value.express.amount_minor_units",
+                "value.express.colour",
                 "value.express.currency",
             ]
         );
@@ -496,7 +499,7 @@ mod tests {
                     &json!({"enabled": "yes", "rollout_percent": 101, "roles": ["Admin"]})
                 )
             ),
-            ["value.enabled", "value.rollout_percent", "value.roles.0"]
+            ["value.enabled", "value.roles.0", "value.rollout_percent"]
         );
         assert_eq!(
             fields(
@@ -504,7 +507,7 @@ mod tests {
                     .unwrap()
                     .validate(&json!({"name": "", "address": "nobody"}))
             ),
-            ["value.name", "value.address"]
+            ["value.address", "value.name"]
         );
         assert_eq!(
             fields(
