@@ -32,8 +32,9 @@ async fn platform(options: PlatformOptions) -> Platform {
 
 /// A seller's approved shop with one product of `price` cents and `stock` on hand:
 /// (seller token, shop id, product id).
-async fn shop_with_product(
+pub(crate) async fn shop_with_product(
     platform: &Platform,
+    name: &str,
     price: i64,
     stock: i64,
 ) -> (String, String, String) {
@@ -60,7 +61,7 @@ async fn shop_with_product(
         .post(
             "/api/v1/products",
             json!({
-                "shop_id": shop_id, "name": "Lamp",
+                "shop_id": shop_id, "name": name,
                 "price": {"minor_units": price, "currency": "USD"}, "initial_stock": stock,
             }),
             Some(&seller),
@@ -140,7 +141,7 @@ async fn checkout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_checks_out_and_follows_the_order_the_seller_ships() {
     let platform = platform(PlatformOptions::default()).await;
-    let (seller, shop_id, lamp) = shop_with_product(&platform, 2500, 5).await;
+    let (seller, shop_id, lamp) = shop_with_product(&platform, "Lamp", 2500, 5).await;
     let (token, address_id, method_id) = customer(&platform, "4242 4242 4242 4242", &lamp, 2).await;
     let body = json!({"shipping_address_id": address_id, "payment_method_id": method_id});
 
@@ -302,7 +303,7 @@ async fn a_slow_checkout_answers_202_and_the_order_settles_at_its_url() {
         ..PlatformOptions::default()
     })
     .await;
-    let (_seller, _shop, lamp) = shop_with_product(&platform, 1000, 5).await;
+    let (_seller, _shop, lamp) = shop_with_product(&platform, "Lamp", 1000, 5).await;
     let (token, address_id, method_id) = customer(&platform, "4242424242424242", &lamp, 1).await;
     let body = json!({"shipping_address_id": address_id, "payment_method_id": method_id});
 
@@ -328,7 +329,7 @@ async fn a_slow_checkout_answers_202_and_the_order_settles_at_its_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_card_answers_the_failed_order_with_the_reason_and_keeps_the_cart() {
     let platform = platform(PlatformOptions::default()).await;
-    let (_seller, _shop, lamp) = shop_with_product(&platform, 1000, 5).await;
+    let (_seller, _shop, lamp) = shop_with_product(&platform, "Lamp", 1000, 5).await;
     let (token, address_id, method_id) = customer(&platform, "4000000000000002", &lamp, 1).await;
     let body = json!({"shipping_address_id": address_id, "payment_method_id": method_id});
 

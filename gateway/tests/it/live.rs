@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite;
 
+use crate::checkout::shop_with_product;
 use crate::helpers::{Platform, PlatformOptions};
 
 /// How long a test waits for one live message.
@@ -158,41 +159,6 @@ impl Socket {
     }
 }
 
-/// A seller's approved shop with one product: (seller token, shop id, product id).
-async fn shop_with_product(platform: &Platform, name: &str) -> (String, String, String) {
-    let seller = platform.token(&[rpc::roles::SELLER]);
-    let slug = format!("{name}-{}", uuid::Uuid::now_v7().simple());
-    let (status, shop) = platform
-        .post(
-            "/api/v1/shops",
-            json!({"name": slug, "slug": slug, "contact_email": "s@shops.example", "currency": "USD"}),
-            Some(&seller),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{shop}");
-    let shop_id = text(&shop, "id").to_owned();
-    let (status, body) = platform
-        .post(
-            &format!("/api/v1/admin/shops/{shop_id}/approve"),
-            json!({}),
-            Some(&platform.admin_token()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, product) = platform
-        .post(
-            "/api/v1/products",
-            json!({
-                "shop_id": shop_id, "name": name,
-                "price": {"minor_units": 1500, "currency": "USD"}, "initial_stock": 100,
-            }),
-            Some(&seller),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{product}");
-    (seller, shop_id, text(&product, "id").to_owned())
-}
-
 /// A customer with an address, a card and one of each product in the cart, who checks out:
 /// (customer token, the checkout's answer).
 async fn order(platform: &Platform, products: &[&str]) -> (String, Value) {
@@ -311,7 +277,7 @@ async fn a_customer_follows_their_order_from_payment_to_delivery() {
         ..PlatformOptions::default()
     })
     .await;
-    let (seller, shop_id, lamp) = shop_with_product(&platform, "lamp").await;
+    let (seller, shop_id, lamp) = shop_with_product(&platform, "lamp", 1500, 100).await;
     let (token, answer) = order(&platform, &[&lamp]).await;
     let order_id = text(&answer["order"], "id").to_owned();
 
@@ -357,8 +323,8 @@ async fn a_customer_follows_their_order_from_payment_to_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_reconnects_gets_exactly_what_it_missed() {
     let platform = checkout_platform(Box::new(|_| {})).await;
-    let (seller_a, shop_a, lamp) = shop_with_product(&platform, "lamp").await;
-    let (seller_b, shop_b, vase) = shop_with_product(&platform, "vase").await;
+    let (seller_a, shop_a, lamp) = shop_with_product(&platform, "lamp", 1500, 100).await;
+    let (seller_b, shop_b, vase) = shop_with_product(&platform, "vase", 1500, 100).await;
     let (token, answer) = order(&platform, &[&lamp, &vase]).await;
     let order_id = text(&answer["order"], "id").to_owned();
     let answer = paid(&platform, &token, &order_id).await;
@@ -429,8 +395,8 @@ async fn a_subscriber_that_reconnects_gets_exactly_what_it_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_customer_the_sellers_and_admins_follow_an_order() {
     let platform = checkout_platform(Box::new(|_| {})).await;
-    let (seller_a, shop_a, lamp) = shop_with_product(&platform, "lamp").await;
-    let (seller_b, shop_b, vase) = shop_with_product(&platform, "vase").await;
+    let (seller_a, shop_a, lamp) = shop_with_product(&platform, "lamp", 1500, 100).await;
+    let (seller_b, shop_b, vase) = shop_with_product(&platform, "vase", 1500, 100).await;
     let (token, answer) = order(&platform, &[&lamp, &vase]).await;
     let order_id = text(&answer["order"], "id").to_owned();
     let answer = paid(&platform, &token, &order_id).await;
@@ -540,7 +506,7 @@ async fn a_thousand_clients_all_receive_the_event() {
         config.rate_limits = "default=100000/60".parse().unwrap();
     }))
     .await;
-    let (seller, shop_id, lamp) = shop_with_product(&platform, "lamp").await;
+    let (seller, shop_id, lamp) = shop_with_product(&platform, "lamp", 1500, 100).await;
     let (token, answer) = order(&platform, &[&lamp]).await;
     let order_id = text(&answer["order"], "id").to_owned();
     let answer = paid(&platform, &token, &order_id).await;
@@ -581,7 +547,7 @@ async fn clients_that_stop_reading_are_disconnected_and_the_others_carry_on() {
         config.live_queue = 4;
     }))
     .await;
-    let (_, _, lamp) = shop_with_product(&platform, "lamp").await;
+    let (_, _, lamp) = shop_with_product(&platform, "lamp", 1500, 100).await;
     let (token, answer) = order(&platform, &[&lamp]).await;
     let order_id = text(&answer["order"], "id").to_owned();
     paid(&platform, &token, &order_id).await;

@@ -5,31 +5,9 @@
 use std::time::{Duration, Instant};
 
 use api::product::Product;
-use api::settings::ChangeSettingRequest;
 use settings::catalogue::{FAULT_PAYMENT_FAILURE_PERCENT, FAULT_PAYMENT_LATENCY_MS};
 
-use crate::helpers::{Customer, TestApp, VISA_OK, minor};
-
-async fn change(
-    settings: &api::settings::SettingsClient,
-    key: &str,
-    value: serde_json::Value,
-    expected_version: i64,
-) {
-    settings
-        .change_setting(
-            &testkit::callers::admin(),
-            &ChangeSettingRequest {
-                key: key.into(),
-                scope: String::new(),
-                value_json: value.to_string(),
-                expected_version,
-                reason: "checkout fault drill".into(),
-            },
-        )
-        .await
-        .expect("changing a fault flag");
-}
+use crate::helpers::{Customer, TestApp, VISA_OK, change_setting, minor};
 
 /// Checks out `customer`'s cart (one `product`) until the order ends `status`: a fault flag
 /// reaches the services within moments, and a checkout that ran before it did is just
@@ -67,14 +45,14 @@ async fn a_failing_payment_provider_fails_checkouts_cleanly_until_the_fault_is_c
     let customer = app.customer_with(VISA_OK, "US").await;
 
     // Every authorisation fails, and slowly: the saga gives back what it took.
-    change(
+    change_setting(
         &settings,
         FAULT_PAYMENT_LATENCY_MS,
         serde_json::json!(200),
         0,
     )
     .await;
-    change(
+    change_setting(
         &settings,
         FAULT_PAYMENT_FAILURE_PERCENT,
         serde_json::json!(100),
@@ -99,14 +77,14 @@ async fn a_failing_payment_provider_fails_checkouts_cleanly_until_the_fault_is_c
     );
 
     // Cleared, the very same cart is paid.
-    change(
+    change_setting(
         &settings,
         FAULT_PAYMENT_FAILURE_PERCENT,
         serde_json::json!(0),
         1,
     )
     .await;
-    change(&settings, FAULT_PAYMENT_LATENCY_MS, serde_json::json!(0), 1).await;
+    change_setting(&settings, FAULT_PAYMENT_LATENCY_MS, serde_json::json!(0), 1).await;
     let paid = checkout_until(&app, &customer, &lamp, "paid").await;
     assert!(app.cart(&customer).await.lines.is_empty());
     let captured: i64 = app

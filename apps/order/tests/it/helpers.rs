@@ -481,6 +481,28 @@ pub fn sub_order_of<'a>(order: &'a Order, seller: &Seller) -> &'a SubOrder {
         .expect("a sub-order of the shop")
 }
 
+/// Changes `key`'s platform value through the settings service, as an admin would.
+pub async fn change_setting(
+    settings: &api::settings::SettingsClient,
+    key: &str,
+    value: serde_json::Value,
+    expected_version: i64,
+) {
+    settings
+        .change_setting(
+            &testkit::callers::admin(),
+            &api::settings::ChangeSettingRequest {
+                key: key.into(),
+                scope: String::new(),
+                value_json: value.to_string(),
+                expected_version,
+                reason: "a test's change".into(),
+            },
+        )
+        .await
+        .expect("changing a setting");
+}
+
 pub fn minor(money: &Option<Money>) -> i64 {
     money.as_ref().map(|m| m.minor_units).unwrap_or_default()
 }

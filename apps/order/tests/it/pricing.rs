@@ -4,34 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use api::settings::ChangeSettingRequest;
 use rpc::ErrorCode;
 use serde_json::json;
 use settings::catalogue::{SHIPPING_METHODS, TAX_RATES};
 use uuid::Uuid;
 
-use crate::helpers::{Customer, TestApp, VISA_OK, minor};
-
-async fn change(
-    settings: &api::settings::SettingsClient,
-    key: &str,
-    value: serde_json::Value,
-    expected_version: i64,
-) {
-    settings
-        .change_setting(
-            &testkit::callers::admin(),
-            &ChangeSettingRequest {
-                key: key.into(),
-                scope: String::new(),
-                value_json: value.to_string(),
-                expected_version,
-                reason: "pricing test".into(),
-            },
-        )
-        .await
-        .expect("changing a setting");
-}
+use crate::helpers::{Customer, TestApp, VISA_OK, change_setting, minor};
 
 /// Checks out with `method` as soon as the order service offers it (a method that is not
 /// offered is refused before anything happens, so trying again is harmless), and waits until
@@ -74,7 +52,7 @@ async fn checkout_prices_with_the_settings_and_the_next_checkout_uses_a_change()
     let customer = app.customer_with(VISA_OK, "US").await;
 
     // The flags say standard=500 and US tax 0; the settings say otherwise.
-    change(
+    change_setting(
         &settings,
         SHIPPING_METHODS,
         json!({
@@ -84,7 +62,7 @@ async fn checkout_prices_with_the_settings_and_the_next_checkout_uses_a_change()
         1,
     )
     .await;
-    change(&settings, TAX_RATES, json!({"US": 1000}), 1).await;
+    change_setting(&settings, TAX_RATES, json!({"US": 1000}), 1).await;
 
     app.add_to_cart(&customer, &lamp, 1).await;
     let order = checkout_when_offered(&app, &customer, "drone").await;
@@ -95,7 +73,7 @@ async fn checkout_prices_with_the_settings_and_the_next_checkout_uses_a_change()
     assert_eq!(minor(&order.total), 4950);
 
     // The next change, and the next checkout uses it.
-    change(
+    change_setting(
         &settings,
         SHIPPING_METHODS,
         json!({
@@ -105,7 +83,7 @@ async fn checkout_prices_with_the_settings_and_the_next_checkout_uses_a_change()
         2,
     )
     .await;
-    change(&settings, TAX_RATES, json!({"US": 500}), 2).await;
+    change_setting(&settings, TAX_RATES, json!({"US": 500}), 2).await;
     app.add_to_cart(&customer, &lamp, 1).await;
     let order = checkout_when_offered(&app, &customer, "rocket").await;
     assert_eq!(order.status, "paid", "{:?}", order.failure);
