@@ -23,8 +23,9 @@ down: ## Stop a dev stack left running by an interrupted `make up`
 build: ## Build every crate and binary
 	$(CARGO) build --workspace --all-targets
 
-test: deps ## Run every test (against private servers on random ports)
+test: deps ## Run every test (against private servers on random ports), then check infra/
 	$(CARGO) xtask test
+	$(CARGO) xtask check-infra
 
 bench: deps ## Build in release mode and measure the platform (docs/PERFORMANCE.md); not part of test
 	$(CARGO) xtask bench

@@ -21,6 +21,7 @@
 //! touch data outside the workspace except through the package managers in `deps`.
 
 mod bench;
+mod check;
 mod deny;
 mod deps;
 mod dev_keys;
@@ -93,6 +94,9 @@ enum Command {
     },
     /// Check the dependency graph with cargo deny (deny.toml), installing it when missing.
     Deny,
+    /// Check the Dockerfile, docker-compose.yml and everything under infra/ (dashboards and
+    /// alert rules, the Helm chart, the Terraform) with each ecosystem's tools.
+    CheckInfra,
     /// Build in release mode and run the benchmarks (docs/PERFORMANCE.md); extra arguments go
     /// to the harness.
     Bench {
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
         Command::SyncServices { check } => sync_services(&layout, check),
         Command::Bench { bench_args } => bench::run(&layout, &bench_args),
         Command::Deny => deny::run(&layout),
+        Command::CheckInfra => check::run(&layout),
     };
     match result {
         Ok(code) => code,
