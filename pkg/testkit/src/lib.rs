@@ -21,6 +21,7 @@
 //! from its clap flags) and reads back its database and events; [`callers`] are the principals a request comes from; [`AppTask`] runs any
 //! application (the gateway too) on a task until the test stops it and checks it stopped
 //! cleanly; [`expect_error`] and [`bad_fields`] check the errors a service answers.
+//! [`OtlpReceiver`] takes the traces processes export over OTLP/HTTP, as a collector would.
 //!
 //! This crate is for tests only: it must never be a dependency of a binary, never use fixed
 //! ports, and never touch data outside the directories it creates.
@@ -30,6 +31,7 @@ mod binaries;
 pub mod callers;
 mod harness;
 mod nats;
+mod otlp;
 mod postgres;
 mod process;
 mod redis;
@@ -40,6 +42,7 @@ mod tls;
 pub use app_task::{AppTask, STOP_TIMEOUT, StopSignal};
 pub use harness::{Companion, Harness, Servers, ServiceTask, wait_until_answering};
 pub use nats::NatsServer;
+pub use otlp::{Kind as SpanKind, OtlpReceiver, ReceivedSpan};
 pub use postgres::{TestDatabase, fresh_database, fresh_tls_database};
 pub use redis::RedisServer;
 pub use rpc_errors::{bad_fields, expect_error};
