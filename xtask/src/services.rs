@@ -231,6 +231,13 @@ const SECTIONS: &[Section] = &[
         end: "<!-- END generated services -->",
         template: "places/services-table.md.tera",
     },
+    // Prometheus under docker-compose scrapes every service's admin port by its DNS name.
+    Section {
+        file: "infra/prometheus/prometheus.yml",
+        begin: "  # BEGIN generated scrape jobs",
+        end: "  # END generated scrape jobs",
+        template: "places/prometheus-targets.yml.tera",
+    },
 ];
 
 #[derive(Serialize)]

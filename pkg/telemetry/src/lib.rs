@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
@@ -99,8 +100,9 @@ impl Drop for TelemetryGuard {
 /// Logs go to stderr, as JSON (one object per line, event fields flattened, the current span's
 /// fields under `span`, RFC 3339 UTC timestamps) or as human-readable lines. When
 /// `args.otlp_endpoint` is set, spans are exported over OTLP/HTTP (protobuf) with
-/// `service.name = service_name`. The W3C trace-context propagator is installed globally either
-/// way.
+/// `service.name` = `service_name` without its `-service` suffix, and `service.version`. The
+/// W3C trace-context propagator is installed globally either way. The batch processor takes
+/// its settings from the standard `OTEL_BSP_*` variables (`OTEL_BSP_SCHEDULE_DELAY`, ...).
 ///
 /// The log filter (`args.log_filter`) applies to the log output only. The exporter has a filter
 /// of its own, the log filter plus `emporium::request=debug`, so request spans reach it while
@@ -166,6 +168,7 @@ fn install(service_name: &'static str, args: &TelemetryArgs) -> anyhow::Result<T
         opentelemetry::global::set_tracer_provider(provider.clone());
     }
     // Installing the recorder now means counters recorded before the first scrape are kept.
+    let _ = SERVICE_LABEL.set(service_label(service_name));
     let _ = metrics();
 
     tracing::debug!(
@@ -235,9 +238,23 @@ fn tracer_provider(
         .context("building the OTLP span exporter")?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service_name).build())
+        .with_resource(resource(service_name))
         .build())
 }
+
+/// The resource every exported span carries: `service.name`, the binary's service as NATS
+/// subjects name it (`order` for `order-service`, `gateway`), and `service.version` (the
+/// workspace's version, which every crate shares).
+fn resource(service_name: &'static str) -> Resource {
+    let name = service_name.strip_suffix("-service").unwrap_or(service_name);
+    Resource::builder()
+        .with_service_name(name.replace('-', "_"))
+        .with_attribute(KeyValue::new(SERVICE_VERSION, env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The resource attribute naming the version of the service.
+const SERVICE_VERSION: &str = "service.version";
 
 /// Logging for tests: written through the test harness' capture, filtered by `RUST_LOG` or
 /// "warn". Safe to call from every test; only the first call in a process installs anything.
@@ -261,7 +278,22 @@ const LATENCY_BUCKETS_SECONDS: &[f64] = &[
 /// How often the recorder drains histogram samples into its summaries.
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The `service` label [`init`] gives every metric of the process, so that dashboards and
+/// alert rules select a service by the series themselves, whatever labels the scraper adds.
+static SERVICE_LABEL: OnceLock<String> = OnceLock::new();
+
+/// The `service` label of a binary: its service's name as in NATS subjects (`product` for
+/// `product-service`, `gift_card` for `gift-card-service`), or the binary's name (`gateway`).
+fn service_label(service_name: &str) -> String {
+    service_name
+        .strip_suffix("-service")
+        .unwrap_or(service_name)
+        .replace('-', "_")
+}
+
 /// The Prometheus recorder's handle; `render()` is the text a scrape of /metrics returns.
+///
+/// Every series carries the `service` label of the binary when [`init`] ran first.
 ///
 /// The first call installs the recorder as the process-wide `metrics` recorder and starts a
 /// small thread that runs its periodic upkeep; later calls return clones of the same handle, so
@@ -272,7 +304,11 @@ pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
+            let mut builder = PrometheusBuilder::new();
+            if let Some(service) = SERVICE_LABEL.get() {
+                builder = builder.add_global_label("service", service);
+            }
+            let builder = builder
                 .set_buckets_for_metric(
                     Matcher::Suffix("_seconds".to_owned()),
                     LATENCY_BUCKETS_SECONDS,
@@ -341,6 +377,13 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_service_label_is_the_name_in_nats_subjects() {
+        assert_eq!(service_label("product-service"), "product");
+        assert_eq!(service_label("gift-card-service"), "gift_card");
+        assert_eq!(service_label("gateway"), "gateway");
     }
 
     impl<'a> MakeWriter<'a> for Buffer {
