@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
@@ -100,9 +99,8 @@ impl Drop for TelemetryGuard {
 /// Logs go to stderr, as JSON (one object per line, event fields flattened, the current span's
 /// fields under `span`, RFC 3339 UTC timestamps) or as human-readable lines. When
 /// `args.otlp_endpoint` is set, spans are exported over OTLP/HTTP (protobuf) with
-/// `service.name` = `service_name` without its `-service` suffix, and `service.version`. The
-/// W3C trace-context propagator is installed globally either way. The batch processor takes
-/// its settings from the standard `OTEL_BSP_*` variables (`OTEL_BSP_SCHEDULE_DELAY`, ...).
+/// `service.name = service_name`. The W3C trace-context propagator is installed globally either
+/// way.
 ///
 /// The log filter (`args.log_filter`) applies to the log output only. The exporter has a filter
 /// of its own, the log filter plus `emporium::request=debug`, so request spans reach it while
@@ -238,23 +236,9 @@ fn tracer_provider(
         .context("building the OTLP span exporter")?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource(service_name))
+        .with_resource(Resource::builder().with_service_name(service_name).build())
         .build())
 }
-
-/// The resource every exported span carries: `service.name`, the binary's service as NATS
-/// subjects name it (`order` for `order-service`, `gateway`), and `service.version` (the
-/// workspace's version, which every crate shares).
-fn resource(service_name: &'static str) -> Resource {
-    let name = service_name.strip_suffix("-service").unwrap_or(service_name);
-    Resource::builder()
-        .with_service_name(name.replace('-', "_"))
-        .with_attribute(KeyValue::new(SERVICE_VERSION, env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// The resource attribute naming the version of the service.
-const SERVICE_VERSION: &str = "service.version";
 
 /// Logging for tests: written through the test harness' capture, filtered by `RUST_LOG` or
 /// "warn". Safe to call from every test; only the first call in a process installs anything.
