@@ -1,21 +1,39 @@
 # syntax=docker/dockerfile:1
 #
-# One image with every Emporium binary: the gateway and each service. docker-compose.yml
-# (and later the Helm chart) picks the binary per container with its command, e.g.
-# `docker run emporium gateway` or `docker run emporium product-service --seed-demo-catalog`.
+# One image with every Emporium binary: the gateway, each service, and the tools they share
+# (`healthcheck`, `nats-credentials`). docker-compose.yml (and later the Helm chart) picks the
+# binary per container with its command, e.g. `docker run emporium gateway` or
+# `docker run emporium product-service --seed-demo-catalog`.
+#
+# Base images are pinned by tag only: their digests could not be looked up where this file was
+# written (no registry access). Add them (`FROM image:tag@sha256:...`) when the tags are next
+# bumped. `cargo xtask check-infra` runs hadolint over this file (.hadolint.yaml).
+#
+# Layers: cargo-chef reduces the workspace to its manifests and Cargo.lock (the recipe), and
+# the dependencies are compiled from the recipe alone. That layer is rebuilt when a manifest or
+# the lock changes, not when a source file does, and a new crate needs no edit here.
 
-FROM rust:1-bookworm AS builder
+FROM rust:1.95.0-slim-bookworm AS chef
+RUN cargo install --locked cargo-chef@0.1.78
 WORKDIR /src
-COPY . .
-# The caches keep downloaded crates and compiled dependencies between builds; the binaries are
-# copied out in the same step because a cache mount is not part of the image.
-RUN --mount=type=cache,id=emporium-cargo-registry,target=/usr/local/cargo/registry \
-    --mount=type=cache,id=emporium-target,target=/src/target \
-    cargo build --release --locked --workspace --bins --exclude xtask \
-    && mkdir -p /out \
-    && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
 
-FROM debian:bookworm-slim AS runtime
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+# Every member's dependencies, xtask's included: cook cannot leave one member out. xtask's own
+# dependencies are few, and the ones it shares are built with the same features either way.
+RUN cargo chef cook --release --locked --workspace --bins --recipe-path recipe.json
+COPY . .
+# Every binary but xtask (a developer tool). Cook left a placeholder xtask binary behind, so
+# it is left out of the copy by name.
+RUN cargo build --release --locked --workspace --bins --exclude xtask \
+    && mkdir -p /out \
+    && find target/release -maxdepth 1 -type f -executable ! -name xtask -exec cp {} /out/ \;
+
+FROM debian:bookworm-20260824-slim AS runtime
 # ca-certificates for TLS to managed services and trace collectors. No curl: health checks
 # use the image's own `healthcheck` binary (pkg/telemetry), so there is no general-purpose
 # HTTP client in the image for an intruder to use.
