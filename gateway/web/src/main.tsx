@@ -1,0 +1,12 @@
+import { render } from 'preact';
+import { restoreSession } from './api/client';
+import { App } from './app';
+import { loadCart } from './lib/cart';
+import './styles.css';
+
+const root = document.getElementById('app')!;
+// A reload keeps the session of this tab (its refresh token is in sessionStorage).
+void restoreSession()
+  .catch(() => undefined)
+  .then(() => loadCart().catch(() => null))
+  .finally(() => render(<App />, root));

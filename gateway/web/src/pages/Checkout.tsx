@@ -1,0 +1,192 @@
+import { useState } from 'preact/hooks';
+import { useLocation } from 'preact-iso';
+import { api, call, type Schema } from '../api/client';
+import { ApiError } from '../api/errors';
+import { AddressForm } from '../components/AddressForm';
+import { ErrorMessage, Field, Loading, formValues, useAction, useLoad } from '../components/ui';
+import { loadCart } from '../lib/cart';
+import { CartTotals } from './Cart';
+
+type Order = Schema<'order.v1.Order'>;
+
+/** The payment service's test cards (apps/payment/src/provider.rs, TEST_CARDS). */
+export const TEST_CARDS = [
+  { number: '4242 4242 4242 4242', outcome: 'approved' },
+  { number: '4000 0000 0000 0002', outcome: 'declined (card_declined)' },
+  { number: '4000 0000 0000 9995', outcome: 'declined (insufficient_funds)' },
+  { number: '4000 0000 0000 0119', outcome: 'fails with a processing error' },
+];
+
+/** Why an order failed, in words for the customer. */
+export function failureText(order: Order): string {
+  const f = order.failure;
+  if (!f) return 'The order could not be completed.';
+  const reason = f.message || f.payment_failure_code || f.code || 'unknown reason';
+  return `Payment failed: ${reason}${f.payment_failure_code && f.message ? ` (${f.payment_failure_code})` : ''}`;
+}
+
+export function CheckoutPage() {
+  const { route } = useLocation();
+  const cart = useLoad(loadCart, []);
+  const addresses = useLoad(
+    () => call(() => api.GET('/api/v1/addresses')).then((r) => r.addresses ?? []),
+    [],
+  );
+  const [addressId, setAddressId] = useState<string>('');
+  const [cardNumber, setCardNumber] = useState('');
+  const [failed, setFailed] = useState<string | null>(null);
+  const pay = useAction();
+
+  if (cart.loading || addresses.loading) return <Loading label="Preparing checkout…" />;
+  const list = addresses.data ?? [];
+  const chosen = addressId || list.find((a) => a.is_default)?.id || list[0]?.id || '';
+  if (!cart.data || (cart.data.lines ?? []).length === 0) {
+    return (
+      <section>
+        <h1>Checkout</h1>
+        <ErrorMessage error={cart.error} />
+        <p>
+          Your cart is empty. <a href="/search">Browse the catalog</a>.
+        </p>
+      </section>
+    );
+  }
+
+  const submit = async (event: Event) => {
+    const v = formValues(event);
+    setFailed(null);
+    const [month, year] = (v.expiry ?? '').split('/').map((s) => Number(s.trim()));
+    const order = await pay.run(async () => {
+      if (!chosen) throw new ApiError(400, 'invalid_argument', 'Choose or add a shipping address.');
+      const method = await call(() =>
+        api.POST('/api/v1/payment-methods', {
+          body: {
+            card_number: v.card_number ?? '',
+            cvc: v.cvc ?? '',
+            exp_month: month || undefined,
+            exp_year: year ? (year < 100 ? 2000 + year : year) : undefined,
+          },
+        }),
+      );
+      const key = crypto.randomUUID();
+      const answer = await call(() =>
+        api.POST('/api/v1/checkout', {
+          params: { header: { 'Idempotency-Key': key } },
+          body: { idempotency_key: key, shipping_address_id: chosen, payment_method_id: method.id ?? '' },
+        }),
+      );
+      return answer.order;
+    });
+    if (!order) return;
+    if (order.status === 'failed') {
+      // The cart is left as it was: the customer can try another card.
+      setFailed(failureText(order));
+      void cart.reload();
+      return;
+    }
+    void loadCart().catch(() => null);
+    route(`/orders/${order.id}`);
+  };
+
+  return (
+    <section class="checkout">
+      <h1>Checkout</h1>
+      <div class="columns">
+        <div>
+          <h2>Shipping address</h2>
+          <ErrorMessage error={addresses.error} />
+          {list.length > 0 && (
+            <fieldset class="choices">
+              <legend class="visually-hidden">Ship to</legend>
+              {list.map((a) => (
+                <label key={a.id} class="choice">
+                  <input
+                    type="radio"
+                    name="address"
+                    value={a.id}
+                    checked={chosen === a.id}
+                    onChange={() => setAddressId(a.id ?? '')}
+                  />
+                  <span>
+                    {a.recipient_name}, {a.line1}, {a.postal_code} {a.city}, {a.country_code}
+                  </span>
+                </label>
+              ))}
+            </fieldset>
+          )}
+          <details open={list.length === 0}>
+            <summary>Add an address</summary>
+            <AddressForm
+              onSaved={(a) => {
+                setAddressId(a.id ?? '');
+                addresses.reload();
+              }}
+            />
+          </details>
+        </div>
+        <div>
+          <h2>Order summary</h2>
+          <ul class="summary-lines">
+            {(cart.data.lines ?? []).map((l) => (
+              <li key={l.product_id}>
+                {l.quantity} × {l.name}
+              </li>
+            ))}
+          </ul>
+          <CartTotals cart={cart.data} />
+          <p class="hint">Shipping and tax are added when the order is placed.</p>
+          <h2>Payment</h2>
+          <div class="test-cards" aria-labelledby="test-cards-title">
+            <h3 id="test-cards-title">Test cards</h3>
+            <p class="hint">This shop runs in test mode: use any future expiry and any CVC.</p>
+            <ul>
+              {TEST_CARDS.map((c) => (
+                <li key={c.number}>
+                  <button type="button" class="link" onClick={() => setCardNumber(c.number)}>
+                    <code>{c.number}</code>
+                  </button>{' '}
+                  {c.outcome}
+                </li>
+              ))}
+            </ul>
+          </div>
+          <form onSubmit={submit} aria-label="Payment">
+            <Field
+              label="Card number"
+              name="card_number"
+              required
+              inputMode="numeric"
+              autocomplete="cc-number"
+              maxLength={32}
+              value={cardNumber}
+              onInput={(e) => setCardNumber((e.currentTarget as HTMLInputElement).value)}
+              error={pay.error}
+            />
+            <div class="row">
+              <Field
+                label="Expiry (MM/YY)"
+                name="expiry"
+                required
+                autocomplete="cc-exp"
+                placeholder="12/30"
+                maxLength={7}
+                apiField="exp_year"
+                error={pay.error}
+              />
+              <Field label="CVC" name="cvc" required inputMode="numeric" autocomplete="cc-csc" maxLength={4} error={pay.error} />
+            </div>
+            <ErrorMessage error={pay.error} />
+            {failed && (
+              <div class="alert alert-error" role="alert" data-testid="payment-failed">
+                {failed}
+              </div>
+            )}
+            <button type="submit" disabled={pay.busy || !cart.data.checkout_ready}>
+              {pay.busy ? 'Placing your order…' : 'Place order'}
+            </button>
+          </form>
+        </div>
+      </div>
+    </section>
+  );
+}
