@@ -157,6 +157,11 @@ pub struct Config {
         default_value_t = 15
     )]
     pub live_heartbeat_seconds: u64,
+    /// The built web app (`index.html` and `assets/`, from `npm run build` in gateway/web) to
+    /// serve at `/` on the public port beside the API. Without it the gateway serves the API
+    /// only.
+    #[arg(long = "web-dir", env = "WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -316,6 +321,7 @@ mod tests {
         assert!(!config.trust_forwarded_for);
         assert!(!config.public_tls);
         assert_eq!(config.max_in_flight, 1024);
+        assert!(config.web_dir.is_none(), "the API only unless told");
         assert_eq!(
             config.admin_addr(),
             SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -6,8 +6,9 @@
 //! - A client's `X-Request-Id` is kept only when it is short plain text; otherwise a new one
 //!   is made, so a client cannot make the gateway log, echo and forward kilobytes of it.
 //! - Every answer says `nosniff`, `no-referrer`, may not be framed, and carries a content
-//!   security policy that allows nothing (the docs page sets its own). HSTS is sent only when
-//!   the gateway knows clients came over HTTPS.
+//!   security policy: the API's allows nothing, while the docs page and the web app's pages
+//!   and files set their own ([`APP_CONTENT_SECURITY_POLICY`]), which is kept. HSTS is sent
+//!   only when the gateway knows clients came over HTTPS.
 //! - At most `--max-in-flight` requests are handled at once; past that the answer is 503 with
 //!   `Retry-After` straight away (counted in [`SHED_TOTAL`]), so overload does not turn into
 //!   an unbounded queue of requests that will all time out. Health probes are never shed.
@@ -72,6 +73,11 @@ pub struct SecurityHeaders {
 const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
 /// Nothing the API answers is a page: no scripts, styles, frames or anything else.
 pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+/// The web app ([`crate::web`]): its own scripts and styles (no inline code), images of its
+/// own or inline data, requests to its own origin (the API) only, and never framed.
+pub const APP_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'self'";
 
 /// Adds the security headers to every answer; a content security policy a handler set (the
 /// docs page's) is kept.

@@ -3,8 +3,9 @@
 //! Every route comes from the contracts ([`api::ROUTES`]); a request is checked (access rule,
 //! rate limit), turned into its method's request message and sent as a NATS request to the
 //! method's subject, and the reply's JSON goes back to the client byte for byte. The public
-//! port also serves the health probes and the OpenAPI document; metrics and the page
-//! rendering the document are on the admin port, off the public one.
+//! port also serves the health probes, the OpenAPI document and, with `--web-dir`, the web
+//! app ([`web`]); metrics and the page rendering the document are on the admin port, off the
+//! public one.
 //!
 //! Decisions worth knowing:
 //! - The access rule is applied before anything reaches NATS. Principal and deadline headers
@@ -44,6 +45,7 @@ pub mod observe;
 pub mod openapi;
 pub mod rate_limit;
 pub mod stream;
+pub mod web;
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
@@ -147,7 +149,7 @@ impl Application {
                 axum::routing::get(live::ws::upgrade).with_state(forwarder),
             )
             .merge(admin::public_router(nats.clone(), redis.clone()))
-            .fallback(error::route_not_found)
+            .fallback_service(web::fallback(config.web_dir.as_deref())?)
             .method_not_allowed_fallback(error::method_not_allowed);
         let router = with_middleware(router, &config)?;
         let admin_router = admin::admin_router(nats.clone(), redis)

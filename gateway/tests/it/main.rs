@@ -17,3 +17,4 @@ mod platform;
 mod robustness;
 mod streams;
 mod tokens;
+mod web;
