@@ -75,6 +75,7 @@ fn small_workspace() -> TempDir {
         "docker-compose.yml",
         "README.md",
         "docs/ARCHITECTURE.md",
+        "infra/prometheus/prometheus.yml",
     ]
     .iter()
     .map(PathBuf::from)
@@ -243,6 +244,15 @@ fn a_new_service_lands_everywhere_the_platform_lists_services() {
     assert!(compose.contains("      wish-list-service:\n        condition: service_healthy"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert!(readme.contains("| `wish-list` |"));
+    // Prometheus scrapes it by its compose name on its admin port, labelled as its metrics are.
+    let prometheus = std::fs::read_to_string(root.join("infra/prometheus/prometheus.yml")).unwrap();
+    assert!(
+        prometheus.contains(&format!(
+            "  - job_name: wish_list\n    honor_labels: true\n    static_configs:\n      - targets: [\"wish-list-service:{}\"]\n        labels:\n          service: wish_list\n",
+            highest_port + 1
+        )),
+        "{prometheus}"
+    );
     let problems = services::problems(root).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
 }
