@@ -4,6 +4,9 @@ import { defineConfig } from 'vite';
 
 // The gateway serves dist/ at `/` under `script-src 'self'; style-src 'self'`: no inline
 // scripts or styles, hashed file names under assets/ (cached for good), index.html not cached.
+const gateway = process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080';
+const proxy = { '/api': { target: gateway }, '/.well-known': { target: gateway } };
+
 export default defineConfig({
   plugins: [preact()],
   build: {
@@ -17,11 +20,15 @@ export default defineConfig({
     sourcemap: false,
     target: 'es2022',
   },
-  server: {
-    // `npm run dev` against a running stack (`cargo xtask up`: the gateway on 8080).
-    proxy: {
-      '/api': { target: process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080', changeOrigin: false },
-      '/.well-known': { target: process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080' },
+  // `npm run dev` (and `vite preview` of a build) against a running stack: `cargo xtask up`
+  // puts the gateway on 8080. The preview sends the gateway's page policy, so a build that
+  // needs an inline script or style fails there as it would behind the gateway.
+  server: { proxy },
+  preview: {
+    proxy,
+    headers: {
+      'Content-Security-Policy':
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; connect-src 'self'; frame-ancestors 'none'",
     },
   },
   test: {

@@ -1,0 +1,26 @@
+import { expect, test } from '@playwright/test';
+import { PASSWORD, customerWithOrder, logIn, seed } from './fixtures';
+
+test('a customer who bought a product reviews it with the verified-purchase mark', async ({ page, request }) => {
+  const data = seed();
+  const product = data.shops[0]!.products[1]!;
+  const buyer = await customerWithOrder(request, [product.id], data.card);
+
+  await logIn(page, buyer.email, PASSWORD);
+  await page.goto(`/products/${product.id}`);
+  await page.getByLabel('Rating').selectOption('4');
+  await page.getByLabel('Title').fill('Soft light, sturdy seams');
+  await page.getByLabel('Review').fill('Fits the brass lamp well and washes fine.');
+  await page.getByRole('button', { name: 'Publish review' }).click();
+  await expect(page.getByText('Thank you: your review is published.')).toBeVisible();
+
+  // The mark comes from the order's paid event, which the comment service consumes on its
+  // own time: reload until the review shows it.
+  const review = page.getByTestId('review').filter({ hasText: 'Soft light, sturdy seams' });
+  await expect(async () => {
+    await page.reload();
+    await expect(review.getByText('Verified purchase')).toBeVisible({ timeout: 2000 });
+  }).toPass({ timeout: 60_000 });
+  await expect(page.locator('.rating-summary')).toContainText('4.0');
+  await expect(page.locator('.rating-summary')).toContainText('1 review');
+});
