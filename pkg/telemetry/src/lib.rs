@@ -11,6 +11,9 @@
 //!   per-request "request served" lines are DEBUG events with the target [`REQUEST_TARGET`].
 //!   At the default `info` filter they are never formatted; `RUST_LOG=info,emporium::request=debug`
 //!   turns them on in the logs.
+//! - A saga step's span and an event consumer's span are INFO under [`REQUEST_TARGET`]: in the
+//!   logs at the usual `info`, and exported whatever the log filter, so a trace keeps its
+//!   steps and consumers when the logs are turned down to `warn`.
 //! - Failures are still logged where operators look: `internal` errors at ERROR, service-side
 //!   failures (`unavailable`, `deadline_exceeded`, HTTP 5xx) at WARN and slow requests at INFO,
 //!   each line carrying the request id, method and latency itself, because the request span it
@@ -32,6 +35,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
@@ -99,8 +103,9 @@ impl Drop for TelemetryGuard {
 /// Logs go to stderr, as JSON (one object per line, event fields flattened, the current span's
 /// fields under `span`, RFC 3339 UTC timestamps) or as human-readable lines. When
 /// `args.otlp_endpoint` is set, spans are exported over OTLP/HTTP (protobuf) with
-/// `service.name = service_name`. The W3C trace-context propagator is installed globally either
-/// way.
+/// `service.name` = `service_name` without its `-service` suffix, and `service.version`. The
+/// W3C trace-context propagator is installed globally either way. The batch processor takes
+/// its settings from the standard `OTEL_BSP_*` variables (`OTEL_BSP_SCHEDULE_DELAY`, ...).
 ///
 /// The log filter (`args.log_filter`) applies to the log output only. The exporter has a filter
 /// of its own, the log filter plus `emporium::request=debug`, so request spans reach it while
@@ -236,9 +241,23 @@ fn tracer_provider(
         .context("building the OTLP span exporter")?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service_name).build())
+        .with_resource(resource(service_name))
         .build())
 }
+
+/// The resource every exported span carries: `service.name`, the binary's service as NATS
+/// subjects name it (`order` for `order-service`, `gateway`), and `service.version` (the
+/// workspace's version, which every crate shares).
+fn resource(service_name: &'static str) -> Resource {
+    let name = service_name.strip_suffix("-service").unwrap_or(service_name);
+    Resource::builder()
+        .with_service_name(name.replace('-', "_"))
+        .with_attribute(KeyValue::new(SERVICE_VERSION, env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The resource attribute naming the version of the service.
+const SERVICE_VERSION: &str = "service.version";
 
 /// Logging for tests: written through the test harness' capture, filtered by `RUST_LOG` or
 /// "warn". Safe to call from every test; only the first call in a process installs anything.

@@ -125,6 +125,29 @@ pub fn inject_current(headers: &mut HeaderMap, fallback: &TraceHeaders) {
     }
 }
 
+/// Writes `span`'s trace context into `headers`, replacing what is there, when the span has
+/// an OpenTelemetry context (it is exported); leaves `headers` alone otherwise. For a span that
+/// stands for the message itself (a request's client span, an event's producer span), whose
+/// receiver must become its child.
+pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
+    if span.is_disabled() {
+        return;
+    }
+    let context = span.context();
+    if context.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(&context, &mut NatsInjector(headers));
+    }
+}
+
+/// The trace context of the current span, to keep with work that runs later (a saga's steps):
+/// the current span's own context when it is exported, else `fallback` (the incoming headers,
+/// so the trace id survives without an exporter).
+pub fn current(fallback: &TraceHeaders) -> TraceHeaders {
+    let mut headers = HeaderMap::new();
+    inject_current(&mut headers, fallback);
+    TraceHeaders::from_nats(Some(&headers))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,54 +1,18 @@
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use telemetry::{LogFormat, TelemetryArgs};
-
-/// What an OTLP/HTTP collector received: one (path, content type, body) per export request.
-type Received = Arc<Mutex<Vec<(String, String, Bytes)>>>;
-
-/// A stand-in OpenTelemetry collector: accepts every POST and remembers it.
-async fn start_collector() -> (SocketAddr, Received) {
-    let received = Received::default();
-    let store = received.clone();
-    let app = axum::Router::new().fallback(
-        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: Bytes| {
-            let store = store.clone();
-            async move {
-                let content_type = headers
-                    .get(axum::http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                store
-                    .lock()
-                    .unwrap()
-                    .push((uri.path().to_owned(), content_type, body));
-                axum::http::StatusCode::OK
-            }
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, received)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
+use testkit::{OtlpReceiver, SpanKind};
 
 // This is the only test in this binary that installs the global subscriber.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_over_otlp_http_and_flushed_when_the_guard_drops() {
-    let (collector, received) = start_collector().await;
+    let collector = OtlpReceiver::start()
+        .await
+        .expect("starting the OTLP receiver");
     let args = TelemetryArgs {
         log_format: LogFormat::Json,
         log_filter: "info".to_owned(),
-        otlp_endpoint: Some(format!("http://{collector}")),
+        otlp_endpoint: Some(collector.endpoint()),
     };
     let guard = telemetry::init("telemetry-it-service", &args).expect("first init succeeds");
     assert!(
@@ -62,8 +26,14 @@ async fn spans_are_exported_over_otlp_http_and_flushed_when_the_guard_drops() {
         tracing::info!("inside the exported span");
     }
     // Request spans are DEBUG, below the log filter, and still exported.
-    tracing::debug_span!(target: telemetry::REQUEST_TARGET, "rpc.server.exported_request")
-        .in_scope(|| {});
+    tracing::debug_span!(
+        target: telemetry::REQUEST_TARGET,
+        "rpc.server",
+        otel.name = "process test.exported_request",
+        otel.kind = "server",
+        messaging.system = "nats",
+    )
+    .in_scope(|| {});
 
     // Shutting the exporter down blocks until the last batch is sent to the collector, which
     // runs on this runtime, so it happens off the runtime's threads.
@@ -75,24 +45,27 @@ async fn spans_are_exported_over_otlp_http_and_flushed_when_the_guard_drops() {
     .expect("dropping the guard finishes")
     .unwrap();
 
-    let received = received.lock().unwrap();
-    let (path, content_type, body) = received
+    let spans = collector.spans();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let exported = spans
         .iter()
-        .find(|(_, _, body)| contains(body, b"reserve_stock_for_order"))
-        .unwrap_or_else(|| {
-            panic!(
-                "no export carried the span; got {} requests",
-                received.len()
-            )
-        });
-    assert_eq!(path, "/v1/traces");
-    assert_eq!(content_type, "application/x-protobuf");
-    assert!(contains(body, b"service.name"));
-    assert!(contains(body, b"telemetry-it-service"));
-    assert!(
-        received
-            .iter()
-            .any(|(_, _, body)| contains(body, b"rpc.server.exported_request")),
-        "the DEBUG request span was not exported"
+        .find(|s| s.name == "reserve_stock_for_order")
+        .unwrap_or_else(|| panic!("the span was not exported; got {names:?}"));
+    assert_eq!(
+        exported.service_name, "telemetry_it",
+        "as NATS subjects name it"
     );
+    assert_eq!(
+        exported.service_version.as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(exported.kind, SpanKind::Internal);
+    assert!(exported.is_root());
+    assert_eq!(exported.trace_id.len(), 32);
+    let request = spans
+        .iter()
+        .find(|s| s.name == "process test.exported_request")
+        .unwrap_or_else(|| panic!("the DEBUG request span was not exported; got {names:?}"));
+    assert_eq!(request.kind, SpanKind::Server, "otel.kind is the span kind");
+    assert_eq!(request.attribute("messaging.system"), Some("nats"));
 }
