@@ -238,6 +238,13 @@ const SECTIONS: &[Section] = &[
         end: "  # END generated scrape jobs",
         template: "places/prometheus-targets.yml.tera",
     },
+    // Terraform gives each service whose state is in PostgreSQL its database and role.
+    Section {
+        file: "infra/terraform/environments/production/services.tf",
+        begin: "# BEGIN generated services",
+        end: "# END generated services",
+        template: "places/terraform-services.tf.tera",
+    },
 ];
 
 #[derive(Serialize)]

@@ -60,45 +60,54 @@ impl Client {
         request: &M::Request,
     ) -> Result<M::Response, Error> {
         let method = M::DESCRIPTOR;
-        // DEBUG, like every per-request span: see the logging policy of the telemetry crate.
-        let span = tracing::debug_span!(
-            target: telemetry::REQUEST_TARGET,
-            "rpc.client",
-            otel.name = method.subject,
-            otel.kind = "client",
-            rpc.system = "nats",
-            rpc.service = method.service,
-            rpc.method = method.method,
+        let payload = self.codec.encode(request)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            headers::CONTENT_TYPE,
+            headers::value(self.codec.content_type()),
         );
-        async {
-            let payload = self.codec.encode(request)?;
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                headers::CONTENT_TYPE,
-                headers::value(self.codec.content_type()),
-            );
-            // The context's deadline travels as `Emporium-Deadline` (and the time left).
-            let timeout = ctx.write_headers(&mut headers, self.default_timeout);
-            let reply = self
-                .call_raw(method.subject, headers, payload, timeout)
-                .await?;
-            let codec = Codec::from_content_type(reply.content_type.as_deref())?;
-            codec.decode(&reply.payload).map_err(|e| {
-                Error::internal(anyhow::anyhow!(
-                    "undecodable reply from {}: {}",
-                    method.subject,
-                    e.message()
-                ))
-            })
-        }
-        .instrument(span)
-        .await
+        // The context's deadline travels as `Emporium-Deadline` (and the time left).
+        let timeout = ctx.write_headers(&mut headers, self.default_timeout);
+        let reply = self
+            .call_raw(method.subject, headers, payload, timeout)
+            .await?;
+        let codec = Codec::from_content_type(reply.content_type.as_deref())?;
+        codec.decode(&reply.payload).map_err(|e| {
+            Error::internal(anyhow::anyhow!(
+                "undecodable reply from {}: {}",
+                method.subject,
+                e.message()
+            ))
+        })
     }
 
     /// Sends `payload` to `subject` and returns the reply untouched, or the typed error the
     /// service answered with. No responders is `unavailable`; no answer in time is
     /// `deadline_exceeded`; a payload larger than the server takes is `invalid_argument`.
     pub async fn call_raw(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<RawReply, Error> {
+        // The client span, DEBUG like every per-request span (see the logging policy of the
+        // telemetry crate). The service's server span becomes its child: the trace context in
+        // `headers` (the caller's) is replaced by this span's when it is exported.
+        let span = client_span(subject);
+        let mut headers = headers;
+        telemetry::propagation::inject_span(&span, &mut headers);
+        let result = self
+            .send(subject, headers, payload, timeout)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &result {
+            record_error(&span, error);
+        }
+        result
+    }
+
+    async fn send(
         &self,
         subject: &str,
         headers: HeaderMap,
@@ -144,6 +153,39 @@ impl Client {
             content_type,
             payload: message.payload,
         })
+    }
+}
+
+/// The span of one request to `subject` (`product.reserve_stock`): `send product.reserve_stock`,
+/// kind client, with the messaging and RPC attributes (docs/ARCHITECTURE.md, "Traces").
+fn client_span(subject: &str) -> tracing::Span {
+    let (service, method) = subject.split_once('.').unwrap_or((subject, ""));
+    tracing::debug_span!(
+        target: telemetry::REQUEST_TARGET,
+        "rpc.client",
+        otel.name = %format_args!("send {subject}"),
+        otel.kind = "client",
+        messaging.system = "nats",
+        messaging.destination.name = subject,
+        messaging.operation.type = "send",
+        messaging.operation.name = "request",
+        rpc.system = "nats",
+        rpc.service = service,
+        rpc.method = method,
+        rpc.code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// Records a failed call on its client span: the error code always, an error status when the
+/// failure is the service's or the network's rather than the caller's.
+pub(crate) fn record_error(span: &tracing::Span, error: &Error) {
+    let code = error.code().as_str();
+    span.record("rpc.code", code);
+    if crate::layers::is_server_fault(error.code()) {
+        span.record("error.type", code);
+        span.record("otel.status_code", "ERROR");
     }
 }
 

@@ -35,6 +35,15 @@ fn outcome(result: &Result<Reply, Error>) -> &'static str {
     }
 }
 
+/// Whether a request that ended with `code` failed on the serving side (an error status on
+/// its spans) rather than being refused as the caller's mistake.
+pub(crate) fn is_server_fault(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::DeadlineExceeded
+    )
+}
+
 /// A span per request, parented to the caller's trace, with the outcome recorded at the end.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TraceLayer;
@@ -66,11 +75,16 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         // DEBUG: built only when the log filter or the trace exporter wants it.
+        // `process <subject>`, kind server: the naming scheme is in docs/ARCHITECTURE.md.
         let span = tracing::debug_span!(
             target: telemetry::REQUEST_TARGET,
             "rpc.server",
-            otel.name = request.method.subject,
+            otel.name = %format_args!("process {}", request.method.subject),
             otel.kind = "server",
+            messaging.system = "nats",
+            messaging.destination.name = request.method.subject,
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
             rpc.system = "nats",
             rpc.service = request.method.service,
             rpc.method = request.method.method,
@@ -78,6 +92,7 @@ where
             trace_id = request.ctx.trace().trace_id().unwrap_or(""),
             user_id = request.ctx.principal().map(|p| p.user_id.as_str()).unwrap_or(""),
             rpc.code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
         );
         telemetry::propagation::set_parent(&span, request.ctx.trace());
@@ -92,6 +107,12 @@ where
             let elapsed = started.elapsed();
             let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             record.record("rpc.code", outcome(&result));
+            if let Err(error) = &result
+                && is_server_fault(error.code())
+            {
+                record.record("error.type", error.code().as_str());
+                record.record("otel.status_code", "ERROR");
+            }
             match &result {
                 Ok(_) if elapsed >= SLOW_REQUEST => {
                     tracing::info!(subject, request_id, elapsed_ms, "slow request");
@@ -100,7 +121,6 @@ where
                     tracing::debug!(target: telemetry::REQUEST_TARGET, elapsed_ms, "request served");
                 }
                 Err(error) if error.code() == ErrorCode::Internal => {
-                    record.record("otel.status_code", "ERROR");
                     tracing::error!(subject, request_id, elapsed_ms, error = ?error, "request failed");
                 }
                 Err(error)
@@ -172,6 +192,9 @@ impl std::fmt::Debug for EndpointMetrics {
 impl EndpointMetrics {
     fn new(method: &'static MethodDescriptor) -> Self {
         let (service, method_name) = (method.service, method.method);
+        // At zero, so dashboards read 0 rather than no data until a request expires.
+        metrics::counter!(EXPIRED_TOTAL, "service" => service, "method" => method_name)
+            .increment(0);
         Self {
             method,
             in_flight: metrics::gauge!(IN_FLIGHT, "service" => service, "method" => method_name),

@@ -76,6 +76,7 @@ fn small_workspace() -> TempDir {
         "README.md",
         "docs/ARCHITECTURE.md",
         "infra/prometheus/prometheus.yml",
+        "infra/terraform/environments/production/services.tf",
     ]
     .iter()
     .map(PathBuf::from)
@@ -221,6 +222,7 @@ fn a_new_service_lands_everywhere_the_platform_lists_services() {
         "docker-compose.yml",
         "README.md",
         "docs/ARCHITECTURE.md",
+        "infra/terraform/environments/production/services.tf",
     ] {
         assert!(
             outcome.written.contains(&PathBuf::from(expected)),
@@ -252,6 +254,17 @@ fn a_new_service_lands_everywhere_the_platform_lists_services() {
             highest_port + 1
         )),
         "{prometheus}"
+    );
+    // Terraform deploys it, and would give it a database were its store PostgreSQL.
+    let terraform =
+        std::fs::read_to_string(root.join("infra/terraform/environments/production/services.tf"))
+            .unwrap();
+    assert!(
+        terraform.contains(&format!(
+            "    \"wish-list\" = {{\n      name       = \"wish-list\"\n      store      = \"redis\"\n      admin_port = {}\n    }}\n",
+            highest_port + 1
+        )),
+        "{terraform}"
     );
     let problems = services::problems(root).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
