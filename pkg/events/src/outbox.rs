@@ -11,6 +11,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use telemetry::propagation::TraceHeaders;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{headers, names};
@@ -150,19 +151,56 @@ impl OutboxRow {
 
     /// Publishes the row with its own id as `Nats-Msg-Id` and waits for JetStream's ack.
     /// A duplicate (the stream already has that id within its window) is a success.
+    ///
+    /// The publication is a producer span (`send <event type>`), a child of the trace context
+    /// stored with the row (the change's), and the message carries the producer span's context,
+    /// so each consumer's span is a child of the publication.
     pub async fn publish(&self, jetstream: &jetstream::Context) -> anyhow::Result<()> {
         let id = self.id.to_string();
+        let mut headers = self.nats_headers(&id);
+        let span = self.producer_span();
+        telemetry::propagation::set_parent(&span, &TraceHeaders::from_nats(Some(&headers)));
+        telemetry::propagation::inject_span(&span, &mut headers);
         let publish = PublishMessage::build()
             .payload(self.payload_bytes())
-            .headers(self.nats_headers(&id));
-        let ack = jetstream
-            .send_publish(self.subject.clone(), publish)
-            .await?
-            .await?;
-        if ack.duplicate {
-            tracing::debug!(event_id = %self.id, "already in the stream; dropped as a duplicate");
+            .headers(headers);
+        let published = async {
+            let ack = jetstream
+                .send_publish(self.subject.clone(), publish)
+                .await?
+                .await?;
+            if ack.duplicate {
+                tracing::debug!(event_id = %self.id, "already in the stream; dropped as a duplicate");
+            }
+            anyhow::Ok(())
         }
-        Ok(())
+        .instrument(span.clone())
+        .await;
+        if let Err(error) = &published {
+            span.record("error.type", "publish_failed");
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", error.to_string());
+        }
+        published
+    }
+
+    /// The span of the row's publication: DEBUG like the request spans (the relay publishes
+    /// every event), exported whenever traces are.
+    fn producer_span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            target: telemetry::REQUEST_TARGET,
+            "event.publish",
+            otel.name = %format_args!("send {}", self.event_name),
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.destination.name = %self.subject,
+            messaging.operation.type = "send",
+            messaging.operation.name = "publish",
+            messaging.message.id = %self.id,
+            "error.type" = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        )
     }
 }
 
