@@ -653,8 +653,21 @@ where
             }
         };
         // The handler's span continues the trace of the change that produced the event.
+        // `process <event type>`, kind consumer: the naming scheme is in docs/ARCHITECTURE.md.
+        // INFO under the request target: exported whatever the log filter (see the telemetry
+        // crate's logging policy), and in the logs at the usual `info`.
         let span = tracing::info_span!(
+            target: telemetry::REQUEST_TARGET,
             "event",
+            otel.name = %format_args!("process {}", E::DESCRIPTOR.name),
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.destination.name = %delivery.subject,
+            messaging.destination.template = %names::filter_subject(E::DESCRIPTOR),
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.consumer.group.name = %self.durable,
+            messaging.message.id = %delivery.event_id,
             consumer = %self.durable,
             event_type = E::DESCRIPTOR.name,
             event_id = %delivery.event_id,
