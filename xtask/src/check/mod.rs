@@ -6,7 +6,7 @@
 //! Each area is one module with one `check` function; every check runs even when an earlier
 //! one failed, and the summary names each failure.
 
-mod containers;
+pub(crate) mod containers;
 mod helm;
 mod observability;
 mod terraform;
