@@ -185,11 +185,13 @@ resource "aws_launch_template" "node" {
   block_device_mappings {
     device_name = "/dev/xvda"
 
+    # Encrypted with the account's EBS key: the Auto Scaling group that launches the nodes
+    # may use it without a key policy naming its service-linked role, which a new account
+    # does not have yet.
     ebs {
       volume_size           = var.node_disk_size_gib
       volume_type           = "gp3"
       encrypted             = true
-      kms_key_id            = aws_kms_key.cluster.arn
       delete_on_termination = true
     }
   }

@@ -24,7 +24,7 @@ output "oidc_provider_arn" {
 }
 
 output "kms_key_arn" {
-  description = "The cluster's KMS key (Secrets, logs, node and NATS volumes)."
+  description = "The cluster's KMS key (Kubernetes Secrets, control-plane logs, NATS volumes)."
   value       = aws_kms_key.cluster.arn
 }
 

@@ -187,8 +187,9 @@ resource "aws_db_instance" "replica" {
   replicate_source_db = aws_db_instance.primary.identifier
   instance_class      = coalesce(var.read_replica_instance_class, var.instance_class)
   storage_type        = "gp3"
-  storage_encrypted   = true
-  kms_key_id          = aws_kms_key.postgres.arn
+  # In the primary's region, a replica is encrypted with the primary's key; RDS refuses
+  # another key here.
+  storage_encrypted = true
 
   multi_az               = false
   vpc_security_group_ids = [aws_security_group.postgres.id]
