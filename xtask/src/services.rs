@@ -238,6 +238,13 @@ const SECTIONS: &[Section] = &[
         end: "  # END generated scrape jobs",
         template: "places/prometheus-targets.yml.tera",
     },
+    // The Helm chart runs every service of the list: its `services` value.
+    Section {
+        file: "infra/helm/emporium/values.yaml",
+        begin: "# BEGIN generated services",
+        end: "# END generated services",
+        template: "places/helm-values.yaml.tera",
+    },
     // Terraform gives each service whose state is in PostgreSQL its database and role.
     Section {
         file: "infra/terraform/environments/production/services.tf",

@@ -77,6 +77,7 @@ fn small_workspace() -> TempDir {
         "docs/ARCHITECTURE.md",
         "infra/prometheus/prometheus.yml",
         "infra/terraform/environments/production/services.tf",
+        "infra/helm/emporium/values.yaml",
     ]
     .iter()
     .map(PathBuf::from)
@@ -265,6 +266,16 @@ fn a_new_service_lands_everywhere_the_platform_lists_services() {
             highest_port + 1
         )),
         "{terraform}"
+    );
+    // The Helm chart runs it: an entry of its `services` value, on the same admin port.
+    let helm_values =
+        std::fs::read_to_string(root.join("infra/helm/emporium/values.yaml")).unwrap();
+    assert!(
+        helm_values.contains(&format!(
+            "  # Wish lists of customers.\n  - name: wish-list\n    store: redis\n    adminPort: {}\n",
+            highest_port + 1
+        )),
+        "{helm_values}"
     );
     let problems = services::problems(root).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
