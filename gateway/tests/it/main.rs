@@ -15,6 +15,7 @@ mod live;
 mod marketplace;
 mod platform;
 mod robustness;
+mod storefront;
 mod streams;
 mod tokens;
 mod web;
