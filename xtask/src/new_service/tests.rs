@@ -245,6 +245,37 @@ fn a_new_service_lands_everywhere_the_platform_lists_services() {
     let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
     assert!(compose.contains("  wish-list-service:\n"), "{compose}");
     assert!(compose.contains("      wish-list-service:\n        condition: service_healthy"));
+    // It is there as every Emporium container is: health checked on its admin port, started
+    // after the servers and the trace collector, its traces sent to the collector (through
+    // the shared anchor, which the cross-checks of `check-infra` resolve and follow).
+    let port = highest_port + 1;
+    let service = &compose[compose.find("\n  wish-list-service:\n").unwrap()..];
+    let service = &service[..service.find("\n\n").unwrap_or(service.len())];
+    for expected in [
+        "      <<: *server-urls\n".to_owned(),
+        format!("      ADMIN_ADDR: 0.0.0.0:{port}\n"),
+        format!("      - \"127.0.0.1:{port}:{port}\"\n"),
+        "      nats:\n        condition: service_healthy\n".to_owned(),
+        "      redis:\n        condition: service_healthy\n".to_owned(),
+        "      otel-collector:\n        condition: service_started\n".to_owned(),
+        format!(
+            "      test: [\"CMD\", \"healthcheck\", \"http://127.0.0.1:{port}/health/ready\"]\n"
+        ),
+    ] {
+        assert!(service.contains(&expected), "{expected:?} in\n{service}");
+    }
+    let containers = crate::check::containers::workspace::Workspace {
+        root: workspace_root(),
+        binaries: crate::check::containers::workspace::image_binaries(&workspace_root())
+            .unwrap()
+            .into_iter()
+            .chain(["wish-list-service".to_owned()])
+            .collect(),
+        services: listed.clone(),
+        made_locally: vec![PathBuf::from(".dev/keys")],
+    };
+    let problems = crate::check::containers::compose::problems(&compose, &containers).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert!(readme.contains("| `wish-list` |"));
     // Prometheus scrapes it by its compose name on its admin port, labelled as its metrics are.
