@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS saga_instances (
     CONSTRAINT saga_instances_phase_check CHECK (phase IN ('action', 'compensation'))
 );
 
+-- The W3C trace context (traceparent, tracestate) of the request that created the instance:
+-- every step's span is its child, whenever and wherever the step runs.
+ALTER TABLE saga_instances ADD COLUMN IF NOT EXISTS traceparent text;
+ALTER TABLE saga_instances ADD COLUMN IF NOT EXISTS tracestate text;
+
 -- What the runner's claim query reads: instances still to drive, by when they are due.
 CREATE INDEX IF NOT EXISTS saga_instances_due_idx
     ON saga_instances (state, wake_at)

@@ -57,9 +57,10 @@
 //!
 //! [`migrate`] creates them, idempotently, at every start-up (see `sql/schema.sql`):
 //! `saga_instances` (one row per instance: state, phase, step, data, refusal, attempts,
-//! `wake_at`, the lease), `saga_steps` (one row per step and phase an instance started:
-//! attempts, outcome, last error, start and end) and `saga_signals` (signals, consumed in the
-//! transaction that records the outcome of the step that waited for them).
+//! `wake_at`, the lease, the trace context of the request that created it), `saga_steps` (one
+//! row per step and phase an instance started: attempts, outcome, last error, start and end)
+//! and `saga_signals` (signals, consumed in the transaction that records the outcome of the
+//! step that waited for them).
 //!
 //! # How a service uses it
 //!

@@ -239,6 +239,9 @@ pub(crate) struct InstanceRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The W3C trace context of the request that created the instance.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 impl InstanceRow {

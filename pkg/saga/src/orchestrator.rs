@@ -10,6 +10,7 @@ use chrono::Utc;
 use futures::FutureExt as _;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
+use telemetry::propagation::TraceHeaders;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -187,11 +188,15 @@ impl Orchestrator {
             .definition(saga)
             .ok_or_else(|| Error::UnknownSaga(saga.to_owned()))?;
         let data = serde_json::to_value(data)?;
+        // The steps run later, from a poll or another replica: they join the trace of the
+        // request creating the instance through the context kept with it.
+        let trace = telemetry::propagation::current(&TraceHeaders::default());
         let inserted = sqlx::query(
             "INSERT INTO saga_instances
-                 (id, saga, state, phase, step_index, current_step, data, lease_owner, lease_until)
+                 (id, saga, state, phase, step_index, current_step, data, lease_owner, lease_until,
+                  traceparent, tracestate)
              VALUES ($1, $2, 'running', 'action', 0, $3, $4, $5,
-                     now() + $6 * interval '1 millisecond')
+                     now() + $6 * interval '1 millisecond', $7, $8)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(id)
@@ -200,6 +205,8 @@ impl Orchestrator {
         .bind(data)
         .bind(&self.inner.config.owner)
         .bind(millis(self.inner.config.lease))
+        .bind(&trace.traceparent)
+        .bind(&trace.tracestate)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -763,13 +770,27 @@ impl Inner {
             signal: signal.as_ref().map(|(_, payload)| payload.clone()),
         };
         let signal_id = signal.map(|(signal_id, _)| signal_id);
+        // `<saga> <step>` (`checkout reserve_stock`; `compensate <saga> <step>` when undoing),
+        // a child of the request that created the instance: see docs/ARCHITECTURE.md, "Traces".
+        // INFO under the request target: exported whatever the log filter (see the telemetry
+        // crate's logging policy), and in the logs at the usual `info`.
         let span = tracing::info_span!(
+            target: telemetry::REQUEST_TARGET,
             "saga_step",
+            otel.name = %step_span_name(definition.name, step.name, phase),
+            otel.kind = "internal",
             saga = definition.name,
             step = step.name,
             phase = phase.as_str(),
             instance_id = %id,
             attempt = ctx.attempt,
+        );
+        telemetry::propagation::set_parent(
+            &span,
+            &TraceHeaders {
+                traceparent: row.traceparent.clone(),
+                tracestate: row.tracestate.clone(),
+            },
         );
         let turn = Turn {
             row: &row,
@@ -1093,6 +1114,14 @@ struct Turn<'a> {
     phase: Phase,
     signal_id: Option<i64>,
     started_at: chrono::DateTime<Utc>,
+}
+
+/// The span name of a step: `checkout reserve_stock`, `compensate checkout reserve_stock`.
+fn step_span_name(saga: &str, step: &str, phase: Phase) -> String {
+    match phase {
+        Phase::Action => format!("{saga} {step}"),
+        Phase::Compensation => format!("compensate {saga} {step}"),
+    }
 }
 
 fn observe_duration(turn: &Turn<'_>, clock: Instant) {

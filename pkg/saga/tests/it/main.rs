@@ -5,6 +5,7 @@ mod flows;
 mod local;
 mod operations;
 mod replicas;
+mod traces;
 mod waits;
 
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -1,0 +1,98 @@
+//! A saga's steps continue the trace of the request that created the instance, even when a
+//! replica that did not create it runs them from its poll, as after a restart.
+
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::trace::TracerProvider as _;
+use saga::{Definition, Outcome, State};
+use telemetry::propagation::TraceHeaders;
+use tracing::Instrument as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::{Runner, TestEnv, Toy, config, finished};
+
+/// The trace the request that creates the saga belongs to.
+const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// What each step would send to the services it calls: the trace context current in it.
+type Sent = Arc<Mutex<Vec<(String, TraceHeaders)>>>;
+
+fn traced(sent: &Sent) -> Definition<Toy> {
+    let mut definition = Definition::new("traced");
+    for step in ["reserve", "charge"] {
+        let sent = sent.clone();
+        definition = definition.remote(step, move |_ctx, data| {
+            let sent = sent.clone();
+            async move {
+                let context = telemetry::propagation::current(&TraceHeaders::default());
+                sent.lock().unwrap().push((step.to_owned(), context));
+                Ok(Outcome::Done(data))
+            }
+        });
+    }
+    definition
+}
+
+// One thread, so the OpenTelemetry subscriber set for it sees every task the orchestrators run.
+#[tokio::test(flavor = "current_thread")]
+async fn steps_run_by_another_replica_continue_the_trace_that_created_the_saga() {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("saga-it")));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let env = TestEnv::start().await;
+    let sent = Sent::default();
+
+    // The request's span continues its caller's trace; the instance is created inside it by a
+    // replica that stops before driving it.
+    let request = tracing::info_span!("request");
+    telemetry::propagation::set_parent(
+        &request,
+        &TraceHeaders {
+            traceparent: Some(CALLER.to_owned()),
+            tracestate: None,
+        },
+    );
+    let creator = env.orchestrator(config(), vec![traced(&sent)]);
+    let id = env
+        .create(&creator, "traced")
+        .instrument(request.clone())
+        .await;
+    drop(creator);
+    drop(request);
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT traceparent FROM saga_instances WHERE id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    let stored = stored.expect("the instance keeps the request's trace context");
+    assert!(stored.contains(TRACE_ID), "{stored}");
+    assert_ne!(
+        stored, CALLER,
+        "the request's own span is the parent, not its caller"
+    );
+
+    // Another replica takes the instance once the creator's claim has expired.
+    let replica = env.orchestrator(config(), vec![traced(&sent)]);
+    let runner = Runner::start(&replica);
+    assert_eq!(finished(&replica, id).await.state, State::Completed);
+    runner.stop().await;
+
+    let sent = sent.lock().unwrap().clone();
+    let steps: Vec<&str> = sent.iter().map(|(step, _)| step.as_str()).collect();
+    assert_eq!(steps, ["reserve", "charge"]);
+    let mut span_ids = Vec::new();
+    for (step, context) in &sent {
+        assert_eq!(context.trace_id(), Some(TRACE_ID), "{step}: {context:?}");
+        let traceparent = context.traceparent.as_deref().unwrap();
+        assert_ne!(
+            traceparent, stored,
+            "{step} sends its own span as the parent"
+        );
+        span_ids.push(traceparent.to_owned());
+    }
+    assert_ne!(span_ids[0], span_ids[1], "each step has a span of its own");
+}
