@@ -289,6 +289,25 @@ fn reference_problems(modules: &BTreeMap<PathBuf, Module>) -> Vec<String> {
             }
         }
         for file in &module.files {
+            // The modules say they run on Terraform 1.6, where a variable's validation may
+            // refer to that variable only (1.9 allows more).
+            for variable in file.body.get_blocks("variable") {
+                let Some(name) = labels(variable).first().copied() else {
+                    continue;
+                };
+                let mut references = References::default();
+                for validation in variable.body.get_blocks("validation") {
+                    references.visit_body(&validation.body);
+                }
+                for reference in references.0 {
+                    if reference.root != "var" || reference.name != name {
+                        problems.push(format!(
+                            "{}: the validation of var.{name} refers to {}.{}: before Terraform 1.9 a validation may refer to its own variable only",
+                            file.shown, reference.root, reference.name
+                        ));
+                    }
+                }
+            }
             let mut references = References::default();
             references.visit_body(&file.body);
             for reference in references.0 {
@@ -700,6 +719,11 @@ mod tests {
 
     const BUCKET_MODULE: &str = r#"variable "name" {
   type = string
+
+  validation {
+    condition     = length(var.name) < 40
+    error_message = "At most 39 characters."
+  }
 }
 
 variable "versioning" {
@@ -785,6 +809,20 @@ output "arn" {
                 "environments/prod/more.tf: module.buckets is not called in environments/prod",
                 "modules/bucket/extra.tf: local.suffix is not declared in modules/bucket",
                 "modules/bucket/extra.tf: var.policy is not declared in modules/bucket",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_validation_referring_to_another_variable_is_a_problem() {
+        let tree = Tree::new(&[(
+            "main.tf",
+            "variable \"low\" {\n  type = number\n}\n\nvariable \"high\" {\n  type = number\n\n  validation {\n    condition     = var.high >= var.low\n    error_message = \"high must be at least low.\"\n  }\n}\n",
+        )]);
+        assert_eq!(
+            reference_problems(&tree.modules()),
+            [
+                "main.tf: the validation of var.high refers to var.low: before Terraform 1.9 a validation may refer to its own variable only"
             ]
         );
     }

@@ -146,6 +146,7 @@ module "emporium" {
   services                  = local.services
   image                     = var.image
   nats_url                  = module.nats.url
+  nats_tls_ca_secret        = var.nats_tls_ca_secret
   nats_seed_secrets         = module.secrets.nats_seed_secrets
   key_set_signer_public_key = module.secrets.key_set_signer_public_key
   postgres_secrets          = module.postgres.service_secrets

@@ -179,6 +179,12 @@ variable "nats_tls_secret_name" {
   default     = null
 }
 
+variable "nats_tls_ca_secret" {
+  description = "With NATS TLS: a Secret with `ca.crt`, the authority the processes verify the servers' certificate against."
+  type        = string
+  default     = ""
+}
+
 # The platform.
 
 variable "image" {

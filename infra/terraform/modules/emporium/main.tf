@@ -77,6 +77,7 @@ resource "helm_release" "emporium" {
     nats = {
       url               = var.nats_url
       credentialsSecret = kubernetes_secret_v1.nats_credentials.metadata[0].name
+      tlsCaSecret       = var.nats_tls_ca_secret
     }
     postgres = {
       existingSecret = kubernetes_secret_v1.postgres.metadata[0].name
@@ -123,6 +124,11 @@ resource "helm_release" "emporium" {
     precondition {
       condition     = length(local.missing_databases) == 0
       error_message = "These services keep their state in PostgreSQL but have no database: ${join(", ", local.missing_databases)}."
+    }
+
+    precondition {
+      condition     = !startswith(var.nats_url, "tls://") || var.nats_tls_ca_secret != ""
+      error_message = "NATS requires TLS: give nats_tls_ca_secret, the Secret with the CA the processes verify the servers with."
     }
   }
 }

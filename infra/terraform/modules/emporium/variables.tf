@@ -62,6 +62,12 @@ variable "nats_url" {
   }
 }
 
+variable "nats_tls_ca_secret" {
+  description = "A Secret in the namespace with `ca.crt`, the authority a tls:// NATS URL is verified against; empty without TLS."
+  type        = string
+  default     = ""
+}
+
 variable "nats_seed_secrets" {
   description = "Each NATS identity's seed secret (the secrets module's nats_seed_secrets)."
   type = map(object({

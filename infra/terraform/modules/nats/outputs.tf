@@ -1,6 +1,6 @@
 output "url" {
-  description = "The URL the platform's processes connect to, inside the namespace."
-  value       = "nats://${helm_release.nats.name}:4222"
+  description = "The URL the platform's processes connect to, inside the namespace (tls:// when the servers require TLS)."
+  value       = "${var.tls_secret_name == null ? "nats" : "tls"}://${helm_release.nats.name}:4222"
 }
 
 output "cluster_size" {

@@ -174,6 +174,13 @@ resource "aws_db_instance" "primary" {
 
   tags = var.tags
 
+  lifecycle {
+    precondition {
+      condition     = var.max_allocated_storage_gib >= var.allocated_storage_gib
+      error_message = "max_allocated_storage_gib must be at least allocated_storage_gib."
+    }
+  }
+
   depends_on = [aws_iam_role_policy_attachment.monitoring]
 }
 

@@ -82,8 +82,8 @@ variable "max_allocated_storage_gib" {
   default     = 1000
 
   validation {
-    condition     = var.max_allocated_storage_gib >= var.allocated_storage_gib && var.max_allocated_storage_gib <= 65536
-    error_message = "Use at least allocated_storage_gib and at most 65536 GiB."
+    condition     = var.max_allocated_storage_gib <= 65536
+    error_message = "Use at most 65536 GiB."
   }
 }
 
