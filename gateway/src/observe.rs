@@ -72,25 +72,50 @@ fn route_of<B>(request: &axum::http::Request<B>) -> &str {
         .map_or(UNMATCHED, MatchedPath::as_str)
 }
 
-/// The span of one HTTP request: method, route template and request id now, status and
-/// latency when the response is ready. DEBUG: the field values are only computed when the
-/// span is wanted (a `debug` log filter for [`telemetry::REQUEST_TARGET`], or an exporter).
+/// The span of one HTTP request, after the HTTP semantic conventions: named
+/// `{method} {route template}` (`POST /api/v1/orders/checkout`; the method alone when no route
+/// matched, `HTTP` for a method HTTP does not define), kind server, with `http.request.method`,
+/// `http.route`, `url.path`, `url.scheme` and the request id now, and the status (plus
+/// `error.type` and an error status on a 5xx) and latency when the response is ready. DEBUG:
+/// the field values are only computed when the span is wanted (a `debug` log filter for
+/// [`telemetry::REQUEST_TARGET`], or an exporter).
 pub fn make_span<B>(request: &axum::http::Request<B>) -> Span {
+    let method = match method_label(request.method()) {
+        OTHER_METHOD => "_OTHER",
+        known => known,
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
     tracing::debug_span!(
         target: telemetry::REQUEST_TARGET,
         "http.request",
-        otel.name = %format!("{} {}", method_label(request.method()), route_of(request)),
+        otel.name = %span_name(method, route),
         otel.kind = "server",
-        http.request.method = method_label(request.method()),
-        http.route = %route_of(request),
+        http.request.method = method,
+        http.route = route,
+        url.path = request.uri().path(),
+        url.scheme = request.uri().scheme_str().unwrap_or("http"),
         request_id = %request
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
         http.response.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     )
+}
+
+/// `{method} {route}`, the method alone without a route, `HTTP` for a made-up method.
+fn span_name(method: &str, route: Option<&str>) -> String {
+    match (method, route) {
+        ("_OTHER", _) => "HTTP".to_owned(),
+        (method, Some(route)) => format!("{method} {route}"),
+        (method, None) => method.to_owned(),
+    }
 }
 
 pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, span: &Span) {
@@ -98,6 +123,10 @@ pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, spa
     let latency_ms = latency.as_secs_f64() * 1000.0;
     span.record("http.response.status_code", status);
     span.record("latency_ms", latency_ms);
+    if response.status().is_server_error() {
+        span.record("error.type", status);
+        span.record("otel.status_code", "ERROR");
+    }
     tracing::debug!(target: telemetry::REQUEST_TARGET, status, latency_ms, "request served");
 }
 
@@ -247,6 +276,16 @@ mod tests {
             let method = Method::from_bytes(made_up.as_bytes()).unwrap();
             assert_eq!(method_label(&method), "other", "{made_up}");
         }
+    }
+
+    #[test]
+    fn span_names_are_the_method_and_route_template() {
+        assert_eq!(
+            span_name("POST", Some("/api/v1/orders/checkout")),
+            "POST /api/v1/orders/checkout"
+        );
+        assert_eq!(span_name("GET", None), "GET");
+        assert_eq!(span_name("_OTHER", Some("/api/v1/products")), "HTTP");
     }
 
     #[test]

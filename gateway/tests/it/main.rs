@@ -18,4 +18,5 @@ mod robustness;
 mod storefront;
 mod streams;
 mod tokens;
+mod traces;
 mod web;
