@@ -62,7 +62,7 @@ Every component the release runs, the gateway first, each with its defaults merg
 {{- define "emporium.components" -}}
 {{- $fullname := include "emporium.fullname" . -}}
 {{- $components := list -}}
-{{- $gateway := mergeOverwrite (deepCopy .Values.serviceDefaults) (omit (deepCopy .Values.gateway) "ingress" "port" "adminPort" "trustForwardedFor" "corsAllowedOrigins") -}}
+{{- $gateway := mergeOverwrite (deepCopy .Values.serviceDefaults) (omit (deepCopy .Values.gateway) "ingress" "port" "adminPort" "trustForwardedFor" "corsAllowedOrigins" "webDir") -}}
 {{- $_ := set $gateway "name" "gateway" -}}
 {{- $_ = set $gateway "identity" "gateway" -}}
 {{- $_ = set $gateway "binary" "gateway" -}}
