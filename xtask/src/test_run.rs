@@ -3,11 +3,18 @@
 //!
 //! cargo prints a `test result:` line per test binary and per crate's doc tests, so its last
 //! line says nothing about the run as a whole; the total does.
+//!
+//! After cargo, the web app's unit tests run (`npm run test:unit` in gateway/web, vitest);
+//! their counts join the total, and their failure fails the run. They are left out when
+//! arguments for cargo narrow the run.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Context;
+
+use crate::layout::Layout;
+use crate::web;
 
 /// Counts summed over every `test result:` line.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -42,7 +49,7 @@ impl Totals {
     }
 }
 
-pub fn run(extra_args: &[String]) -> anyhow::Result<ExitCode> {
+pub fn run(layout: &Layout, extra_args: &[String]) -> anyhow::Result<ExitCode> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut child = Command::new(cargo)
         .args(["test", "--workspace", "--all-features", "--no-fail-fast"])
@@ -59,12 +66,38 @@ pub fn run(extra_args: &[String]) -> anyhow::Result<ExitCode> {
         writeln!(out, "{line}")?;
     }
     let status = child.wait().context("waiting for cargo test")?;
+    drop(out);
+    let mut success = status.success();
+    let web_line = if !extra_args.is_empty() {
+        Some("web unit tests: left out (cargo arguments narrow the run)".to_owned())
+    } else if !web::dir(layout).join("package.json").is_file() {
+        None
+    } else {
+        let (passed, counts) = web::unit_tests(layout)?;
+        success &= passed;
+        match counts {
+            Some(counts) => {
+                totals.passed += counts.passed;
+                totals.failed += counts.failed;
+                totals.ignored += counts.skipped;
+                None
+            }
+            None => Some(format!(
+                "web unit tests: {}",
+                if passed { "passed" } else { "FAILED" }
+            )),
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if let Some(line) = web_line {
+        writeln!(out, "{line}")?;
+    }
     writeln!(
         out,
         "tests: {} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored
     )?;
-    Ok(if status.success() {
+    Ok(if success {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,9 +1,10 @@
 //! The workspace's own binaries in the dev stack: building them (`cargo build --workspace
 //! --bins`), then starting each service of `apps/services.toml` on its admin port and the
-//! gateway, pointed at the dev servers and waited on until ready; from then on each is
-//! supervised (restarted when it exits).
+//! gateway (serving the built web app, `--web-dir`), pointed at the dev servers and waited on
+//! until ready; from then on each is supervised (restarted when it exits).
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -95,12 +96,16 @@ pub(super) fn start_gateway(
     layout: &Layout,
     port: u16,
     bind: IpAddr,
+    web_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
     println!(
         "==> starting the gateway on {bind}:{port} (log {})",
         layout.show(&layout.log("gateway"))
     );
     let mut command = Command::new(layout.debug_binary("gateway"));
+    if let Some(dir) = web_dir {
+        command.arg("--web-dir").arg(dir);
+    }
     command
         .env("GATEWAY_PORT", port.to_string())
         .env("GATEWAY_BIND", bind.to_string())

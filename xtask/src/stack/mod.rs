@@ -1,8 +1,10 @@
 //! `cargo xtask up` and `cargo xtask down`: the dev stack on fixed ports of 127.0.0.1.
 //!
-//! `up` starts, in order, nats-server, PostgreSQL, Redis, the SMTP server, every service of `apps/services.toml` and
-//! the gateway, waiting for each to be ready before the next; then it waits for Ctrl-C or
-//! SIGTERM and stops them in reverse order. Each process runs in its own process group, so a
+//! `up` builds the workspace and the web app (gateway/web), then starts, in order, nats-server,
+//! PostgreSQL, Redis, the SMTP server, every service of `apps/services.toml` and the gateway
+//! (serving the web app), waiting for each to be ready before the next; it makes the demo
+//! accounts and prints the one URL to open; then it waits for Ctrl-C or SIGTERM and stops them
+//! in reverse order. Each process runs in its own process group, so a
 //! Ctrl-C on the terminal reaches only `up`, which then stops the others in order. Each
 //! process's pid is recorded in `.dev/pids/` until it has stopped, for `down`; so is `up`'s
 //! own, so that `down` run beside a live `up` asks it to stop.
@@ -18,9 +20,11 @@
 //! - `record`: the pid files in `.dev/pids/` and how each process is asked to stop;
 //! - `servers`: nats-server, PostgreSQL, Redis and the SMTP server;
 //! - `binaries`: building the workspace, then starting the services and the gateway;
+//! - `demo`: the demo customer and admin (the auth service seeds the demo seller);
 //! - `summary`: what `up` prints once everything is ready.
 
 mod binaries;
+mod demo;
 mod process;
 mod record;
 mod servers;
@@ -138,6 +142,12 @@ fn start(
 
     println!("==> building (cargo build --workspace --bins)");
     build(layout, &stack.interrupted)?;
+    let web_dir = if crate::web::dir(layout).join("package.json").is_file() {
+        Some(crate::web::build(layout)?)
+    } else {
+        println!("==> no web app in gateway/web: the gateway serves the API only");
+        None
+    };
     let key = dev_keys::load_or_generate(layout)?;
     println!(
         "==> dev JWT key {} (kid {}), public key set {}",
@@ -162,9 +172,22 @@ fn start(
     for service in SERVICES.iter() {
         start_service(stack, layout, service)?;
     }
-    start_gateway(stack, layout, gateway_port, gateway_bind)?;
+    start_gateway(
+        stack,
+        layout,
+        gateway_port,
+        gateway_bind,
+        web_dir.as_deref(),
+    )?;
+    let demo_accounts = demo::ensure(layout);
 
-    print_summary(layout, &key, gateway_port);
+    print_summary(
+        layout,
+        &key,
+        gateway_port,
+        &demo_accounts,
+        web_dir.is_some(),
+    );
     Ok(())
 }
 

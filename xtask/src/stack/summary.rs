@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::demo::Account;
 use super::settings::{
     GATEWAY_ADMIN_PORT, NATS_MONITOR_PORT, NATS_PORT, POSTGRES_PORT, REDIS_PORT, SERVICES,
     SMTP_PORT,
@@ -53,7 +54,13 @@ fn operations(document: &serde_json::Value) -> Vec<Operation> {
 
 /// What to tell the developer once everything is up. Routes and subjects come from the
 /// gateway's OpenAPI document, which is generated from the contracts.
-pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_port: u16) {
+pub(super) fn print_summary(
+    layout: &Layout,
+    key: &tokens::SigningKey,
+    gateway_port: u16,
+    demo_accounts: &[Account],
+    web_app: bool,
+) {
     let base = format!("http://127.0.0.1:{gateway_port}");
     let admin = format!("http://127.0.0.1:{GATEWAY_ADMIN_PORT}");
     let ttl = Duration::from_secs(12 * 3600);
@@ -89,19 +96,52 @@ pub(super) fn print_summary(layout: &Layout, key: &tokens::SigningKey, gateway_p
     println!("  export ADMIN_TOKEN={admin_token}");
     println!("  export CUSTOMER_TOKEN={customer_token}");
     println!();
+    print_examples(gateway_port, &base, &admin);
+    print_demo_accounts(demo_accounts);
+    if web_app {
+        println!(
+            "Open {base}/ in a browser: the storefront, the seller console and the operations console."
+        );
+    } else {
+        println!("The API is at {base}/api/v1 (no web app in gateway/web).");
+    }
+    println!();
+}
+
+/// The demo accounts that sign in, the seeded seller among them.
+fn print_demo_accounts(demo_accounts: &[Account]) {
     let demo_seller_password = SERVICES
         .iter()
         .flat_map(|service| service.dev_args.iter())
         .find_map(|arg| arg.strip_prefix("--seed-demo-seller-password="));
-    if let Some(password) = demo_seller_password {
-        println!(
-            "Demo seller (owns the demo shop {}): {} / {password}",
-            vocab::demo::DEMO_SHOP_SLUG,
-            vocab::demo::DEMO_SELLER_EMAIL
-        );
-        println!();
+    let mut lines = Vec::new();
+    for (what, email, password) in demo_accounts {
+        lines.push(format!("  {what:<9} {email} / {password}"));
     }
+    if let Some(password) = demo_seller_password {
+        lines.insert(
+            lines.len().min(1),
+            format!(
+                "  {:<9} {} / {password} (owns the demo shop {})",
+                "seller",
+                vocab::demo::DEMO_SELLER_EMAIL,
+                vocab::demo::DEMO_SHOP_SLUG
+            ),
+        );
+    }
+    if lines.is_empty() {
+        return;
+    }
+    println!("Demo accounts:");
+    println!();
+    for line in lines {
+        println!("{line}");
+    }
+    println!();
+}
 
+/// Example requests, made from the gateway's OpenAPI document.
+fn print_examples(gateway_port: u16, base: &str, admin: &str) {
     let document = http::get(gateway_port, "/openapi.json", Duration::from_secs(5))
         .ok()
         .filter(|response| response.status == 200)
