@@ -134,6 +134,8 @@ pub struct InFlight {
 
 impl InFlight {
     pub fn new(max_in_flight: usize) -> Self {
+        // Registered at zero, so dashboards read 0 rather than no data before the first one.
+        metrics::counter!(SHED_TOTAL).increment(0);
         Self {
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
         }

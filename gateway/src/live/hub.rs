@@ -107,6 +107,9 @@ impl Drop for Registration {
 
 impl Hub {
     pub fn new(max_connections: usize) -> Arc<Self> {
+        // Registered at zero, so dashboards read 0 rather than no data before the first one.
+        metrics::gauge!(OPEN_CONNECTIONS).increment(0.0);
+        metrics::counter!(SLOW_CLIENTS).increment(0);
         Arc::new(Self {
             routes: DashMap::new(),
             positions: Default::default(),

@@ -418,6 +418,10 @@ where
     );
     let stream_name = names::stream_of(descriptor);
     let consumer = declare(&jetstream, &config, descriptor, &durable).await?;
+    // At zero, so dashboards and alert rules read 0 rather than no data until one happens.
+    metrics::counter!("events_redeliveries_total", "consumer" => durable.clone()).increment(0);
+    metrics::counter!("events_consumer_redeclared_total", "consumer" => durable.clone())
+        .increment(0);
 
     let client = jetstream.client();
     let watch = dead_letter::Watch::subscribe(&client, &stream_name, &durable).await?;

@@ -90,6 +90,11 @@ impl Watch {
             .await?;
         // The subscriptions must be known to the server before the first delivery.
         client.flush().await?;
+        // At zero, so dashboards and alert rules read 0 rather than no data until one arrives.
+        for reason in [Reason::MaxDeliveries, Reason::Terminated(None)] {
+            metrics::counter!("events_dead_letters_total", "consumer" => durable.to_owned(), "reason" => reason.label())
+                .increment(0);
+        }
         Ok(Self {
             max_deliveries,
             terminated,

@@ -22,6 +22,7 @@
 //! more, so the service carries on without a restart.
 //!
 //! Metrics: `events_outbox_pending` (gauge, rows not yet published, sampled by the leader),
+//! `events_outbox_oldest_pending_age_seconds` (how long the oldest of them has waited),
 //! `events_published_total{event}`, `events_relay_leader` (1 on the leader),
 //! `events_relay_streams_redeclared_total{stream}`.
 
@@ -179,6 +180,8 @@ async fn lead(
         }
         let pending = outbox::count_pending(conn).await?;
         metrics::gauge!("events_outbox_pending").set(pending as f64);
+        metrics::gauge!("events_outbox_oldest_pending_age_seconds")
+            .set(oldest_pending_age(conn).await?);
         if last_prune.is_none_or(|at| at.elapsed() >= config.prune_interval) {
             let pruned = outbox::prune(conn, config.retention).await?;
             if pruned > 0 {
@@ -194,6 +197,18 @@ async fn lead(
             _ = tokio::time::sleep(config.poll_interval) => {}
         }
     }
+}
+
+/// How long the oldest unpublished row has waited, in seconds; 0 when none waits. The first
+/// in `position` order, through the index of unpublished rows.
+async fn oldest_pending_age(conn: &mut PgConnection) -> sqlx::Result<f64> {
+    let age: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM now() - created_at)::float8 FROM events_outbox
+         WHERE published_at IS NULL ORDER BY position LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(age.unwrap_or(0.0).max(0.0))
 }
 
 /// Publishes `row`; when no stream takes its subject, declares the event's stream again and

@@ -88,6 +88,9 @@ pub async fn ensure_for_producer(
 ) -> anyhow::Result<()> {
     for domain in domains_of(producer) {
         ensure(jetstream, domain, settings).await?;
+        // At zero, so the relay's redeclarations read 0 rather than no data until one happens.
+        metrics::counter!("events_relay_streams_redeclared_total", "stream" => names::stream_name(domain))
+            .increment(0);
     }
     Ok(())
 }

@@ -162,9 +162,10 @@
 //! Counters `saga_started_total{saga}`, `saga_completed_total{saga}`,
 //! `saga_compensated_total{saga}`, `saga_failed_total{saga}` (an instance turning stuck or
 //! failed), `saga_step_retries_total{saga,step}`; the histogram
-//! `saga_step_duration_seconds{saga,step,phase}`; gauges `saga_in_flight{saga}` and
-//! `saga_oldest_in_flight_seconds{saga}`, refreshed by the runner. Each step runs in a
-//! `saga_step` tracing span.
+//! `saga_step_duration_seconds{saga,step,phase}`; gauges `saga_in_flight{saga}`,
+//! `saga_stuck{saga}` and `saga_oldest_in_flight_seconds{saga}`, refreshed by the runner.
+//! The runner registers the counters at zero when it starts, so they read 0 before the
+//! first instance. Each step runs in a `saga_step` tracing span.
 //!
 //! This crate must never know about a particular service or saga: those come in as
 //! definitions. It never runs a step without holding the instance's lease, and never moves

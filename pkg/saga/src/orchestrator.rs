@@ -317,6 +317,7 @@ impl Orchestrator {
         let inner = self.inner;
         let stop_drivers = inner.shutdown.clone().drop_guard();
         let mut gauges_at = Instant::now();
+        inner.register_counters();
         inner.refresh_gauges().await;
         loop {
             let free = inner
@@ -624,9 +625,39 @@ impl Inner {
         }
     }
 
+    /// Registers every counter of every registered saga at zero, so that dashboards and alert
+    /// rules see 0 rather than no data until the first instance completes, compensates, fails
+    /// or retries a step.
+    fn register_counters(&self) {
+        let definitions: Vec<Arc<ErasedDefinition>> = self
+            .definitions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for definition in definitions {
+            let saga = definition.name;
+            for counter in [
+                "saga_started_total",
+                "saga_completed_total",
+                "saga_compensated_total",
+                "saga_failed_total",
+            ] {
+                metrics::counter!(counter, "saga" => saga).increment(0);
+            }
+            for step in &definition.steps {
+                metrics::counter!("saga_step_retries_total", "saga" => saga, "step" => step.name)
+                    .increment(0);
+            }
+        }
+    }
+
     async fn refresh_gauges(&self) {
-        let rows: Result<Vec<(String, i64, Option<f64>)>, _> = sqlx::query_as(&format!(
-            "SELECT saga, count(*),
+        // Per saga: in flight, stuck, the oldest's age in seconds.
+        type Row = (String, i64, i64, Option<f64>);
+        let rows: Result<Vec<Row>, _> = sqlx::query_as(&format!(
+            "SELECT saga, count(*), count(*) FILTER (WHERE state = 'stuck'),
                     extract(epoch FROM now() - min(created_at))::float8
              FROM saga_instances WHERE state IN {NON_TERMINAL}
              GROUP BY saga"
@@ -641,12 +672,15 @@ impl Inner {
             }
         };
         for saga in self.saga_names() {
-            let (count, oldest) = rows
+            let (count, stuck, oldest) = rows
                 .iter()
-                .find(|(name, _, _)| *name == saga)
-                .map(|(_, count, oldest)| (*count as f64, oldest.unwrap_or(0.0)))
-                .unwrap_or((0.0, 0.0));
+                .find(|(name, _, _, _)| *name == saga)
+                .map(|(_, count, stuck, oldest)| {
+                    (*count as f64, *stuck as f64, oldest.unwrap_or(0.0))
+                })
+                .unwrap_or((0.0, 0.0, 0.0));
             metrics::gauge!("saga_in_flight", "saga" => saga.clone()).set(count);
+            metrics::gauge!("saga_stuck", "saga" => saga.clone()).set(stuck);
             metrics::gauge!("saga_oldest_in_flight_seconds", "saga" => saga).set(oldest);
         }
     }
