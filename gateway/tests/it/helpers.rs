@@ -427,6 +427,8 @@ pub struct Platform {
     pub signing_key: tokens::SigningKey,
     /// The SMTP server the notification service sends to, with `after_the_order`.
     pub smtp: Option<testkit::SmtpServer>,
+    /// The gateway's admin port (health, /metrics).
+    pub gateway_admin_addr: std::net::SocketAddr,
     /// Stopped first, then the services in order.
     gateway: AppTask,
     services: Vec<ServiceTask>,
@@ -590,6 +592,7 @@ impl Platform {
             .await
             .expect("starting the gateway");
         let address = format!("http://{}", gateway.local_addr());
+        let gateway_admin_addr = gateway.admin_addr();
 
         let gateway = AppTask::spawn("gateway", |signal| gateway.run_until(signal));
         Self {
@@ -597,6 +600,7 @@ impl Platform {
             http: reqwest::Client::new(),
             signing_key,
             smtp,
+            gateway_admin_addr,
             gateway,
             services,
             companions,

@@ -13,6 +13,7 @@ mod journey;
 mod limits;
 mod live;
 mod marketplace;
+mod observability;
 mod platform;
 mod robustness;
 mod storefront;
