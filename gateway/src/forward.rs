@@ -296,6 +296,10 @@ impl Forwarder {
             )
             .await;
         }
+        // The gateway's own routes are answered from what it sees on NATS.
+        if crate::discovery::answers(route) {
+            return crate::discovery::list_services(self.rpc.nats(), timeout).await;
+        }
         // A streaming route listens before it reads the snapshot, so nothing falls between.
         let subscription = match &route.stream {
             Some(stream) => {

@@ -27,6 +27,9 @@
 //! - A request's deadline counts from its arrival ([`edge`]) and reaches services as an
 //!   absolute time, so nothing works on a request whose client already had its 504; past
 //!   `--max-in-flight` requests the gateway sheds load with 503 instead of queueing.
+//! - The routes of the gateway's own contract (`api::gateway`) are answered here, never
+//!   forwarded: `GET /api/v1/admin/services` lists every service instance from NATS micro
+//!   discovery ([`discovery`]).
 //!
 //! This crate is the only one that knows HTTP statuses and headers. It must never know a
 //! particular service: no subject, route or message type is written here, and it must never
@@ -35,6 +38,7 @@
 pub mod admin;
 pub mod authentication;
 pub mod config;
+pub mod discovery;
 pub mod edge;
 pub mod error;
 pub mod forward;

@@ -4,6 +4,7 @@
 mod access;
 mod catalog;
 mod checkout;
+mod discovery;
 mod edge;
 mod emails;
 mod errors;

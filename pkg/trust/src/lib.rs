@@ -13,7 +13,11 @@
 //!   answers requests through `allow_responses`, and reads replies from its private inbox
 //!   (`_INBOX_<user>`, [`config::inbox_prefix`]);
 //! - the JetStream API is open to each only for its own streams and durable consumers, and
-//!   `$SRV` (NATS micro discovery) only for answering about itself.
+//!   `$SRV` (NATS micro discovery) only for answering about itself; the gateway alone asks
+//!   every instance (`$SRV.INFO`, `$SRV.STATS`) for `GET /api/v1/admin/services`.
+//!
+//! The gateway's own contract (`api::gateway`: the routes it answers itself) is served by no
+//! service, so it is no identity, and nobody may publish or subscribe to its subjects.
 //!
 //! [`Credentials`] makes one NKEY per identity at start-up (the dev stack, the tests'
 //! nats-server, and docker-compose's `nats-credentials` step) and the `authorization` block
@@ -28,6 +32,11 @@ pub use credentials::{AUTHORIZATION_FILE, Credentials, SIGNER_FILE};
 /// The internal methods the gateway calls. It has no contract of its own; this is the one
 /// exception the architecture names: it fetches the keys it verifies tokens with from auth.
 pub const GATEWAY_CALLS: &[&rpc::MethodDescriptor] = &[&api::auth::methods::GET_SIGNED_KEY_SET];
+
+/// The NATS micro discovery requests the gateway sends to every service instance at once
+/// (`gateway/src/discovery.rs`): each instance's description and endpoints, and its counts.
+/// Not `PING` (INFO says everything it says), and never one addressed to a single service.
+pub const GATEWAY_DISCOVERY: [&str; 2] = ["$SRV.INFO", "$SRV.STATS"];
 
 /// The event domains whose streams the gateway reads for live order status, the route's
 /// domain first.
@@ -56,6 +65,7 @@ impl Identity {
     pub fn all() -> Vec<Identity> {
         api::CONTRACTS
             .iter()
+            .filter(|contract| is_served(contract))
             .map(Identity::Service)
             .chain([Identity::Gateway, Identity::Operator])
             .collect()
@@ -139,6 +149,12 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
         }
     }
     subject_tokens.next().is_none()
+}
+
+/// Whether a service serves `contract`: every contract but the gateway's own, whose routes
+/// the gateway answers without NATS.
+pub fn is_served(contract: &api::Contract) -> bool {
+    contract.service.name != api::gateway::SERVICE_NAME
 }
 
 /// What every connection needs: its own inbox for replies.
@@ -242,11 +258,14 @@ fn declare_stream(publish: &mut BTreeSet<String>, stream: &str) {
 fn gateway_permissions() -> Permissions {
     let mut publish: BTreeSet<String> = api::CONTRACTS
         .iter()
+        .filter(|c| is_served(c))
         .flat_map(|c| c.methods.iter())
         .filter(|m| m.access != rpc::Access::Internal)
         .map(|m| m.subject.to_owned())
         .collect();
     publish.extend(GATEWAY_CALLS.iter().map(|m| m.subject.to_owned()));
+    // Service discovery: the replies come back to its inbox, one per instance.
+    publish.extend(GATEWAY_DISCOVERY.map(str::to_owned));
     let mut subscribe = BTreeSet::from([inbox(Identity::Gateway.name())]);
     // Streaming routes follow one aggregate's events as they are published; the order's
     // are followed through JetStream instead (below).
@@ -294,7 +313,8 @@ mod tests {
         let gateway = Identity::Gateway.permissions();
         for contract in api::CONTRACTS {
             for method in contract.methods {
-                let routed = method.access != rpc::Access::Internal;
+                // The gateway answers its own contract's routes without NATS.
+                let routed = method.access != rpc::Access::Internal && is_served(contract);
                 assert_eq!(
                     Permissions::allows(&gateway.publish, method.subject),
                     routed || GATEWAY_CALLS.iter().any(|m| m.subject == method.subject),
@@ -314,6 +334,87 @@ mod tests {
             }
         }
         assert!(!gateway.allow_responses);
+    }
+
+    #[test]
+    fn the_gateway_asks_every_instance_for_info_and_stats_and_nothing_more() {
+        let gateway = Identity::Gateway.permissions();
+        let publishes = |subject: &str| Permissions::allows(&gateway.publish, subject);
+        assert!(publishes("$SRV.INFO"));
+        assert!(publishes("$SRV.STATS"));
+        for refused in [
+            "$SRV.PING",
+            "$SRV.INFO.product",
+            "$SRV.STATS.product.abc",
+            "$SRV.INFO.x.y.z",
+        ] {
+            assert!(!publishes(refused), "{refused}");
+        }
+        assert!(
+            !gateway
+                .publish
+                .iter()
+                .any(|p| p.contains('>') && p.starts_with("$SRV"))
+        );
+        // The replies come to its own inbox, and it listens to no discovery request.
+        assert!(Permissions::allows(
+            &gateway.subscribe,
+            "_INBOX_gateway.abc.info"
+        ));
+        assert!(!Permissions::allows(&gateway.subscribe, "$SRV.INFO"));
+        // A service answers discovery, but asks nobody.
+        for identity in Identity::all() {
+            if let Identity::Service(_) = identity {
+                let permissions = identity.permissions();
+                for subject in GATEWAY_DISCOVERY {
+                    assert!(
+                        !Permissions::allows(&permissions.publish, subject),
+                        "{} may publish {subject}",
+                        identity.name()
+                    );
+                    assert!(Permissions::allows(&permissions.subscribe, subject));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nobody_serves_or_calls_the_gateways_own_contract() {
+        let own = api::contract(api::gateway::SERVICE_NAME).expect("the gateway's contract");
+        assert!(!is_served(own));
+        assert!(
+            Identity::all()
+                .iter()
+                .all(|i| !matches!(i, Identity::Service(c) if !is_served(c)))
+        );
+        assert_eq!(Identity::named("gateway"), Some(Identity::Gateway));
+        assert_eq!(
+            Identity::all()
+                .iter()
+                .filter(|i| i.name() == "gateway")
+                .count(),
+            1
+        );
+        for method in own.methods {
+            for identity in Identity::all() {
+                if identity == Identity::Operator {
+                    continue;
+                }
+                let permissions = identity.permissions();
+                assert!(
+                    !Permissions::allows(&permissions.publish, method.subject),
+                    "{} may publish {}",
+                    identity.name(),
+                    method.subject
+                );
+                assert!(
+                    !Permissions::allows(&permissions.subscribe, method.subject),
+                    "{} may subscribe to {}",
+                    identity.name(),
+                    method.subject
+                );
+            }
+        }
     }
 
     #[test]
@@ -339,7 +440,7 @@ mod tests {
 
     #[test]
     fn a_service_calls_only_what_it_declares_and_reads_only_its_inbox() {
-        for contract in api::CONTRACTS {
+        for contract in api::CONTRACTS.iter().filter(|c| is_served(c)) {
             let identity = Identity::Service(contract);
             let permissions = identity.permissions();
             for other in api::CONTRACTS {
@@ -379,7 +480,7 @@ mod tests {
                 .iter()
                 .any(|c| c.service.name == SETTINGS_WRITER)
         );
-        for contract in api::CONTRACTS {
+        for contract in api::CONTRACTS.iter().filter(|c| is_served(c)) {
             let permissions = Identity::Service(contract).permissions();
             let writer = contract.service.name == SETTINGS_WRITER;
             assert_eq!(Permissions::allows(&permissions.publish, &put), writer);
@@ -396,7 +497,7 @@ mod tests {
 
     #[test]
     fn a_service_publishes_only_its_own_event_domains() {
-        for contract in api::CONTRACTS {
+        for contract in api::CONTRACTS.iter().filter(|c| is_served(c)) {
             let permissions = Identity::Service(contract).permissions();
             for event in api::EVENTS {
                 let subject = events::names::subject(event, "a1").unwrap();

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use async_nats::service::ServiceExt as _;
 use futures::StreamExt as _;
 use testkit::NatsServer;
 
@@ -143,7 +144,7 @@ async fn only_the_gateway_calls_routed_methods_and_services_only_what_they_decla
         }
     }
     // What a contract declares it calls, it may call.
-    for contract in api::CONTRACTS {
+    for contract in api::CONTRACTS.iter().filter(|c| trust::is_served(c)) {
         let client = server.connect_as(contract.service.name).await;
         for method in contract.calls {
             assert!(may_publish(&server, &client, method.subject).await);
@@ -317,4 +318,47 @@ async fn connections_use_tls_when_the_server_requires_it() {
         untrusting.is_err(),
         "a connection that does not trust the CA got in"
     );
+}
+
+/// The gateway asks every instance at once for its description and counts, and the replies
+/// of a real micro service reach its inbox; a service may answer discovery but not ask it.
+#[tokio::test]
+async fn the_gateway_gathers_service_discovery_and_services_do_not() {
+    let server = NatsServer::start().await.unwrap();
+    let product = server.connect_as("product").await;
+    let _micro = product
+        .service_builder()
+        .description("the product service")
+        .start(api::product::SERVICE_NAME, "1.0.0")
+        .await
+        .unwrap();
+    product.flush().await.unwrap();
+
+    let gateway = server.connect_as("gateway").await;
+    for verb in trust::GATEWAY_DISCOVERY {
+        let inbox = gateway.new_inbox();
+        let mut replies = gateway.subscribe(inbox.clone()).await.unwrap();
+        gateway
+            .publish_with_reply(verb, inbox, "".into())
+            .await
+            .unwrap();
+        gateway.flush().await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), replies.next())
+            .await
+            .unwrap_or_else(|_| panic!("no reply to {verb}: {:#?}", server.violations()))
+            .unwrap();
+        let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(reply["name"], "product", "{verb}: {reply}");
+    }
+    // Asking one service, or pinging, is not the gateway's to do.
+    for subject in ["$SRV.PING", "$SRV.INFO.product"] {
+        assert!(refused(&server, &gateway, subject).await, "{subject}");
+    }
+    let user = server.connect_as("user").await;
+    for subject in trust::GATEWAY_DISCOVERY {
+        assert!(
+            refused(&server, &user, subject).await,
+            "user asked {subject}"
+        );
+    }
 }
