@@ -4,7 +4,8 @@
 //! - every `.tf` file under `infra/terraform` is parsed (hcl-edit), and what `validate` would
 //!   refuse without providers is checked from the parsed files: every `var.*` and `local.*` a
 //!   module uses is declared in it; every call of a local module passes each of its required
-//!   variables and nothing it does not declare; every `module.<name>.<output>` exists;
+//!   variables and nothing it does not declare; every `module.<name>.<output>` exists; a
+//!   validation refers to its own variable only (Terraform 1.6); every provider is pinned;
 //! - the layout `terraform fmt` writes: two-space indentation by bracket and block, `=`
 //!   aligned across consecutive one-line attributes, no trailing blanks;
 //! - every service in `apps/services.toml` is in the production environment's generated
@@ -56,6 +57,7 @@ pub fn check(layout: &Layout) -> anyhow::Result<()> {
         }
     }
     problems.extend(reference_problems(&modules));
+    problems.extend(provider_problems(&modules));
     let production = modules
         .get(Path::new(PRODUCTION))
         .with_context(|| format!("{PRODUCTION} has no Terraform"))?;
@@ -333,6 +335,76 @@ fn reference_problems(modules: &BTreeMap<PathBuf, Module>) -> Vec<String> {
                 if let Some(problem) = problem {
                     problems.push(format!("{}: {problem}", file.shown));
                 }
+            }
+        }
+    }
+    problems
+}
+
+/// Every module says which Terraform it needs and pins every provider it uses: a
+/// `terraform` block with `required_version` and, in `required_providers`, a `source` and a
+/// `version` for the provider of each resource and data source (its type's first word).
+fn provider_problems(modules: &BTreeMap<PathBuf, Module>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (dir, module) in modules {
+        let shown = dir.display();
+        let settings: Vec<&Block> = module
+            .files
+            .iter()
+            .flat_map(|file| file.body.get_blocks("terraform"))
+            .collect();
+        if !settings
+            .iter()
+            .any(|block| block.body.get_attribute("required_version").is_some())
+        {
+            problems.push(format!(
+                "{shown}: no terraform {{ required_version = ... }}"
+            ));
+        }
+        let mut pinned = BTreeSet::new();
+        for required in settings
+            .iter()
+            .flat_map(|block| block.body.get_blocks("required_providers"))
+        {
+            for provider in required.body.attributes() {
+                let name = provider.key.as_str();
+                let entry = provider.value.as_object();
+                let has = |wanted: &str| {
+                    entry.is_some_and(|entry| {
+                        entry.iter().any(|(key, value)| {
+                            let key = match key {
+                                ObjectKey::Ident(ident) => ident.as_str(),
+                                ObjectKey::Expression(expr) => expr.as_str().unwrap_or(""),
+                            };
+                            key == wanted && value.expr().as_str().is_some_and(|v| !v.is_empty())
+                        })
+                    })
+                };
+                if has("source") && has("version") {
+                    pinned.insert(name.to_owned());
+                } else {
+                    problems.push(format!(
+                        "{shown}: required_providers.{name} needs a source and a version"
+                    ));
+                }
+            }
+        }
+        let used: BTreeSet<&str> = module
+            .files
+            .iter()
+            .flat_map(|file| {
+                file.body
+                    .get_blocks("resource")
+                    .chain(file.body.get_blocks("data"))
+            })
+            .filter_map(|block| labels(block).first().copied())
+            .filter_map(|kind| kind.split('_').next())
+            .collect();
+        for provider in used {
+            if !pinned.contains(provider) {
+                problems.push(format!(
+                    "{shown}: uses the {provider} provider without pinning it in required_providers"
+                ));
             }
         }
     }
@@ -828,6 +900,26 @@ output "arn" {
     }
 
     #[test]
+    fn every_provider_a_module_uses_is_pinned() {
+        let versions = "terraform {\n  required_version = \">= 1.6\"\n\n  required_providers {\n    aws = {\n      source  = \"hashicorp/aws\"\n      version = \"~> 5.80\"\n    }\n    random = {\n      source = \"hashicorp/random\"\n    }\n  }\n}\n";
+        let main = "resource \"aws_s3_bucket\" \"a\" {\n  bucket = \"a\"\n}\n\ndata \"tls_certificate\" \"b\" {\n  url = \"https://example.com\"\n}\n";
+        let tree = Tree::new(&[("m/versions.tf", versions), ("m/main.tf", main)]);
+        assert_eq!(
+            provider_problems(&tree.modules()),
+            [
+                "m: required_providers.random needs a source and a version",
+                "m: uses the tls provider without pinning it in required_providers",
+            ]
+        );
+        let tree = Tree::new(&[("m/main.tf", main)]);
+        let problems = provider_problems(&tree.modules());
+        assert!(
+            problems[0].contains("no terraform { required_version"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn a_module_source_without_terraform_is_a_problem() {
         let tree = Tree::new(&[(
             "environments/prod/main.tf",
@@ -1031,6 +1123,7 @@ output "arn" {
         let root = workspace_root();
         let modules = load_modules(&root, &root.join(TERRAFORM_DIR)).unwrap();
         let mut problems = reference_problems(&modules);
+        problems.extend(provider_problems(&modules));
         for module in modules.values() {
             for file in &module.files {
                 problems.extend(format_problems(&file.shown, &file.text));
