@@ -82,8 +82,8 @@ fn compose_schema(layout: &Layout) -> anyhow::Result<()> {
 fn cross_check(layout: &Layout) -> anyhow::Result<Vec<String>> {
     let root = layout.root();
     let path = root.join("docker-compose.yml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", tools::relative(root, &path)))?;
     let workspace = workspace::Workspace::load(layout)?;
     compose::problems(&text, &workspace)
 }
