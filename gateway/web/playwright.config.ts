@@ -11,8 +11,8 @@ export default defineConfig({
   retries: 0,
   fullyParallel: false,
   forbidOnly: true,
-  timeout: 180_000,
-  expect: { timeout: 30_000 },
+  timeout: 150_000,
+  expect: { timeout: 20_000 },
   outputDir: `${output}/test-results`,
   reporter: [['list']],
   use: {

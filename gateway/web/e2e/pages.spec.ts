@@ -19,7 +19,7 @@ interface Violation {
   nodes: { target: string[] }[];
 }
 
-const report: Record<string, Violation[]> = {};
+const report: Record<string, { rulesPassed: number; violations: Violation[] }> = {};
 
 /** A screenshot of the page at each width, and axe-core's findings on it. */
 async function check(page: Page, name: string, ready: () => Promise<void>) {
@@ -31,14 +31,17 @@ async function check(page: Page, name: string, ready: () => Promise<void>) {
     await page.screenshot({ path: join(dir, `${name}-${size.name}.png`), fullPage: true });
     // The app's CSP forbids inline scripts; this context bypasses it to add axe-core.
     await page.addScriptTag({ path: AXE });
-    const violations = (await page.evaluate(async () => {
-      const axe = (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: unknown[] }> } }).axe;
-      const result = await axe.run(document, {
+    const result = (await page.evaluate(async () => {
+      type Axe = { run: (ctx: Document, o: object) => Promise<{ violations: unknown[]; passes: unknown[] }> };
+      const axe = (window as unknown as { axe: Axe }).axe;
+      const found = await axe.run(document, {
         runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
       });
-      return result.violations;
-    })) as Violation[];
-    report[`${name}-${size.name}`] = violations;
+      return { rulesPassed: found.passes.length, violations: found.violations };
+    })) as { rulesPassed: number; violations: Violation[] };
+    // axe-core ran its rules on the page (colour contrast, labels, landmarks...).
+    expect(result.rulesPassed).toBeGreaterThan(10);
+    report[`${name}-${size.name}`] = result;
   }
 }
 
@@ -104,7 +107,7 @@ test('the main pages at phone and desktop widths, with no serious accessibility 
   });
 
   writeFileSync(join(output(), 'axe-report.json'), JSON.stringify(report, null, 2));
-  const serious = Object.entries(report).flatMap(([pageName, violations]) =>
+  const serious = Object.entries(report).flatMap(([pageName, { violations }]) =>
     violations
       .filter((v) => v.impact === 'serious' || v.impact === 'critical')
       .map((v) => `${pageName}: ${v.id} (${v.impact}) ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),

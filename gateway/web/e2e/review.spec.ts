@@ -8,9 +8,9 @@ test('a customer who bought a product reviews it with the verified-purchase mark
 
   await logIn(page, buyer.email, PASSWORD);
   await page.goto(`/products/${product.id}`);
-  await page.getByLabel('Rating').selectOption('4');
-  await page.getByLabel('Title').fill('Soft light, sturdy seams');
-  await page.getByLabel('Review').fill('Fits the brass lamp well and washes fine.');
+  await page.getByLabel('Rating', { exact: true }).selectOption('4');
+  await page.getByLabel('Title', { exact: true }).fill('Soft light, sturdy seams');
+  await page.getByLabel('Review', { exact: true }).fill('Fits the brass lamp well and washes fine.');
   await page.getByRole('button', { name: 'Publish review' }).click();
   await expect(page.getByText('Thank you: your review is published.')).toBeVisible();
 

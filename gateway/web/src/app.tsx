@@ -1,5 +1,5 @@
 import type { ComponentType } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { logout } from './api/client';
 import { guard, type Access } from './lib/guards';
@@ -20,9 +20,14 @@ function guarded<P extends object>(access: Access, Page: ComponentType<P>): Comp
     const viewer = useSession();
     const { url, route } = useLocation();
     const decision = guard(access, { signedIn: viewer !== null, roles: viewer?.roles ?? [] }, url);
+    // A signed-in visitor is sent on from the login page when they arrive, not the moment the
+    // form signs them in (the form then goes where ?next= says).
+    const arrivedSignedIn = useRef(decision.kind === 'redirect');
     useEffect(() => {
-      if (decision.kind === 'login' || decision.kind === 'redirect') route(decision.to, true);
+      if (decision.kind === 'login') route(decision.to, true);
+      if (decision.kind === 'redirect' && arrivedSignedIn.current) route(decision.to, true);
     }, [decision.kind, url]);
+    if (decision.kind === 'redirect' && !arrivedSignedIn.current) return <Page {...props} />;
     if (decision.kind === 'forbidden') {
       return (
         <section>

@@ -9,4 +9,8 @@ const root = document.getElementById('app')!;
 void restoreSession()
   .catch(() => undefined)
   .then(() => loadCart().catch(() => null))
-  .finally(() => render(<App />, root));
+  .finally(() => {
+    // The "Loading Emporium…" placeholder of index.html goes before the app comes in.
+    root.replaceChildren();
+    render(<App />, root);
+  });

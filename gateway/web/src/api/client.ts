@@ -20,14 +20,24 @@ export const session = new Store<Session | null>(null);
 /** The refresh token is kept in this tab's sessionStorage (see README.md, "Tokens"). */
 const REFRESH_KEY = 'emporium.refresh';
 
-function newKey(): string {
-  return crypto.randomUUID();
+/** A random UUID (v4). crypto.randomUUID exists only in secure contexts; a shop opened over
+ * plain HTTP on a LAN address is not one, getRandomValues works everywhere. */
+export function newKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+/** Routes that take no access token: a stale one must not get in their way. */
+const NO_BEARER = ['/api/v1/auth/login', '/api/v1/auth/register', '/api/v1/auth/refresh'];
 
 const auth: Middleware = {
   onRequest({ request }) {
     const current = session.value;
-    if (current && !request.headers.has('Authorization')) {
+    const path = new URL(request.url).pathname;
+    if (current && !NO_BEARER.includes(path) && !request.headers.has('Authorization')) {
       request.headers.set('Authorization', `Bearer ${current.accessToken}`);
     }
     // Every change carries an Idempotency-Key, so a retried request is applied once.
@@ -104,7 +114,6 @@ export function refresh(): Promise<boolean> {
     try {
       const { data, response } = await api.POST('/api/v1/auth/refresh', {
         body: { refresh_token: token },
-        headers: { Authorization: '' },
       });
       if (response.ok && data) {
         adopt(data);

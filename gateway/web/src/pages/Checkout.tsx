@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
-import { api, call, type Schema } from '../api/client';
+import { api, call, newKey, type Schema } from '../api/client';
 import { ApiError } from '../api/errors';
 import { AddressForm } from '../components/AddressForm';
 import { ErrorMessage, Field, Loading, formValues, useAction, useLoad } from '../components/ui';
@@ -68,7 +68,7 @@ export function CheckoutPage() {
           },
         }),
       );
-      const key = crypto.randomUUID();
+      const key = newKey();
       const answer = await call(() =>
         api.POST('/api/v1/checkout', {
           params: { header: { 'Idempotency-Key': key } },
