@@ -1,7 +1,7 @@
 //! A saga's steps continue the trace of the request that created the instance, even when a
 //! replica that did not create it runs them from its poll, as after a restart.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry::trace::TracerProvider as _;
 use saga::{Definition, Outcome, State};
@@ -34,14 +34,24 @@ fn traced(sent: &Sent) -> Definition<Toy> {
     definition
 }
 
-// One thread, so the OpenTelemetry subscriber set for it sees every task the orchestrators run.
-#[tokio::test(flavor = "current_thread")]
-async fn steps_run_by_another_replica_continue_the_trace_that_created_the_saga() {
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("saga-it")));
-    let _default = tracing::subscriber::set_default(subscriber);
+/// Installs, once for this test binary, a global subscriber whose spans get OpenTelemetry
+/// contexts (nothing is exported). Global rather than scoped: tracing caches whether a callsite
+/// is enabled by the dispatcher of the thread that first reaches it, so a subscriber scoped to
+/// one test misses the spans other tests' threads reached first.
+fn install_tracer() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("saga-it")));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in the saga tests");
+    });
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_run_by_another_replica_continue_the_trace_that_created_the_saga() {
+    install_tracer();
     let env = TestEnv::start().await;
     let sent = Sent::default();
 
