@@ -58,6 +58,14 @@ pub const PARTIAL: &str = "partial";
 
 const SKIPPED_METRIC: &str = "gateway_discovery_replies_skipped_total";
 
+/// Registers the skipped-replies counter at zero for every reason, so a dashboard reads 0
+/// rather than no data before the first skip.
+pub fn register_metrics() {
+    for reason in Skip::ALL {
+        metrics::counter!(SKIPPED_METRIC, "reason" => reason.label()).increment(0);
+    }
+}
+
 /// Whether the gateway answers `route` here rather than forwarding it: the methods of its own
 /// contract.
 pub fn answers(route: &api::Route) -> bool {
@@ -181,6 +189,14 @@ enum Skip {
 }
 
 impl Skip {
+    const ALL: [Skip; 5] = [
+        Skip::TooLarge,
+        Skip::Malformed,
+        Skip::Duplicate,
+        Skip::TooManyInstances,
+        Skip::OverBudget,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Skip::TooLarge => "too_large",

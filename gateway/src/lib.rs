@@ -104,6 +104,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Installs the metrics recorder before the first request is counted.
         let _ = telemetry::metrics();
+        discovery::register_metrics();
 
         let nats = config.nats.connect("gateway", "gateway").await?;
         wait_until_connected(&nats, &config.nats.nats_url).await?;

@@ -335,6 +335,16 @@ async fn malformed_oversized_and_slow_replies_never_spoil_the_answer() {
     for name in ["product", "shop"] {
         assert_eq!(instances(service(&listing, name)).len(), 1, "{listing}");
     }
+    // Counted where operators look too.
+    let metrics = app.metrics().await;
+    for reason in ["malformed", "too_large"] {
+        let counted = metrics.lines().any(|line| {
+            line.starts_with("gateway_discovery_replies_skipped_total{")
+                && line.contains(&format!("reason=\"{reason}\""))
+                && !line.ends_with(" 0")
+        });
+        assert!(counted, "{reason} skips are not counted:\n{metrics}");
+    }
     answering.abort();
     app.stop().await;
 }
