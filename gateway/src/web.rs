@@ -8,7 +8,8 @@
 //! - `/assets/*` are content-hashed: cached for a year, `immutable`. Other files (the icon)
 //!   get a short cache. A missing file is a 404, never the entry page: a script URL must not
 //!   answer HTML.
-//! - Precompressed `.br` and `.gz` siblings are sent to clients that accept them.
+//! - Precompressed `.br` and `.gz` siblings are sent to clients that accept them, and every
+//!   answer says `Vary: Accept-Encoding`.
 //! - The API's own paths (`/api/`, `/.well-known/`, `/openapi.json`, `/health/`, `/docs`,
 //!   `/metrics`) never reach the app: an unknown one stays the JSON 404.
 //! - Every answer from here carries the app's content security policy
@@ -153,6 +154,14 @@ async fn serve(State(app): State<Arc<WebApp>>, request: Request) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(edge::APP_CONTENT_SECURITY_POLICY),
     );
+    // The same URL answers brotli, gzip or plain bytes: a shared cache must key on it.
+    let varies = headers
+        .get_all(header::VARY)
+        .iter()
+        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"accept-encoding"));
+    if !varies {
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     response
 }
 

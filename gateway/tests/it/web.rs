@@ -147,6 +147,7 @@ async fn hashed_assets_are_cached_for_a_year_and_other_files_briefly() {
         .unwrap();
     assert_eq!(compressed.status(), 200);
     assert_eq!(header(&compressed, "content-encoding"), "br");
+    assert_eq!(header(&compressed, "vary"), "accept-encoding");
     assert_eq!(header(&compressed, "content-type"), "text/javascript");
     assert_eq!(compressed.bytes().await.unwrap().as_ref(), SCRIPT_BR);
     let plain = app
