@@ -54,7 +54,7 @@ export async function logIn(page: Page, email: string, password: string): Promis
   await expect(page.getByRole('button', { name: 'Log out' })).toBeAttached();
 }
 
-/** Fills the address form of the checkout (or the address book). */
+/** Fills the address form of the checkout page and saves it. */
 export async function fillAddress(page: Page): Promise<void> {
   await page.getByLabel('Full name').fill('Ada Lovelace');
   await page.getByLabel('Address line 1').fill('12 Analytical Row');
@@ -62,6 +62,8 @@ export async function fillAddress(page: Page): Promise<void> {
   await page.getByLabel('Postal code').fill('N1 9GU');
   await page.getByLabel('Country code').fill('GB');
   await page.getByRole('button', { name: 'Save address' }).click();
+  // The checkout chooses the new address.
+  await expect(page.getByRole('radio', { name: /Ada Lovelace/ })).toBeChecked();
 }
 
 /** Pays at the checkout page with a card number. */

@@ -37,7 +37,10 @@ export function CheckoutPage() {
   const [failed, setFailed] = useState<string | null>(null);
   const pay = useAction();
 
-  if (cart.loading || addresses.loading) return <Loading label="Preparing checkout…" />;
+  // Only the first load replaces the page: a reload (a new address) keeps what was typed.
+  if ((cart.loading && !cart.data) || (addresses.loading && !addresses.data)) {
+    return <Loading label="Preparing checkout…" />;
+  }
   const list = addresses.data ?? [];
   const chosen = addressId || list.find((a) => a.is_default)?.id || list[0]?.id || '';
   if (!cart.data || (cart.data.lines ?? []).length === 0) {
