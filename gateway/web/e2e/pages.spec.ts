@@ -101,6 +101,11 @@ test('the main pages at phone and desktop widths, with no serious accessibility 
     await expect(adminPage.getByRole('heading', { level: 1, name: 'Operations console' })).toBeVisible();
     await expect(adminPage.locator('.loading')).toHaveCount(0);
   });
+  await adminPage.goto('/admin/services');
+  await check(adminPage, 'admin-services', async () => {
+    await expect(adminPage.getByRole('link', { name: 'Services' })).toHaveAttribute('aria-current', 'page');
+    await expect(adminPage.locator('.loading')).toHaveCount(0);
+  });
   await adminPage.goto('/admin/settings');
   await check(adminPage, 'admin-settings', async () => {
     await expect(adminPage.locator('.settings li').first()).toBeVisible();

@@ -180,3 +180,9 @@ export function formValues(event: Event): Record<string, string> {
   });
   return values;
 }
+
+/** A short reference to an id for people: its last 8 characters (UUIDv7s share their
+ * leading, time-ordered digits, so those would read the same for a day's orders). */
+export function shortId(id: string | undefined): string {
+  return (id ?? '').slice(-8);
+}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, authorization, call, type Schema } from '../api/client';
-import { DateTime, ErrorMessage, Loading, Money, Notice, Status, formValues, useAction, useLoad } from '../components/ui';
+import { DateTime, ErrorMessage, Loading, Money, Notice, Status, shortId, formValues, useAction, useLoad } from '../components/ui';
 import { applyLive, canCancel, type LiveData } from '../lib/orderLive';
 import { followStream } from '../lib/sse';
 import { failureText } from './Checkout';
@@ -22,7 +22,7 @@ export function OrdersPage() {
       <ul class="order-list">
         {(orders.data?.orders ?? []).map((o) => (
           <li key={o.id} class="card">
-            <a href={`/orders/${o.id}`}>Order {o.id?.slice(0, 8)}</a> · <DateTime value={o.created_at} /> ·{' '}
+            <a href={`/orders/${o.id}`}>Order {shortId(o.id)}</a> · <DateTime value={o.created_at} /> ·{' '}
             <Status value={o.status} /> · <Money value={o.total} />
           </li>
         ))}
@@ -84,7 +84,7 @@ export function OrderPage({ id }: { id: string }) {
 
   return (
     <section class="order">
-      <h1>Order {order.id?.slice(0, 8)}</h1>
+      <h1>Order {shortId(order.id)}</h1>
       <p class="live" role="status" aria-live="polite">
         <span class={`dot dot-${live}`} aria-hidden="true" />
         {live === 'live' ? 'Updates live' : live === 'reconnecting' ? 'Reconnecting…' : live === 'off' ? 'Not following live' : 'Connecting…'}

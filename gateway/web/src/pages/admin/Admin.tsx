@@ -11,6 +11,7 @@ import {
   Select,
   Status,
   formValues,
+  shortId,
   useAction,
   useLoad,
 } from '../../components/ui';
@@ -47,58 +48,76 @@ export function AdminPage({ tab }: { tab?: string }) {
   );
 }
 
-type ServiceRow = Record<string, unknown>;
+interface RunningInstance {
+  id?: string;
+  version?: string;
+  health?: string;
+  started?: string;
+  total_requests?: number | string;
+  total_errors?: number | string;
+}
+
+interface RunningService {
+  name?: string;
+  instances?: RunningInstance[];
+}
 
 /** GET /api/v1/admin/services (NATS micro discovery), read without the generated client so
- * the page works against gateways that have it and says so against those that do not. */
+ * the page works against gateways that have the route and says so against those that do not. */
 function Services() {
   const services = useLoad(async () => {
     const auth = await authorization();
     const response = await fetch('/api/v1/admin/services', { headers: auth ? { Authorization: auth } : {} });
-    if (response.status === 404) return null;
+    if (response.status === 404 || response.status === 405) return null;
     const body: unknown = await response.json().catch(() => null);
     if (!response.ok) throw toApiError(response.status, body);
-    const list = (body as { services?: ServiceRow[] } | null)?.services;
+    const list = (body as { services?: RunningService[] } | null)?.services;
     return Array.isArray(list) ? list : [];
   }, []);
-  if (services.loading) return <Loading />;
+  if (services.loading && !services.data) return <Loading />;
   if (services.error) return <ErrorMessage error={services.error} />;
-  if (services.data === null) return <p>This gateway does not list services yet.</p>;
-  const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
+  if (services.data === null) return <p>This gateway does not list its services.</p>;
   return (
-    <table class="data">
-      <caption>Services and their instances</caption>
-      <thead>
-        <tr>
-          <th scope="col">Service</th>
-          <th scope="col">Version</th>
-          <th scope="col">Instances</th>
-        </tr>
-      </thead>
-      <tbody>
-        {(services.data ?? []).map((s, i) => {
-          const instances = Array.isArray(s.instances) ? (s.instances as ServiceRow[]) : [];
-          return (
-            <tr key={i}>
-              <td data-label="Service">{text(s.name)}</td>
-              <td data-label="Version">{text(s.version)}</td>
-              <td data-label="Instances">
-                {instances.length || text(s.instance_count)}
-                {instances.length > 0 && (
-                  <ul>
-                    {instances.map((inst, j) => (
-                      <li key={j}>
-                        <code>{text(inst.id)}</code> {text(inst.version)}
-                      </li>
-                    ))}
-                  </ul>
-                )}
-              </td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
+    <div>
+      <button type="button" class="secondary" onClick={services.reload}>
+        Refresh
+      </button>
+      <table class="data">
+        <caption>Services and their instances, from NATS micro discovery</caption>
+        <thead>
+          <tr>
+            <th scope="col">Service</th>
+            <th scope="col">Instance</th>
+            <th scope="col">Version</th>
+            <th scope="col">Health</th>
+            <th scope="col">Started</th>
+            <th scope="col">Requests</th>
+            <th scope="col">Errors</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(services.data ?? []).flatMap((s) =>
+            (s.instances ?? []).map((i) => (
+              <tr key={`${s.name}-${i.id}`}>
+                <td data-label="Service">{s.name}</td>
+                <td data-label="Instance">
+                  <code>{i.id}</code>
+                </td>
+                <td data-label="Version">{i.version}</td>
+                <td data-label="Health">
+                  <Status value={i.health} />
+                </td>
+                <td data-label="Started">
+                  <DateTime value={i.started} />
+                </td>
+                <td data-label="Requests">{String(i.total_requests ?? 0)}</td>
+                <td data-label="Errors">{String(i.total_errors ?? 0)}</td>
+              </tr>
+            )),
+          )}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -212,7 +231,7 @@ function Sagas() {
         {(sagas.data?.sagas ?? []).map((s: Saga) => (
           <li key={s.id} class="card">
             <button type="button" class="link" aria-expanded={open === s.id} onClick={() => setOpen(open === s.id ? null : s.id!)}>
-              {s.saga} {s.id?.slice(0, 8)}
+              {s.saga} {shortId(s.id)}
             </button>{' '}
             <Status value={s.state} /> · step {s.current_step || '—'} · <DateTime value={s.updated_at} />
             {open === s.id && <SagaDetail id={s.id!} onChanged={sagas.reload} />}
@@ -430,7 +449,7 @@ function Payments() {
                 <DateTime value={p.created_at} />
               </td>
               <td data-label="Order">
-                <code>{p.order_id?.slice(0, 8)}</code>
+                <code>{shortId(p.order_id)}</code>
               </td>
               <td data-label="Card">
                 {p.brand} {p.last4}

@@ -12,6 +12,7 @@ import {
   Select,
   Status,
   formValues,
+  shortId,
   useAction,
   useLoad,
 } from '../../components/ui';
@@ -133,7 +134,7 @@ function ShipForm({ sub, onShipped }: { sub: SubOrder; onShipped: (s: SubOrder) 
     );
     if (shipped) onShipped(shipped);
   };
-  const suffix = sub.id!.slice(0, 8);
+  const suffix = shortId(sub.id);
   return (
     <form class="inline-form" onSubmit={submit} aria-label={`Ship ${suffix}`}>
       <div class="field">
@@ -204,7 +205,7 @@ function ShopOrders({ shopId }: { shopId: string }) {
         {(subs.data?.sub_orders ?? []).map((s) => (
           <li key={s.id} class="card" data-testid="seller-sub-order" data-order-id={s.order_id}>
             <p>
-              Order <strong>{s.order_id?.slice(0, 8)}</strong> · <DateTime value={s.created_at} /> · <Status value={s.status} /> ·{' '}
+              Order <strong>{shortId(s.order_id)}</strong> · <DateTime value={s.created_at} /> · <Status value={s.status} /> ·{' '}
               <Money value={s.total} />
             </p>
             <ul>
