@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { expect, test } from '@playwright/test';
+import { logIn, openProduct, addToCart, seed } from './fixtures';
+
+test('a seller’s new voucher discounts a shopper’s cart, and a bad code is told apart', async ({ browser }) => {
+  const data = seed();
+  const shop = data.shops[1]!;
+  const tea = shop.products[0]!;
+  const code = `TEA10-${randomUUID().slice(0, 6)}`.toUpperCase();
+
+  // The seller makes a 10% voucher for their tea shop in the seller console.
+  const sellerContext = await browser.newContext();
+  const seller = await sellerContext.newPage();
+  await logIn(seller, data.seller.email, data.seller.password);
+  await seller.goto(`/seller/shops/${shop.id}?tab=vouchers`);
+  await seller.getByText('New voucher').click();
+  const form = seller.getByRole('form', { name: 'New voucher' });
+  // A code with a space is refused beside the field, with the API's reason.
+  await form.getByLabel('Code').fill('TEA 10');
+  await form.getByLabel('Percent off').fill('10');
+  await form.getByRole('button', { name: 'Create voucher' }).click();
+  await expect(form.locator('#f-code-error')).toBeVisible();
+  await expect(form.getByLabel('Code')).toHaveAttribute('aria-invalid', 'true');
+  await form.getByLabel('Code').fill(code);
+  await form.getByRole('button', { name: 'Create voucher' }).click();
+  await expect(seller.getByRole('row').filter({ hasText: code })).toContainText('10%');
+  await sellerContext.close();
+
+  // A guest applies it to a cart with the shop's tea.
+  const guest = await browser.newContext();
+  const page = await guest.newPage();
+  await openProduct(page, 'Tea', tea.name);
+  await addToCart(page);
+  await page.goto('/cart');
+  await page.getByLabel('Voucher code').fill('NO-SUCH-CODE');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.getByRole('alert')).toBeVisible();
+  await page.getByLabel('Voucher code').fill(code);
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.getByText(`Voucher ${code}:`)).toContainText('$1.20');
+  await expect(page.getByTestId('cart-total')).toHaveText('$10.80');
+  await guest.close();
+});
