@@ -42,9 +42,32 @@ const MODULE_META_ARGUMENTS: &[&str] = &[
     "for_each",
 ];
 
+/// The example of the operator's values, beside the production environment.
+const TFVARS_EXAMPLE: &str = "infra/terraform/environments/production/terraform.tfvars.example";
+
 pub fn check(layout: &Layout) -> anyhow::Result<()> {
     let root = layout.root();
     let modules = load_modules(root, &root.join(TERRAFORM_DIR))?;
+    let problems = structural_problems(root, &modules)?;
+    ensure!(
+        problems.is_empty(),
+        "{} problem(s) in the Terraform:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+    println!(
+        "terraform: {} modules, {} files: declarations, module calls, providers, layout and databases agree",
+        modules.len(),
+        modules.values().map(|m| m.files.len()).sum::<usize>()
+    );
+    run_checkov(layout)
+}
+
+/// Everything but checkov, over the parsed Terraform of the workspace at `root`.
+fn structural_problems(
+    root: &Path,
+    modules: &BTreeMap<PathBuf, Module>,
+) -> anyhow::Result<Vec<String>> {
     ensure!(
         !modules.is_empty(),
         "no Terraform found under {TERRAFORM_DIR}"
@@ -56,27 +79,47 @@ pub fn check(layout: &Layout) -> anyhow::Result<()> {
             problems.extend(inline_skip_problems(&file.shown, &file.text));
         }
     }
-    problems.extend(reference_problems(&modules));
-    problems.extend(provider_problems(&modules));
+    problems.extend(reference_problems(modules));
+    problems.extend(provider_problems(modules));
     let production = modules
         .get(Path::new(PRODUCTION))
         .with_context(|| format!("{PRODUCTION} has no Terraform"))?;
     problems.extend(database_problems(&services::load(root)?, production));
+    let example = std::fs::read_to_string(root.join(TFVARS_EXAMPLE))
+        .with_context(|| format!("reading {TFVARS_EXAMPLE}"))?;
+    problems.extend(format_problems(TFVARS_EXAMPLE, &example));
+    problems.extend(tfvars_problems(TFVARS_EXAMPLE, &example, production));
     let config = std::fs::read_to_string(root.join(CHECKOV_CONFIG))
         .with_context(|| format!("reading {CHECKOV_CONFIG}"))?;
     problems.extend(config_skip_problems(&config));
-    ensure!(
-        problems.is_empty(),
-        "{} problem(s) in the Terraform:\n  {}",
-        problems.len(),
-        problems.join("\n  ")
-    );
-    println!(
-        "terraform: {} modules, {} files: declarations, module calls, layout and databases agree",
-        modules.len(),
-        modules.values().map(|m| m.files.len()).sum::<usize>()
-    );
-    run_checkov(layout)
+    Ok(problems)
+}
+
+/// A values file sets only variables the environment declares, and every one it requires:
+/// what `terraform plan -var-file` would refuse first.
+fn tfvars_problems(shown: &str, text: &str, environment: &Module) -> Vec<String> {
+    let body = match hcl_edit::parser::parse_body(text) {
+        Ok(body) => body,
+        Err(error) => return vec![format!("{shown}: not valid HCL:\n{error}")],
+    };
+    let declared = Declarations::of(environment);
+    let set: BTreeSet<&str> = body.attributes().map(|attr| attr.key.as_str()).collect();
+    let mut problems = Vec::new();
+    for name in &set {
+        if !declared.variables.contains_key(name) {
+            problems.push(format!(
+                "{shown}: sets {name}, which the environment does not declare"
+            ));
+        }
+    }
+    for (name, has_default) in &declared.variables {
+        if !has_default && !set.contains(name) {
+            problems.push(format!(
+                "{shown}: does not set {name}, which the environment requires"
+            ));
+        }
+    }
+    problems
 }
 
 /// One parsed `.tf` file.
@@ -1116,27 +1159,34 @@ output "arn" {
         assert!(judge_checkov_report(&nothing).is_err());
     }
 
+    #[test]
+    fn a_values_file_sets_declared_variables_and_every_required_one() {
+        let tree = Tree::new(&[(
+            "main.tf",
+            "variable \"region\" {\n  type = string\n}\n\nvariable \"size\" {\n  type    = number\n  default = 3\n}\n",
+        )]);
+        let modules = tree.modules();
+        let environment = modules.values().next().unwrap();
+        assert_eq!(
+            tfvars_problems("x.tfvars", "region = \"eu-west-1\"\n", environment),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            tfvars_problems("x.tfvars", "size  = 5\nzones = 3\n", environment),
+            [
+                "x.tfvars: sets zones, which the environment does not declare",
+                "x.tfvars: does not set region, which the environment requires",
+            ]
+        );
+    }
+
     /// The Terraform in the repository passes everything but checkov (which `cargo xtask
     /// check-infra` runs).
     #[test]
     fn the_repository_terraform_is_consistent() {
         let root = workspace_root();
         let modules = load_modules(&root, &root.join(TERRAFORM_DIR)).unwrap();
-        let mut problems = reference_problems(&modules);
-        problems.extend(provider_problems(&modules));
-        for module in modules.values() {
-            for file in &module.files {
-                problems.extend(format_problems(&file.shown, &file.text));
-                problems.extend(inline_skip_problems(&file.shown, &file.text));
-            }
-        }
-        problems.extend(database_problems(
-            &services::load(&root).unwrap(),
-            &modules[Path::new(PRODUCTION)],
-        ));
-        problems.extend(config_skip_problems(
-            &std::fs::read_to_string(root.join(CHECKOV_CONFIG)).unwrap(),
-        ));
+        let problems = structural_problems(&root, &modules).unwrap();
         assert!(problems.is_empty(), "{}", problems.join("\n"));
         for module in [
             "network", "eks", "postgres", "redis", "secrets", "nats", "emporium",
