@@ -7,10 +7,12 @@
 //! - The schema: check-jsonschema's `vendor.compose-spec`, the compose-spec project's
 //!   `schema/compose-spec.json` as that release of check-jsonschema vendors it. Nothing is
 //!   vendored here; a newer check-jsonschema brings a newer specification.
-//! - The cross-checks: [`compose::problems`], in Rust, on the file as Compose reads it
-//!   (anchors and `<<` merge keys resolved).
+//! - The cross-checks, in Rust: [`compose::problems`] on the file as Compose reads it
+//!   (anchors and `<<` merge keys resolved), and [`dockerfile::problems`] (the binaries the
+//!   image runs by itself, the packages it leaves out).
 
 pub(crate) mod compose;
+mod dockerfile;
 pub(crate) mod workspace;
 
 use std::process::Command;
@@ -38,10 +40,10 @@ pub fn check(layout: &Layout) -> anyhow::Result<()> {
     }
     match cross_check(layout) {
         Ok(problems) if problems.is_empty() => {
-            println!("    docker-compose.yml agrees with the workspace");
+            println!("    Dockerfile and docker-compose.yml agree with the workspace");
         }
         Ok(problems) => failures.push(format!(
-            "docker-compose.yml disagrees with the workspace:\n  {}",
+            "the Dockerfile or docker-compose.yml disagrees with the workspace:\n  {}",
             problems.join("\n  ")
         )),
         Err(error) => failures.push(format!("docker-compose.yml: {error:#}")),
@@ -81,9 +83,13 @@ fn compose_schema(layout: &Layout) -> anyhow::Result<()> {
 
 fn cross_check(layout: &Layout) -> anyhow::Result<Vec<String>> {
     let root = layout.root();
-    let path = root.join("docker-compose.yml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", tools::relative(root, &path)))?;
+    let read = |name: &str| {
+        let path = root.join(name);
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", tools::relative(root, &path)))
+    };
     let workspace = workspace::Workspace::load(layout)?;
-    compose::problems(&text, &workspace)
+    let mut problems = dockerfile::problems(&read("Dockerfile")?, &workspace);
+    problems.extend(compose::problems(&read("docker-compose.yml")?, &workspace)?);
+    Ok(problems)
 }

@@ -10,7 +10,7 @@ use crate::layout::Layout;
 use crate::services::{self, ServiceEntry};
 
 /// Packages whose binaries the Dockerfile leaves out of the image (`--exclude`).
-const NOT_IN_IMAGE: &[&str] = &["xtask"];
+pub const NOT_IN_IMAGE: &[&str] = &["xtask"];
 
 /// The facts of one workspace that compose is checked against.
 #[derive(Clone, Debug)]
