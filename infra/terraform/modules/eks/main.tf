@@ -215,6 +215,9 @@ resource "aws_eks_node_group" "main" {
   capacity_type   = each.value.capacity_type
   labels          = each.value.labels
 
+  # Nodes follow the control plane's version: raising kubernetes_version rolls them after it.
+  version = aws_eks_cluster.main.version
+
   scaling_config {
     min_size     = each.value.min_size
     desired_size = each.value.desired_size
@@ -284,9 +287,39 @@ resource "aws_iam_role_policy" "ebs_csi_kms" {
   })
 }
 
+# The add-ons every cluster runs, managed by EKS, each at the newest version for the
+# cluster's Kubernetes version, so that a cluster upgrade brings theirs along.
+locals {
+  addons = toset(["vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"])
+}
+
+data "aws_eks_addon_version" "latest" {
+  for_each = local.addons
+
+  addon_name         = each.value
+  kubernetes_version = aws_eks_cluster.main.version
+  most_recent        = true
+}
+
+resource "aws_eks_addon" "core" {
+  for_each = toset(["vpc-cni", "kube-proxy", "coredns"])
+
+  cluster_name                = aws_eks_cluster.main.name
+  addon_name                  = each.value
+  addon_version               = data.aws_eks_addon_version.latest[each.value].version
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "OVERWRITE"
+
+  tags = var.tags
+
+  # CoreDNS runs on the nodes.
+  depends_on = [aws_eks_node_group.main]
+}
+
 resource "aws_eks_addon" "ebs_csi" {
   cluster_name                = aws_eks_cluster.main.name
   addon_name                  = "aws-ebs-csi-driver"
+  addon_version               = data.aws_eks_addon_version.latest["aws-ebs-csi-driver"].version
   service_account_role_arn    = aws_iam_role.ebs_csi.arn
   resolve_conflicts_on_update = "OVERWRITE"
 
