@@ -1,7 +1,11 @@
 import { expect, test } from '@playwright/test';
 import { PASSWORD, customerWithOrder, logIn, seed } from './fixtures';
 
-test('a customer who bought a product reviews it with the verified-purchase mark', async ({ page, request }) => {
+test('a customer who bought a product reviews it with the verified-purchase mark, and the seller answers', async ({
+  page,
+  request,
+  browser,
+}) => {
   const data = seed();
   const product = data.shops[0]!.products[1]!;
   const buyer = await customerWithOrder(request, [product.id], data.card);
@@ -23,4 +27,17 @@ test('a customer who bought a product reviews it with the verified-purchase mark
   }).toPass({ timeout: 60_000 });
   await expect(page.locator('.rating-summary')).toContainText('4.0');
   await expect(page.locator('.rating-summary')).toContainText('1 review');
+
+  // The seller answers it from the product page; the customer sees the answer.
+  const sellerContext = await browser.newContext();
+  const seller = await sellerContext.newPage();
+  await logIn(seller, data.seller.email, data.seller.password);
+  await seller.goto(`/products/${product.id}`);
+  const theirs = seller.getByTestId('review').filter({ hasText: 'Soft light, sturdy seams' });
+  await theirs.getByLabel('Your reply as the seller').fill('Thank you! Wash it cold to keep the linen soft.');
+  await theirs.getByRole('button', { name: 'Reply' }).click();
+  await expect(theirs.getByText('Your reply is published.')).toBeVisible();
+  await sellerContext.close();
+  await page.reload();
+  await expect(review.locator('.reply')).toContainText('Wash it cold');
 });

@@ -54,7 +54,97 @@ function RatingSummary({ summary }: { summary: Summary | undefined }) {
   );
 }
 
-function ReviewItem({ review }: { review: Review }) {
+const REPORT_REASONS = ['spam', 'offensive', 'off_topic', 'fake', 'other'] as const;
+
+/** What a signed-in reader may do with a review: vote it helpful, report it, and, for the
+ * seller of the product, answer it. */
+function ReviewActions({ review, canReply, onChanged }: { review: Review; canReply: boolean; onChanged: () => void }) {
+  const viewer = useSession();
+  const action = useAction();
+  const [done, setDone] = useState<string | null>(null);
+  if (!viewer) return null;
+  const id = review.id!;
+  const own = review.author_id === viewer.userId;
+  const helpful = async () => {
+    if (await action.run(() => call(() => api.PUT('/api/v1/reviews/{id}/helpful', { params: { path: { id } }, body: { id } })))) {
+      setDone('Thanks for your vote.');
+      onChanged();
+    }
+  };
+  const report = async (event: Event) => {
+    const v = formValues(event);
+    const reason = (REPORT_REASONS.find((r) => r === v.reason) ?? 'other') as (typeof REPORT_REASONS)[number];
+    if (
+      await action.run(() =>
+        call(() =>
+          api.POST('/api/v1/reviews/{id}/reports', { params: { path: { id } }, body: { id, reason, note: v.note ?? '' } }),
+        ),
+      )
+    )
+      setDone('Reported: a moderator will look at it.');
+  };
+  const reply = async (event: Event) => {
+    const v = formValues(event);
+    if (
+      await action.run(() =>
+        call(() => api.POST('/api/v1/reviews/{id}/reply', { params: { path: { id } }, body: { id, body: v.body ?? '' } })),
+      )
+    ) {
+      setDone('Your reply is published.');
+      onChanged();
+    }
+  };
+  return (
+    <div class="review-actions">
+      {done && <Notice>{done}</Notice>}
+      <ErrorMessage error={action.error} />
+      {!own && !done && (
+        <>
+          <button type="button" class="secondary" onClick={() => void helpful()} disabled={action.busy}>
+            Helpful<span class="visually-hidden">: {review.title}</span>
+          </button>
+          <details>
+            <summary>
+              Report<span class="visually-hidden"> the review {review.title}</span>
+            </summary>
+            <form class="inline-form" onSubmit={report} aria-label={`Report the review ${review.title ?? ''}`}>
+              <div class="field">
+                <label for={`reason-${id}`}>Reason</label>
+                <select id={`reason-${id}`} name="reason">
+                  {REPORT_REASONS.map((r) => (
+                    <option key={r} value={r}>
+                      {r.replace('_', ' ')}
+                    </option>
+                  ))}
+                </select>
+              </div>
+              <div class="field">
+                <label for={`note-${id}`}>Note (optional)</label>
+                <input id={`note-${id}`} name="note" maxLength={500} />
+              </div>
+              <button type="submit" class="secondary" disabled={action.busy}>
+                Send report
+              </button>
+            </form>
+          </details>
+        </>
+      )}
+      {canReply && !review.reply?.body && (
+        <form class="inline-form" onSubmit={reply} aria-label={`Reply to ${review.title ?? 'the review'}`}>
+          <div class="field grow">
+            <label for={`reply-${id}`}>Your reply as the seller</label>
+            <textarea id={`reply-${id}`} name="body" rows={2} maxLength={2000} required />
+          </div>
+          <button type="submit" disabled={action.busy}>
+            Reply
+          </button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+function ReviewItem({ review, canReply, onChanged }: { review: Review; canReply: boolean; onChanged: () => void }) {
   return (
     <li class="review card" data-testid="review">
       <p>
@@ -73,6 +163,7 @@ function ReviewItem({ review }: { review: Review }) {
           </p>
         </blockquote>
       )}
+      <ReviewActions review={review} canReply={canReply} onChanged={onChanged} />
     </li>
   );
 }
@@ -233,7 +324,12 @@ export function ProductPage({ id }: { id: string }) {
         <RatingSummary summary={reviews.data?.summary} />
         <ul class="review-list">
           {(reviews.data?.reviews ?? []).map((r) => (
-            <ReviewItem key={r.id} review={r} />
+            <ReviewItem
+              key={r.id}
+              review={r}
+              canReply={!!viewer && !!shop.data && shop.data.owner_id === viewer.userId}
+              onChanged={reviews.reload}
+            />
           ))}
         </ul>
         {viewer ? (
