@@ -41,3 +41,34 @@ test('a seller’s new voucher discounts a shopper’s cart, and a bad code is t
   await expect(page.getByTestId('cart-total')).toHaveText('$10.80');
   await guest.close();
 });
+
+test('a seller takes a product out of stock and puts it back, and shoppers see it', async ({ browser }) => {
+  const data = seed();
+  const shop = data.shops[0]!;
+  const product = shop.products[1]!;
+
+  const sellerContext = await browser.newContext();
+  const seller = await sellerContext.newPage();
+  await logIn(seller, data.seller.email, data.seller.password);
+  await seller.goto(`/seller/shops/${shop.id}?tab=products`);
+  const row = seller.getByRole('listitem').filter({ has: seller.getByRole('link', { name: product.name, exact: true }) });
+  const stock = row.getByLabel('Stock on hand');
+  await expect(stock).not.toHaveValue('');
+
+  const shopper = await browser.newPage();
+  try {
+    await stock.fill('0');
+    await row.getByRole('button', { name: 'Set stock' }).click();
+    await expect(stock).toHaveValue('0');
+    await shopper.goto(`/products/${product.id}`);
+    await expect(shopper.getByTestId('availability')).toHaveText('Out of stock');
+    await expect(shopper.getByRole('button', { name: 'Add to cart' })).toBeDisabled();
+  } finally {
+    await stock.fill('40');
+    await row.getByRole('button', { name: 'Set stock' }).click();
+    await expect(stock).toHaveValue('40');
+  }
+  await shopper.reload();
+  await expect(shopper.getByTestId('availability')).toContainText('In stock');
+  await sellerContext.close();
+});
