@@ -82,7 +82,6 @@ export async function customerWithOrder(
 ): Promise<{ email: string; orderId: string; token: string }> {
   const email = newEmail('buyer');
   const key = () => ({ 'Idempotency-Key': randomUUID() });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const ok = async (response: Awaited<ReturnType<APIRequestContext['post']>>): Promise<any> => {
     expect(response.ok(), `${response.url()}: ${response.status()} ${await response.text()}`).toBeTruthy();
     return response.json();

@@ -66,6 +66,10 @@ function Header() {
       <a href="/" class="brand">
         Emporium
       </a>
+      <a href="/cart" class="cart-link">
+        Cart <span class="count" data-testid="cart-count">{count}</span>
+        <span class="visually-hidden"> items</span>
+      </a>
       <button
         type="button"
         class="menu-toggle"
@@ -79,12 +83,6 @@ function Header() {
         <ul>
           <li>
             <a href="/search">Shop</a>
-          </li>
-          <li>
-            <a href="/cart">
-              Cart <span class="count" data-testid="cart-count">{count}</span>
-              <span class="visually-hidden"> items</span>
-            </a>
           </li>
           {viewer ? (
             <>

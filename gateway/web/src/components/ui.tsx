@@ -16,7 +16,6 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
       (data) => mine === generation.current && setState({ data, loading: false }),
       (error) => mine === generation.current && setState({ error: asApiError(error), loading: false }),
     );
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
   useEffect(run, [run]);
   return { ...state, reload: run, set: (data: T) => setState({ data, loading: false }) };

@@ -57,7 +57,6 @@ function useLiveOrder(id: string, initial: Order | undefined, reload: () => void
     });
     return () => controller.abort();
     // Follow once per order; `initial` only gates the start.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [id, initial !== undefined]);
   return { order, live };
 }
