@@ -21,14 +21,15 @@ export default defineConfig({
     target: 'es2022',
   },
   // `npm run dev` (and `vite preview` of a build) against a running stack: `cargo xtask up`
-  // puts the gateway on 8080. The preview sends the gateway's page policy, so a build that
+  // puts the gateway on 8080. The preview sends the gateway's page policy (edge.rs,
+  // APP_CONTENT_SECURITY_POLICY), so a build that
   // needs an inline script or style fails there as it would behind the gateway.
   server: { proxy },
   preview: {
     proxy,
     headers: {
       'Content-Security-Policy':
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; connect-src 'self'; frame-ancestors 'none'",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     },
   },
   test: {

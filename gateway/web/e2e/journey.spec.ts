@@ -9,6 +9,12 @@ test('a guest shops from two shops, registers, pays and follows the order live t
 
   const customer = await browser.newContext();
   const page = await customer.newPage();
+  // The gateway's policy allows no inline script or style: the app must need none.
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content.Security.Policy/i.test(message.text())) problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
 
   // A guest searches and adds one product of each shop.
   await openProduct(page, 'Lamp', lamp.name);
@@ -67,6 +73,7 @@ test('a guest shops from two shops, registers, pays and follows the order live t
   // Part of it shipped: it can no longer be cancelled.
   await expect(page.getByRole('button', { name: 'Cancel order' })).toHaveCount(0);
 
+  expect(problems).toEqual([]);
   await sellerContext.close();
   await customer.close();
 });
