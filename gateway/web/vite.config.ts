@@ -21,9 +21,9 @@ export default defineConfig({
     target: 'es2022',
   },
   // `npm run dev` (and `vite preview` of a build) against a running stack: `cargo xtask up`
-  // puts the gateway on 8080. The preview sends the gateway's page policy (edge.rs,
-  // APP_CONTENT_SECURITY_POLICY), so a build that
-  // needs an inline script or style fails there as it would behind the gateway.
+  // puts the gateway on 8080. The preview sends the gateway's policy for the app (edge.rs,
+  // APP_CONTENT_SECURITY_POLICY), so a build that needs an inline script or style fails
+  // there as it would behind the gateway.
   server: { proxy },
   preview: {
     proxy,
