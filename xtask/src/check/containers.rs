@@ -8,9 +8,11 @@
 //!   `schema/compose-spec.json` as that release of check-jsonschema vendors it. Nothing is
 //!   vendored here; a newer check-jsonschema brings a newer specification.
 //! - The cross-checks, in Rust: [`compose::problems`] on the file as Compose reads it
-//!   (anchors and `<<` merge keys resolved), and [`dockerfile::problems`] (the binaries the
-//!   image runs by itself, the packages it leaves out).
+//!   (anchors and `<<` merge keys resolved), [`dockerfile::problems`] (the binaries the
+//!   image runs by itself, the packages it leaves out) and [`collector::problems`] (the
+//!   OpenTelemetry Collector's configuration, which no collector binary here validates).
 
+mod collector;
 pub(crate) mod compose;
 mod dockerfile;
 pub(crate) mod workspace;
@@ -40,7 +42,10 @@ pub fn check(layout: &Layout) -> anyhow::Result<()> {
     }
     match cross_check(layout) {
         Ok(problems) if problems.is_empty() => {
-            println!("    Dockerfile and docker-compose.yml agree with the workspace");
+            println!(
+                "    Dockerfile, docker-compose.yml and {} agree with the workspace",
+                collector::FILE
+            );
         }
         Ok(problems) => failures.push(format!(
             "the Dockerfile or docker-compose.yml disagrees with the workspace:\n  {}",
@@ -89,7 +94,9 @@ fn cross_check(layout: &Layout) -> anyhow::Result<Vec<String>> {
             .with_context(|| format!("reading {}", tools::relative(root, &path)))
     };
     let workspace = workspace::Workspace::load(layout)?;
+    let compose = read("docker-compose.yml")?;
     let mut problems = dockerfile::problems(&read("Dockerfile")?, &workspace);
-    problems.extend(compose::problems(&read("docker-compose.yml")?, &workspace)?);
+    problems.extend(compose::problems(&compose, &workspace)?);
+    problems.extend(collector::problems(&read(collector::FILE)?, &compose)?);
     Ok(problems)
 }
