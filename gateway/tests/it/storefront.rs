@@ -6,7 +6,7 @@
 //! seller with two approved shops of two products each and an admin (both with password
 //! logins, for the consoles), writes what it seeded to a JSON file (gateway/web/e2e/SEED.md
 //! describes it), and runs `playwright test` with one worker. Screenshots and reports go to
-//! `target/storefront/`.
+//! `target/storefront/` (emptied first); the run must leave screenshots at both widths.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -250,6 +250,8 @@ async fn the_storefront_passes_its_browser_tests() {
     );
     build_the_app(&web);
     let output = output_dir();
+    // What an earlier run left must not pass for this run's.
+    let _ = std::fs::remove_dir_all(&output);
     std::fs::create_dir_all(&output).expect("creating target/storefront");
 
     let dist = web.join("dist");
@@ -300,5 +302,27 @@ async fn the_storefront_passes_its_browser_tests() {
         "the storefront's browser tests failed ({status}): see the output above and {}",
         output.display()
     );
+    let screenshots = screenshots(&output.join("screenshots"));
+    for width in ["phone", "desktop"] {
+        assert!(
+            screenshots
+                .iter()
+                .any(|name| name.ends_with(&format!("-{width}.png"))),
+            "no screenshot at the {width} width in {}: {screenshots:?}",
+            output.join("screenshots").display()
+        );
+    }
     platform.stop().await;
+}
+
+/// The file names in `dir`.
+fn screenshots(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
