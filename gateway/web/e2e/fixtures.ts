@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { expect, type APIRequestContext, type Page } from '@playwright/test';
+import { expect, type APIRequestContext, type BrowserContext, type Page } from '@playwright/test';
 
 /** What the harness seeded (gateway/web/e2e/SEED.md). */
 export interface Seed {
@@ -74,12 +74,27 @@ export async function pay(page: Page, card: string): Promise<void> {
   await page.getByRole('button', { name: 'Place order' }).click();
 }
 
+/**
+ * Signs a browser context in with a refresh token got through the API, as the app keeps it
+ * (this tab's sessionStorage), instead of another login: the auth service allows a client (all
+ * of these tests are 127.0.0.1) 20 login attempts in 5 minutes. Set only when absent, since the
+ * app rotates the token on every load.
+ */
+export async function signIn(context: BrowserContext, refreshToken: string): Promise<void> {
+  await context.addInitScript(
+    ([key, token]) => {
+      if (!sessionStorage.getItem(key!)) sessionStorage.setItem(key!, token!);
+    },
+    ['emporium.refresh', refreshToken],
+  );
+}
+
 /** A customer who bought `productIds` through the API (paid), for the pages that need one. */
 export async function customerWithOrder(
   request: APIRequestContext,
   productIds: string[],
   card: string,
-): Promise<{ email: string; orderId: string; token: string }> {
+): Promise<{ email: string; orderId: string; token: string; refreshToken: string }> {
   const email = newEmail('buyer');
   const key = () => ({ 'Idempotency-Key': randomUUID() });
   const ok = async (response: Awaited<ReturnType<APIRequestContext['post']>>): Promise<any> => {
@@ -116,5 +131,5 @@ export async function customerWithOrder(
       headers: { ...auth, 'Idempotency-Key': idem },
     }),
   );
-  return { email, orderId: checkout.order.id, token: pair.access_token };
+  return { email, orderId: checkout.order.id, token: pair.access_token, refreshToken: pair.refresh_token };
 }

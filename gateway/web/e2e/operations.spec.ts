@@ -1,6 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { expect, test } from '@playwright/test';
-import { logIn, seed } from './fixtures';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { PASSWORD, logIn, newEmail, seed } from './fixtures';
+
+// One admin session for the file: the auth service allows 20 logins per client in 5 minutes.
+test.describe.configure({ mode: 'serial' });
+let adminContext: BrowserContext;
+let admin: Page;
+
+test.beforeAll(async ({ browser }) => {
+  const data = seed();
+  adminContext = await browser.newContext();
+  admin = await adminContext.newPage();
+  await logIn(admin, data.admin.email, data.admin.password);
+});
+
+test.afterAll(async () => {
+  await adminContext.close();
+});
 
 test('an admin approves a seller’s new shop and reads a checkout saga’s steps', async ({ browser }) => {
   const data = seed();
@@ -23,9 +39,6 @@ test('an admin approves a seller’s new shop and reads a checkout saga’s step
   await expect(listed.locator('.status')).toHaveText('pending');
 
   // The admin approves it in the operations console.
-  const adminContext = await browser.newContext();
-  const admin = await adminContext.newPage();
-  await logIn(admin, data.admin.email, data.admin.password);
   await admin.goto('/admin/shops');
   const pending = admin.getByRole('listitem').filter({ hasText: name });
   await pending.getByRole('button', { name: `Approve ${name}` }).click();
@@ -44,6 +57,35 @@ test('an admin approves a seller’s new shop and reads a checkout saga’s step
   expect(await steps.getByRole('row').count()).toBeGreaterThan(2);
   await expect(first.getByRole('button', { name: 'Retry the current step' })).toHaveCount(0);
 
-  await adminContext.close();
   await sellerContext.close();
+});
+
+test('a review with a link waits for a moderator, who publishes it', async ({ browser }) => {
+  const data = seed();
+  const product = data.shops[1]!.products[1]!;
+  const title = `Cups for the whole table ${randomUUID().slice(0, 4)}`;
+
+  const customer = await browser.newContext();
+  const page = await customer.newPage();
+  await page.goto('/register');
+  await page.getByLabel('Email').fill(newEmail('moderated'));
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByRole('button', { name: 'Log out' })).toBeAttached();
+  await page.goto(`/products/${product.id}`);
+  await page.getByLabel('Title', { exact: true }).fill(title);
+  await page.getByLabel('Review', { exact: true }).fill('More of the set at www.example.com');
+  await page.getByRole('button', { name: 'Publish review' }).click();
+  await expect(page.getByText('Your review waits for a moderator before it is published.')).toBeVisible();
+  await expect(page.getByTestId('review').filter({ hasText: title })).toHaveCount(0);
+
+  await admin.goto('/admin/reviews');
+  const queued = admin.getByRole('listitem').filter({ hasText: title });
+  await expect(queued).toBeVisible();
+  await queued.getByRole('button', { name: 'Publish' }).click();
+  await expect(queued).toHaveCount(0);
+
+  await page.reload();
+  await expect(page.getByTestId('review').filter({ hasText: title })).toBeVisible();
+  await customer.close();
 });

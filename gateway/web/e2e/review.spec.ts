@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { PASSWORD, customerWithOrder, logIn, seed } from './fixtures';
+import { customerWithOrder, logIn, seed, signIn } from './fixtures';
 
 test('a customer who bought a product reviews it with the verified-purchase mark, and the seller answers', async ({
   page,
@@ -10,8 +10,9 @@ test('a customer who bought a product reviews it with the verified-purchase mark
   const product = data.shops[0]!.products[1]!;
   const buyer = await customerWithOrder(request, [product.id], data.card);
 
-  await logIn(page, buyer.email, PASSWORD);
+  await signIn(page.context(), buyer.refreshToken);
   await page.goto(`/products/${product.id}`);
+  await expect(page.getByRole('button', { name: 'Log out' })).toBeAttached();
   await page.getByLabel('Rating', { exact: true }).selectOption('4');
   await page.getByLabel('Title', { exact: true }).fill('Soft light, sturdy seams');
   await page.getByLabel('Review', { exact: true }).fill('Fits the brass lamp well and washes fine.');

@@ -1,6 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { expect, test } from '@playwright/test';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { logIn, openProduct, addToCart, seed } from './fixtures';
+
+// One seller session for the file: the auth service allows 20 logins per client in 5 minutes.
+test.describe.configure({ mode: 'serial' });
+let sellerContext: BrowserContext;
+let seller: Page;
+
+test.beforeAll(async ({ browser }) => {
+  const data = seed();
+  sellerContext = await browser.newContext();
+  seller = await sellerContext.newPage();
+  await logIn(seller, data.seller.email, data.seller.password);
+});
+
+test.afterAll(async () => {
+  await sellerContext.close();
+});
 
 test('a seller’s new voucher discounts a shopper’s cart, and a bad code is told apart', async ({ browser }) => {
   const data = seed();
@@ -9,9 +25,6 @@ test('a seller’s new voucher discounts a shopper’s cart, and a bad code is t
   const code = `TEA10-${randomUUID().slice(0, 6)}`.toUpperCase();
 
   // The seller makes a 10% voucher for their tea shop in the seller console.
-  const sellerContext = await browser.newContext();
-  const seller = await sellerContext.newPage();
-  await logIn(seller, data.seller.email, data.seller.password);
   await seller.goto(`/seller/shops/${shop.id}?tab=vouchers`);
   await seller.getByText('New voucher').click();
   const form = seller.getByRole('form', { name: 'New voucher' });
@@ -24,7 +37,6 @@ test('a seller’s new voucher discounts a shopper’s cart, and a bad code is t
   await form.getByLabel('Code').fill(code);
   await form.getByRole('button', { name: 'Create voucher' }).click();
   await expect(seller.getByRole('row').filter({ hasText: code })).toContainText('10%');
-  await sellerContext.close();
 
   // A guest applies it to a cart with the shop's tea.
   const guest = await browser.newContext();
@@ -47,9 +59,6 @@ test('a seller takes a product out of stock and puts it back, and shoppers see i
   const shop = data.shops[0]!;
   const product = shop.products[1]!;
 
-  const sellerContext = await browser.newContext();
-  const seller = await sellerContext.newPage();
-  await logIn(seller, data.seller.email, data.seller.password);
   await seller.goto(`/seller/shops/${shop.id}?tab=products`);
   const row = seller.getByRole('listitem').filter({ has: seller.getByRole('link', { name: product.name, exact: true }) });
   const stock = row.getByLabel('Stock on hand');
@@ -70,5 +79,5 @@ test('a seller takes a product out of stock and puts it back, and shoppers see i
   }
   await shopper.reload();
   await expect(shopper.getByTestId('availability')).toContainText('In stock');
-  await sellerContext.close();
+  await shopper.close();
 });
