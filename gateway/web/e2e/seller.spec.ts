@@ -34,6 +34,9 @@ test('a seller’s new voucher discounts a shopper’s cart, and a bad code is t
   await form.getByRole('button', { name: 'Create voucher' }).click();
   await expect(form.locator('#f-code-error')).toBeVisible();
   await expect(form.getByLabel('Code')).toHaveAttribute('aria-invalid', 'true');
+  // What was typed stays, to be corrected.
+  await expect(form.getByLabel('Code')).toHaveValue('TEA 10');
+  await expect(form.getByLabel('Percent off')).toHaveValue('10');
   await form.getByLabel('Code').fill(code);
   await form.getByRole('button', { name: 'Create voucher' }).click();
   await expect(seller.getByRole('row').filter({ hasText: code })).toContainText('10%');

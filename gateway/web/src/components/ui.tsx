@@ -88,8 +88,12 @@ type InputProps = Omit<JSX.HTMLAttributes<HTMLInputElement>, 'label' | 'name'> &
   placeholder?: string;
 };
 
-/** A labelled input with its hint and the API's problem with it beside it. */
-export function Field({ label, name, apiField, error, hint, ...rest }: InputProps) {
+/**
+ * A labelled input with its hint and the API's problem with it beside it. Without `onInput`
+ * its `value` is only where it starts (what a person types survives the form's re-renders,
+ * an error shown included); with `onInput` the caller keeps it.
+ */
+export function Field({ label, name, apiField, error, hint, value, ...rest }: InputProps) {
   const id = `f-${name}`;
   const problem = error?.field(apiField ?? name);
   const described = [hint ? `${id}-hint` : '', problem ? `${id}-error` : ''].filter(Boolean).join(' ');
@@ -101,6 +105,7 @@ export function Field({ label, name, apiField, error, hint, ...rest }: InputProp
         name={name}
         aria-invalid={problem ? 'true' : undefined}
         aria-describedby={described || undefined}
+        {...(rest.onInput ? { value } : { defaultValue: value === undefined ? undefined : String(value) })}
         {...rest}
       />
       {hint && (

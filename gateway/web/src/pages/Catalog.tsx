@@ -137,17 +137,17 @@ export function Search() {
     <section class="with-sidebar">
       <h1>{category ? category.name : q ? `Results for “${q}”` : 'All products'}</h1>
       {categories.data && <CategoryNav categories={categories.data} current={categoryId} />}
-      <form class="filters" role="search" onSubmit={submit} aria-label="Search filters">
+      <form key={JSON.stringify(query)} class="filters" role="search" onSubmit={submit} aria-label="Search filters">
         <div class="field">
           <label for="f-q">Search</label>
-          <input id="f-q" name="q" type="search" value={q} maxLength={200} />
+          <input id="f-q" name="q" type="search" defaultValue={q} maxLength={200} />
         </div>
         <div class="field">
           <label for="f-category">Category</label>
-          <select id="f-category" name="category_id" value={categoryId}>
+          <select id="f-category" name="category_id">
             <option value="">Any</option>
             {(categories.data ?? []).map((c) => (
-              <option key={c.id} value={c.id}>
+              <option key={c.id} value={c.id} selected={c.id === categoryId}>
                 {c.name}
               </option>
             ))}
@@ -155,15 +155,15 @@ export function Search() {
         </div>
         <div class="field">
           <label for="f-min">Min price</label>
-          <input id="f-min" name="min" inputMode="decimal" value={min} maxLength={16} />
+          <input id="f-min" name="min" inputMode="decimal" defaultValue={min} maxLength={16} />
         </div>
         <div class="field">
           <label for="f-max">Max price</label>
-          <input id="f-max" name="max" inputMode="decimal" value={max} maxLength={16} />
+          <input id="f-max" name="max" inputMode="decimal" defaultValue={max} maxLength={16} />
         </div>
         <div class="field">
           <label for="f-currency">Currency</label>
-          <input id="f-currency" name="currency" value={currency} maxLength={3} pattern="[A-Z]{3}" />
+          <input id="f-currency" name="currency" defaultValue={currency} maxLength={3} pattern="[A-Z]{3}" />
         </div>
         {(min && minUnits === null) || (max && maxUnits === null) ? (
           <p class="field-error" role="alert">

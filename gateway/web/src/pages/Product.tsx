@@ -208,9 +208,9 @@ function WriteReview({ productId, onSaved }: { productId: string; onSaved: () =>
       <ErrorMessage error={action.error ?? mine.error} />
       <div class="field">
         <label for="f-rating">Rating</label>
-        <select id="f-rating" name="rating" required value={String(current?.rating ?? 5)}>
+        <select id="f-rating" name="rating" required>
           {[5, 4, 3, 2, 1].map((n) => (
-            <option key={n} value={n}>
+            <option key={n} value={n} selected={n === (current?.rating ?? 5)}>
               {n} {n === 1 ? 'star' : 'stars'}
             </option>
           ))}
@@ -220,7 +220,7 @@ function WriteReview({ productId, onSaved }: { productId: string; onSaved: () =>
       <Field label="Title" name="title" required maxLength={150} value={current?.title ?? ''} error={action.error} />
       <div class={`field${action.error?.field('body') ? ' field-invalid' : ''}`}>
         <label for="f-body">Review</label>
-        <textarea id="f-body" name="body" rows={4} maxLength={5000} value={current?.body ?? ''} />
+        <textarea id="f-body" name="body" rows={4} maxLength={5000} defaultValue={current?.body ?? ''} />
         {action.error?.field('body') && <small class="field-error">{action.error.field('body')}</small>}
       </div>
       <button type="submit" disabled={action.busy}>

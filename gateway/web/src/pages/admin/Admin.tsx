@@ -386,7 +386,15 @@ function SettingRow({ entry, onSaved }: { entry: Schema<'settings.v1.SettingEntr
       <form class="inline-form" onSubmit={save} aria-label={`Change ${key}`}>
         <div class="field grow">
           <label for={`v-${id}`}>Value (JSON)</label>
-          <input id={`v-${id}`} name="value_json" required maxLength={16000} value={value} spellcheck={false} />
+          <input
+            id={`v-${id}`}
+            key={String(entry.current?.version ?? 0)}
+            name="value_json"
+            required
+            maxLength={16000}
+            defaultValue={value}
+            spellcheck={false}
+          />
           {isFlag && <small class="hint">true or false</small>}
           {action.error?.field('value_json') && <small class="field-error">{action.error.field('value_json')}</small>}
         </div>

@@ -255,11 +255,12 @@ function StockForm({ product }: { product: Product }) {
         <label for={`stock-${product.id}`}>Stock on hand</label>
         <input
           id={`stock-${product.id}`}
+          key={availability.data ? String(availability.data.stock ?? 0) : 'loading'}
           name="stock"
           type="number"
           min={0}
           required
-          value={availability.data ? String(availability.data.stock ?? 0) : ''}
+          defaultValue={availability.data ? String(availability.data.stock ?? 0) : ''}
         />
         {availability.data && (
           <small class="hint">{String(availability.data.reserved ?? 0)} reserved</small>
