@@ -6,6 +6,7 @@
 //!   module uses is declared in it; every call of a local module passes each of its required
 //!   variables and nothing it does not declare; every `module.<name>.<output>` exists; a
 //!   validation refers to its own variable only (Terraform 1.6); every provider is pinned;
+//!   every variable and output has a description; the tfvars example sets what it must;
 //! - the layout `terraform fmt` writes: two-space indentation by bracket and block, `=`
 //!   aligned across consecutive one-line attributes, no trailing blanks;
 //! - every service in `apps/services.toml` is in the production environment's generated
@@ -81,6 +82,7 @@ fn structural_problems(
     }
     problems.extend(reference_problems(modules));
     problems.extend(provider_problems(modules));
+    problems.extend(description_problems(modules));
     let production = modules
         .get(Path::new(PRODUCTION))
         .with_context(|| format!("{PRODUCTION} has no Terraform"))?;
@@ -448,6 +450,32 @@ fn provider_problems(modules: &BTreeMap<PathBuf, Module>) -> Vec<String> {
                 problems.push(format!(
                     "{shown}: uses the {provider} provider without pinning it in required_providers"
                 ));
+            }
+        }
+    }
+    problems
+}
+
+/// Every variable and output says what it is: the module's interface is read from them.
+fn description_problems(modules: &BTreeMap<PathBuf, Module>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for module in modules.values() {
+        for file in &module.files {
+            for kind in ["variable", "output"] {
+                for block in file.body.get_blocks(kind) {
+                    let described = block
+                        .body
+                        .get_attribute("description")
+                        .and_then(|attr| attr.value.as_str())
+                        .is_some_and(|text| !text.trim().is_empty());
+                    if !described {
+                        problems.push(format!(
+                            "{}: {kind} \"{}\" has no description",
+                            file.shown,
+                            labels(block).first().copied().unwrap_or("?")
+                        ));
+                    }
+                }
             }
         }
     }
@@ -959,6 +987,21 @@ output "arn" {
         assert!(
             problems[0].contains("no terraform { required_version"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn variables_and_outputs_without_a_description_are_problems() {
+        let tree = Tree::new(&[(
+            "m/main.tf",
+            "variable \"a\" {\n  description = \"The a.\"\n}\n\nvariable \"b\" {\n  type = string\n}\n\noutput \"c\" {\n  description = \"\"\n  value       = var.b\n}\n",
+        )]);
+        assert_eq!(
+            description_problems(&tree.modules()),
+            [
+                "m/main.tf: variable \"b\" has no description",
+                "m/main.tf: output \"c\" has no description",
+            ]
         );
     }
 
