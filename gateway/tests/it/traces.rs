@@ -3,8 +3,9 @@
 //! test's, and the test follows the parent links from the HTTP request through the saga's steps,
 //! the calls they make and the events they publish, to the notification's consumer.
 //!
-//! The services' binaries are built first (`cargo build -p ...`, quick when they are up to
-//! date); the gateway's is the one this package builds for its tests.
+//! The services' binaries are built first, with the features `make test` (`cargo test
+//! --workspace --all-features`) resolves, so that under it the build finds them up to date;
+//! the gateway's is the one this package builds for its tests.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -37,15 +38,19 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Builds the services' binaries (a no-op when they are up to date) and returns the directory
-/// they are in: the one this test binary was built into (`target/debug`).
+/// they are in: the one this test binary was built into (`target/debug`). The whole workspace
+/// with all features decides the dependencies' features, as in `make test`, so this neither
+/// rebuilds them with other features nor replaces binaries `make test` has just built.
 fn build_services() -> PathBuf {
     let mut command = std::process::Command::new(env!("CARGO"));
-    command
-        .current_dir(workspace_root())
-        .arg("build")
-        .arg("--quiet");
+    command.current_dir(workspace_root()).args([
+        "build",
+        "--quiet",
+        "--workspace",
+        "--all-features",
+    ]);
     for package in SERVICE_BINARIES {
-        command.args(["-p", package, "--bin", package]);
+        command.args(["--bin", package]);
     }
     let status = command.status().expect("running cargo build");
     assert!(status.success(), "building the services failed: {status}");
@@ -524,16 +529,37 @@ async fn a_checkout_is_one_trace_from_the_http_request_to_the_notification() {
         SpanKind::Internal,
     );
     assert_eq!(authorize.parent_span_id, process.span_id);
-    let payment = trace
-        .iter()
-        .find(|s| s.service_name == "payment" && s.kind == SpanKind::Server)
-        .expect("a payment service span in the trace");
+    let authorize_call = find(
+        &trace,
+        "order",
+        "send payment.authorize_payment",
+        SpanKind::Client,
+    );
+    assert_eq!(authorize_call.parent_span_id, authorize.span_id);
+    let authorized = find(
+        &trace,
+        "payment",
+        "process payment.authorize_payment",
+        SpanKind::Server,
+    );
+    assert_eq!(authorized.parent_span_id, authorize_call.span_id);
+    let capture = find(
+        &trace,
+        "order",
+        "checkout capture_payment",
+        SpanKind::Internal,
+    );
+    let captured = find(
+        &trace,
+        "payment",
+        "process payment.capture_payment",
+        SpanKind::Server,
+    );
     assert!(
-        ancestors(payment, &index)
+        ancestors(captured, &index)
             .iter()
-            .any(|a| a.span_id == authorize.span_id),
-        "{} is not below the authorize_payment step",
-        payment.name
+            .any(|a| a.span_id == capture.span_id),
+        "the capture is not below the capture_payment step"
     );
 
     // The order's payment, published by the order service's relay and consumed by the
