@@ -132,21 +132,30 @@ async fn gather(nats: &async_nats::Client, window: Duration) -> Result<Gathered,
             "service discovery cannot be reached right now",
         )
     };
-    let inbox = nats.new_inbox();
-    let mut replies = nats
-        .subscribe(format!("{inbox}.*"))
-        .await
-        .map_err(|e| unreachable(&e))?;
-    for verb in Verb::ALL {
-        nats.publish_with_reply(
-            verb.subject(),
-            format!("{inbox}.{}", verb.suffix()),
-            "".into(),
-        )
-        .await
-        .map_err(|e| unreachable(&e))?;
+    if nats.connection_state() != async_nats::connection::State::Connected {
+        return Err(unreachable(&"not connected to NATS"));
     }
-    nats.flush().await.map_err(|e| unreachable(&e))?;
+    let inbox = nats.new_inbox();
+    let asked = async {
+        let replies = nats.subscribe(format!("{inbox}.*")).await?;
+        for verb in Verb::ALL {
+            nats.publish_with_reply(
+                verb.subject(),
+                format!("{inbox}.{}", verb.suffix()),
+                "".into(),
+            )
+            .await?;
+        }
+        nats.flush().await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(replies)
+    };
+    // Asking is bounded by the window too: a connection that breaks now does not hold the
+    // request until its deadline.
+    let mut replies = match tokio::time::timeout(window, asked).await {
+        Ok(Ok(replies)) => replies,
+        Ok(Err(e)) => return Err(unreachable(&e)),
+        Err(_) => return Err(unreachable(&"no answer from NATS within the window")),
+    };
 
     let end = Instant::now() + window;
     let mut gathered = Gathered::default();
