@@ -1,5 +1,6 @@
 //! The servers testkit starts are real, reachable and private.
 
 mod nats;
+mod otlp;
 mod postgres;
 mod redis;
