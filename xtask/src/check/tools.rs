@@ -25,7 +25,13 @@ pub fn python_tool(
     run(Command::new("python3").args(["-m", "venv"]).arg(&dir))
         .context("creating a virtual environment (install python3-venv)")?;
     run(Command::new(dir.join("bin/python3"))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(requirements))?;
     ensure!(
         binary.exists(),
@@ -55,7 +61,11 @@ pub fn npm_package(layout: &Layout, name: &str, package: &str) -> anyhow::Result
         .arg(&dir)
         .arg(package))
     .context("installing with npm (install nodejs and npm)")?;
-    ensure!(installed.exists(), "npm installed {package} but {} is not there", installed.display());
+    ensure!(
+        installed.exists(),
+        "npm installed {package} but {} is not there",
+        installed.display()
+    );
     Ok(installed)
 }
 
