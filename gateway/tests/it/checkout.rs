@@ -73,7 +73,7 @@ pub(crate) async fn shop_with_product(
 
 /// A customer's token, with an address, a payment method for `card`, and `quantity` of
 /// `product_id` in their cart: (token, address id, payment method id).
-async fn customer(
+pub(crate) async fn customer(
     platform: &Platform,
     card: &str,
     product_id: &str,

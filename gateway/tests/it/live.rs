@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite;
 
-use crate::checkout::shop_with_product;
+use crate::checkout::{customer, shop_with_product};
 use crate::helpers::{Platform, PlatformOptions};
 
 /// How long a test waits for one live message.
@@ -162,27 +162,9 @@ impl Socket {
 /// A customer with an address, a card and one of each product in the cart, who checks out:
 /// (customer token, the checkout's answer).
 async fn order(platform: &Platform, products: &[&str]) -> (String, Value) {
-    let token = platform.token(&[]);
-    let (status, address) = platform
-        .post(
-            "/api/v1/addresses",
-            json!({
-                "recipient_name": "Ada Lovelace", "line1": "1 Market Street",
-                "city": "San Francisco", "postal_code": "94105", "country_code": "US",
-            }),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{address}");
-    let (status, method) = platform
-        .post(
-            "/api/v1/payment-methods",
-            json!({"card_number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{method}");
-    for product in products {
+    let (first, rest) = products.split_first().expect("at least one product");
+    let (token, address_id, method_id) = customer(platform, "4242 4242 4242 4242", first, 1).await;
+    for product in rest {
         let (status, cart) = platform
             .send(
                 Method::PUT,
@@ -198,8 +180,7 @@ async fn order(platform: &Platform, products: &[&str]) -> (String, Value) {
         .send_with(
             Method::POST,
             "/api/v1/checkout",
-            Some(json!({"shipping_address_id": text(&address, "id"),
-                "payment_method_id": text(&method, "id")})),
+            Some(json!({"shipping_address_id": address_id, "payment_method_id": method_id})),
             Some(&token),
             &[("Idempotency-Key", &key)],
         )

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::checkout::shop_with_product;
+use crate::checkout::{customer, shop_with_product};
 use crate::helpers::{Platform, PlatformOptions};
 
 /// Series Prometheus makes itself for every target, not any component.
@@ -334,41 +334,13 @@ async fn every_metric_the_dashboards_and_alerts_use_is_exported() {
     // A customer buys a lamp: the gateway, every service of the checkout, their outboxes,
     // the consumers of the order's events and the live fan-out all have something to count.
     let (_seller, _shop, lamp) = shop_with_product(&platform, "Lamp", 2500, 5).await;
-    let token = platform.token(&[]);
-    let (status, address) = platform
-        .post(
-            "/api/v1/addresses",
-            json!({
-                "recipient_name": "Ada Lovelace", "line1": "1 Market Street",
-                "city": "San Francisco", "postal_code": "94105", "country_code": "US",
-            }),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{address}");
-    let (status, card) = platform
-        .post(
-            "/api/v1/payment-methods",
-            json!({"card_number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{card}");
-    let (status, cart) = platform
-        .send(
-            Method::PUT,
-            &format!("/api/v1/cart/items/{lamp}"),
-            Some(json!({"quantity": 1})),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{cart}");
+    let (token, address_id, method_id) = customer(&platform, "4242424242424242", &lamp, 1).await;
     let (status, answer) = platform
         .send_with(
             Method::POST,
             "/api/v1/checkout",
             Some(json!({
-                "shipping_address_id": address["id"], "payment_method_id": card["id"],
+                "shipping_address_id": address_id, "payment_method_id": method_id,
             })),
             Some(&token),
             &[("Idempotency-Key", "observability-checkout")],

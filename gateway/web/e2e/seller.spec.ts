@@ -66,19 +66,26 @@ test('a seller takes a product out of stock and puts it back, and shoppers see i
   const row = seller.getByRole('listitem').filter({ has: seller.getByRole('link', { name: product.name, exact: true }) });
   const stock = row.getByLabel('Stock on hand');
   await expect(stock).not.toHaveValue('');
+  // The field shows what was typed at once; the shopper looks only once the write is answered.
+  const setStock = async (value: string) => {
+    await stock.fill(value);
+    const written = seller.waitForResponse(
+      (response) =>
+        response.request().method() === 'PUT' && response.url().endsWith(`/api/v1/products/${product.id}/stock`),
+    );
+    await row.getByRole('button', { name: 'Set stock' }).click();
+    expect((await written).ok()).toBe(true);
+    await expect(stock).toHaveValue(value);
+  };
 
   const shopper = await browser.newPage();
   try {
-    await stock.fill('0');
-    await row.getByRole('button', { name: 'Set stock' }).click();
-    await expect(stock).toHaveValue('0');
+    await setStock('0');
     await shopper.goto(`/products/${product.id}`);
     await expect(shopper.getByTestId('availability')).toHaveText('Out of stock');
     await expect(shopper.getByRole('button', { name: 'Add to cart' })).toBeDisabled();
   } finally {
-    await stock.fill('40');
-    await row.getByRole('button', { name: 'Set stock' }).click();
-    await expect(stock).toHaveValue('40');
+    await setStock('40');
   }
   await shopper.reload();
   await expect(shopper.getByTestId('availability')).toContainText('In stock');
