@@ -11,7 +11,7 @@ help: ## List the targets
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
 
-deps: ## Install nats-server, redis-server and PostgreSQL if missing, link them into .dev/bin
+deps: ## Install what is missing (nats-server, redis-server, PostgreSQL, the dev SMTP server, Node.js and npm, chromium), link them into .dev/bin
 	$(CARGO) xtask deps
 
 up: ## Build and run the dev stack (NATS, PostgreSQL, Redis, services, gateway) until Ctrl-C
