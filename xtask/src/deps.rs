@@ -329,15 +329,24 @@ fn debian_postgres_dirs(root: &Path) -> Vec<PathBuf> {
 /// installed from Debian when missing; chromium is linked into .dev/bin, where the browser
 /// tests look.
 pub fn ensure_browser_tools(layout: &Layout) -> anyhow::Result<()> {
-    crate::web::ensure_node()?;
+    let node = crate::web::ensure_node(layout)?;
     let chromium = crate::web::ensure_chromium()?;
     let bin = layout.bin();
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     link(&chromium, &bin.join("chromium"))?;
     println!(
         "==> web app: node {}, npm {}, chromium {} (linked in {})",
-        version_output(Path::new("node")).unwrap_or_default(),
-        version_output(Path::new("npm")).unwrap_or_default(),
+        version_output(
+            &node
+                .as_deref()
+                .map_or(PathBuf::from("node"), |dir| dir.join("node"))
+        )
+        .unwrap_or_default(),
+        crate::web::npm_command(node.as_deref())
+            .arg("--version")
+            .output()
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            .unwrap_or_default(),
         version_output(&chromium)
             .and_then(|text| text
                 .lines()

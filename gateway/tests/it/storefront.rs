@@ -108,9 +108,22 @@ fn newest(path: &Path) -> Option<SystemTime> {
         .max()
 }
 
+/// PATH with the private Node.js `make deps` installs where the system's is missing or too
+/// old (`.dev/tools/node`, see xtask/src/web.rs) first, when there is one.
+fn node_path() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let private = workspace_root().join(".dev/tools/node/bin");
+    if !private.join("node").is_file() {
+        return path;
+    }
+    std::env::join_paths(std::iter::once(private).chain(std::env::split_paths(&path)))
+        .expect("PATH entries join")
+}
+
 fn npm(web: &Path, args: &[&str]) {
     println!("==> npm {} (in gateway/web)", args.join(" "));
     let status = std::process::Command::new("npm")
+        .env("PATH", node_path())
         .args(args)
         .current_dir(web)
         .stdin(Stdio::null())
@@ -284,6 +297,7 @@ async fn the_storefront_passes_its_browser_tests() {
         output.display()
     );
     let status = tokio::process::Command::new("npx")
+        .env("PATH", node_path())
         .args(["--no-install", "playwright", "test", "--workers=1"])
         .current_dir(&web)
         .env("STOREFRONT_URL", &platform.address)
