@@ -66,8 +66,8 @@ pub fn register_metrics() {
     }
 }
 
-/// Whether the gateway answers `route` here rather than forwarding it: the methods of its own
-/// contract.
+/// Whether the gateway answers `route` itself rather than forwarding it: the methods of its
+/// own contract (the service list here, the dead letters in [`crate::dead_letters`]).
 pub fn answers(route: &api::Route) -> bool {
     route.descriptor.service == api::gateway::SERVICE_NAME
 }
@@ -713,9 +713,22 @@ mod tests {
             .filter(|r| answers(r))
             .map(|r| r.path)
             .collect();
-        assert_eq!(answered, ["/api/v1/admin/services"]);
-        // Every method of the gateway's contract has its answer here.
+        assert_eq!(
+            answered,
+            [
+                "/api/v1/admin/services",
+                "/api/v1/admin/dead-letters",
+                "/api/v1/admin/dead-letters/{consumer}/redrive"
+            ]
+        );
+        // Every method of the gateway's contract has its answer: the service list here, the
+        // dead letters in crate::dead_letters.
         let own = api::contract(api::gateway::SERVICE_NAME).unwrap();
         assert_eq!(own.methods.len(), answered.len());
+        let dead_letter_routes = api::ROUTES
+            .iter()
+            .filter(|r| crate::dead_letters::route(r).is_some())
+            .count();
+        assert_eq!(dead_letter_routes, 2);
     }
 }

@@ -296,9 +296,19 @@ impl Forwarder {
             )
             .await;
         }
-        // The gateway's own routes are answered from what it sees on NATS.
+        // The gateway's own routes are answered from what it sees on NATS; a redrive goes
+        // to the service that runs the consumer.
+        let mut subject = std::borrow::Cow::Borrowed(route.descriptor.subject);
         if crate::discovery::answers(route) {
-            return crate::discovery::list_services(self.rpc.nats(), timeout).await;
+            match crate::dead_letters::route(route) {
+                Some(crate::dead_letters::Route::List) => {
+                    return crate::dead_letters::list(self.rpc.nats(), &payload, timeout).await;
+                }
+                Some(crate::dead_letters::Route::Redrive) => {
+                    subject = crate::dead_letters::redrive_subject(&payload)?.into();
+                }
+                None => return crate::discovery::list_services(self.rpc.nats(), timeout).await,
+            }
         }
         // A streaming route listens before it reads the snapshot, so nothing falls between.
         let subscription = match &route.stream {
@@ -309,14 +319,14 @@ impl Forwarder {
         };
         let reply = self
             .rpc
-            .call_raw(route.descriptor.subject, headers, payload, timeout)
+            .call_raw(&subject, headers, payload, timeout)
             .await
             .map_err(|error| {
                 if ApiCode::Service(error.code()).status().is_server_error() {
                     // The request span is usually not logged (debug), so the line carries the
                     // request id itself.
                     tracing::warn!(
-                        subject = route.descriptor.subject,
+                        subject = %subject,
                         request_id = %context.request_id(),
                         %error,
                         "service call failed"

@@ -38,6 +38,7 @@
 pub mod admin;
 pub mod authentication;
 pub mod config;
+pub mod dead_letters;
 pub mod discovery;
 pub mod edge;
 pub mod error;

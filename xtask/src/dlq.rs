@@ -74,8 +74,11 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                     (_, Some(seq)) => Selection::Sequence(seq),
                     _ => Selection::All,
                 };
-                let redriven = dead_letter::redrive(&jetstream, &consumer, selection).await?;
-                println!("redrove {redriven} dead letter(s) of {consumer}");
+                let done = dead_letter::redrive(&jetstream, &consumer, selection).await?;
+                println!(
+                    "redrove {} dead letter(s) of {consumer}; {} left",
+                    done.redriven, done.remaining
+                );
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -87,8 +90,8 @@ mod tests {
     use super::*;
     use events::headers;
 
-    /// `list` and `redrive` against a real server: a dead letter goes back to its subject and
-    /// leaves the dead-letter stream.
+    /// `list` and `redrive` against a real server: a dead letter goes back to its consumer's
+    /// redrive subject and leaves the dead-letter stream.
     #[test]
     fn dead_letters_are_listed_and_redriven() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -163,6 +166,11 @@ mod tests {
                 .unwrap();
             let message = stream.get_raw_message(1).await.unwrap();
             assert_eq!(message.payload.as_ref(), br#"{"reservation_id":"r1"}"#);
+            // To the consumer that gave it up, and to no other.
+            assert_eq!(
+                message.subject.as_str(),
+                events::names::redrive_subject(event.domain, &durable).unwrap()
+            );
             assert!(message.headers.get(headers::DEAD_LETTER_REASON).is_none());
         });
     }

@@ -133,10 +133,19 @@ async fn an_admin_sees_every_running_service_with_its_version_endpoints_and_coun
             .iter()
             .map(|e| e["subject"].as_str().unwrap())
             .collect();
-        let declared: BTreeSet<&str> = contract.methods.iter().map(|m| m.subject).collect();
+        let mut declared: BTreeSet<String> = contract
+            .methods
+            .iter()
+            .map(|m| m.subject.to_owned())
+            .collect();
+        // A service with consumers also serves the redrive of their dead letters.
+        if events::names::durables().iter().any(|d| d.0 == name.as_str()) {
+            declared.insert(events::names::redrive_endpoint_subject(name));
+        }
+        let subjects: BTreeSet<String> = subjects.into_iter().map(str::to_owned).collect();
         assert_eq!(
             subjects, declared,
-            "{name} serves what its contract declares"
+            "{name} serves what its contract declares, and a redrive when it consumes"
         );
         let names: Vec<&str> = instance["endpoints"]
             .as_array()

@@ -340,6 +340,8 @@ type Start = Box<
 #[must_use = "a consumer does nothing until it is started"]
 pub struct Consumer {
     name: String,
+    /// The durable's name, when the consumer's name is a valid one (`start` says why not).
+    durable: Option<String>,
     start: Start,
 }
 
@@ -376,6 +378,7 @@ impl Consumer {
     {
         Self {
             name: format!("{} consumer of {}", config.consumer, E::DESCRIPTOR.name),
+            durable: names::durable_name(&config.consumer, E::DESCRIPTOR).ok(),
             start: Box::new(move |jetstream, cancel| {
                 Box::pin(spawn::<E, F, Fut>(jetstream, config, cancel, handler))
             }),
@@ -385,6 +388,11 @@ impl Consumer {
     /// "user consumer of user.registered", for logs.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its durable consumer's name: "user_user_registered".
+    pub fn durable(&self) -> Option<&str> {
+        self.durable.as_deref()
     }
 
     /// Creates (or updates) the durable consumer and starts handling messages until `cancel`
@@ -480,7 +488,11 @@ async fn declare(
         .create_consumer(pull::Config {
             durable_name: Some(durable.to_owned()),
             description: Some(format!("{} consumes {}", config.consumer, descriptor.name)),
-            filter_subject: names::filter_subject(descriptor),
+            // The event's subject, and the redrive subject only this durable takes.
+            filter_subjects: vec![
+                names::filter_subject(descriptor),
+                names::redrive_subject(descriptor.domain, durable)?,
+            ],
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
             ack_wait: config.ack_wait(1),

@@ -13,11 +13,13 @@
 //! lost, and the message then stays only in its stream (findable by the consumer's
 //! `num_redelivered` and the original sequence).
 //!
-//! [`list`] and [`redrive`] are what `cargo xtask dlq list|redrive` run. A redrive republishes
-//! the original message to its original subject with a new `Nats-Msg-Id` (the old one may still
-//! be inside the duplicate window) and the same event id, then deletes the dead letter. Every
-//! consumer of that subject receives it again; those that applied it already skip it through
-//! their inbox.
+//! [`list`] and [`redrive`] are what `cargo xtask dlq list|redrive` run; [`page`] and
+//! [`counts`] answer the gateway's dead-letter route, and [`redrive_endpoint`] is the method
+//! every service with consumers serves for its redrive route. A redrive republishes the
+//! original message to the redrive subject of the consumer that gave it up
+//! ([`names::redrive_subject`]), inside the event's stream, with a new `Nats-Msg-Id` (the old
+//! one may still be inside the duplicate window) and the same event id, then deletes the dead
+//! letter. Only that consumer receives it again: the others applied it already.
 
 use anyhow::Context as _;
 use async_nats::jetstream::context::GetStreamErrorKind;
@@ -168,7 +170,12 @@ async fn store(
         headers::DEAD_LETTER_SEQUENCE,
         advisory.stream_seq.to_string().as_str(),
     );
-    out.insert(headers::DEAD_LETTER_SUBJECT, original.subject.as_str());
+    // A redriven letter keeps the subject its event was first published to.
+    let subject = original
+        .headers
+        .get(headers::REDRIVEN_FROM)
+        .map_or(original.subject.as_str(), |from| from.as_str());
+    out.insert(headers::DEAD_LETTER_SUBJECT, subject);
     out.insert(
         headers::DEAD_LETTER_DELIVERIES,
         advisory.deliveries.to_string().as_str(),
@@ -219,6 +226,8 @@ pub struct DeadLetter {
     /// Its sequence in the dead-letter stream: what `redrive --seq` takes.
     pub sequence: u64,
     pub stored_at: String,
+    /// The same moment, for answers that carry a timestamp.
+    pub stored: chrono::DateTime<chrono::Utc>,
     pub consumer: String,
     pub reason: String,
     pub original_stream: String,
@@ -243,6 +252,9 @@ impl DeadLetter {
         Self {
             sequence: message.sequence,
             stored_at: message.time.to_string(),
+            stored: chrono::DateTime::from_timestamp_nanos(
+                i64::try_from(message.time.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+            ),
             consumer: get(headers::DEAD_LETTER_CONSUMER),
             reason: get(headers::DEAD_LETTER_REASON),
             original_stream: get(headers::DEAD_LETTER_STREAM),
@@ -262,27 +274,27 @@ pub async fn list(
     jetstream: &jetstream::Context,
     durable: Option<&str>,
 ) -> anyhow::Result<Vec<DeadLetter>> {
-    let stream = match jetstream.get_stream(names::DEAD_LETTER_STREAM).await {
-        Ok(stream) => stream,
-        Err(error)
-            if matches!(
-                error.kind(),
-                GetStreamErrorKind::JetStream(ref e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND
-            ) =>
-        {
-            return Ok(Vec::new());
-        }
-        Err(error) => {
-            return Err(error).context("opening the dead-letter stream");
-        }
+    Ok(page(jetstream, durable, 0, usize::MAX - 1).await?.0)
+}
+
+/// One page of dead letters, oldest first, after the dead-letter sequence `after`: at most
+/// `limit`, and the `after` of the next page (`None` on the last).
+pub async fn page(
+    jetstream: &jetstream::Context,
+    durable: Option<&str>,
+    after: u64,
+    limit: usize,
+) -> anyhow::Result<(Vec<DeadLetter>, Option<u64>)> {
+    let Some(stream) = dead_letter_stream(jetstream).await? else {
+        return Ok((Vec::new(), None));
     };
     let filter = match durable {
         Some(durable) => names::dead_letter_subject(durable)?,
         None => names::dead_letter_subjects(),
     };
     let mut letters = Vec::new();
-    let mut next = 1;
-    loop {
+    let mut next = after.saturating_add(1);
+    while letters.len() <= limit {
         match stream.get_first_raw_message_by_subject(&filter, next).await {
             Ok(message) => {
                 next = message.sequence + 1;
@@ -292,57 +304,143 @@ pub async fn list(
             Err(error) => return Err(error).context("reading the dead-letter stream"),
         }
     }
-    Ok(letters)
+    // One more than asked was read to know whether another page follows.
+    let more = letters.len() > limit;
+    letters.truncate(limit);
+    let next_after = more.then(|| letters.last().map_or(after, |l| l.sequence));
+    Ok((letters, next_after))
+}
+
+/// How many dead letters each durable consumer holds (only those holding any).
+pub async fn counts(
+    jetstream: &jetstream::Context,
+) -> anyhow::Result<std::collections::HashMap<String, u64>> {
+    let Some(stream) = dead_letter_stream(jetstream).await? else {
+        return Ok(Default::default());
+    };
+    let mut subjects = stream
+        .info_with_subjects(names::dead_letter_subjects())
+        .await
+        .context("reading the dead-letter stream's subjects")?;
+    let mut counts = std::collections::HashMap::new();
+    while let Some(entry) = subjects.next().await {
+        let (subject, count) = entry.context("reading the dead-letter stream's subjects")?;
+        if let Some(durable) = subject.split_once('.').map(|(_, durable)| durable) {
+            counts.insert(durable.to_owned(), count as u64);
+        }
+    }
+    Ok(counts)
+}
+
+/// The dead-letter stream, or `None` before anything declared it.
+async fn dead_letter_stream(
+    jetstream: &jetstream::Context,
+) -> anyhow::Result<Option<jetstream::stream::Stream>> {
+    match jetstream.get_stream(names::DEAD_LETTER_STREAM).await {
+        Ok(stream) => Ok(Some(stream)),
+        Err(error)
+            if matches!(
+                error.kind(),
+                GetStreamErrorKind::JetStream(ref e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(error).context("opening the dead-letter stream"),
+    }
 }
 
 /// Which dead letters of a consumer to redrive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Selection {
+    /// All of them, oldest first, at most [`REDRIVE_AT_MOST`] per call.
     All,
     /// One, by its sequence in the dead-letter stream.
     Sequence(u64),
 }
 
-/// Puts dead letters of `durable` back on their original subjects, so the consumer receives
-/// them again, and removes them from the dead-letter stream. Returns how many.
+/// The most dead letters one redrive puts back; the rest wait for the next call.
+pub const REDRIVE_AT_MOST: usize = 1000;
+
+/// What a redrive did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Redriven {
+    pub redriven: usize,
+    /// The consumer's dead letters still stored afterwards.
+    pub remaining: u64,
+}
+
+/// Why a redrive did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error("no dead letter of {durable} has sequence {sequence}")]
+    NoSuchLetter { durable: String, sequence: u64 },
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Puts dead letters of `durable` back on that durable consumer, and on no other, then
+/// removes them from the dead-letter stream.
+///
+/// Each goes to the durable's redrive subject in the event's own stream
+/// ([`names::redrive_subject`]), with its original headers, the same event id and a new
+/// `Nats-Msg-Id` (the old one may still be inside the duplicate window). The consumer handles
+/// it as any delivery, retries and dead letter included.
 pub async fn redrive(
     jetstream: &jetstream::Context,
     durable: &str,
     selection: Selection,
-) -> anyhow::Result<usize> {
-    let letters = list(jetstream, Some(durable)).await?;
-    let letters: Vec<DeadLetter> = letters
-        .into_iter()
-        .filter(|l| match selection {
-            Selection::All => true,
-            Selection::Sequence(sequence) => l.sequence == sequence,
-        })
-        .collect();
-    if let Selection::Sequence(sequence) = selection {
-        anyhow::ensure!(
-            !letters.is_empty(),
-            "no dead letter of {durable} has sequence {sequence}"
-        );
+) -> Result<Redriven, RedriveError> {
+    let letters = match selection {
+        Selection::All => page(jetstream, Some(durable), 0, REDRIVE_AT_MOST).await?.0,
+        Selection::Sequence(sequence) => {
+            let (letters, _) =
+                page(jetstream, Some(durable), sequence.saturating_sub(1), 1).await?;
+            letters
+                .into_iter()
+                .filter(|l| l.sequence == sequence)
+                .collect()
+        }
+    };
+    if let Selection::Sequence(sequence) = selection
+        && letters.is_empty()
+    {
+        return Err(RedriveError::NoSuchLetter {
+            durable: durable.to_owned(),
+            sequence,
+        });
     }
     let stream = jetstream
-        .get_stream(names::DEAD_LETTER_STREAM)
+        .get_stream_no_info(names::DEAD_LETTER_STREAM)
         .await
         .context("opening the dead-letter stream")?;
     let mut redriven = 0;
     for letter in letters {
-        anyhow::ensure!(
-            !letter.original_subject.is_empty(),
-            "dead letter {} has no original subject",
-            letter.sequence
-        );
+        let domain = letter
+            .original_subject
+            .split('.')
+            .nth(1)
+            .filter(|domain| !domain.is_empty())
+            .with_context(|| {
+                format!(
+                    "dead letter {} has no original event subject ({:?})",
+                    letter.sequence, letter.original_subject
+                )
+            })?;
         let mut out = copy_headers(&letter.headers, |name| {
             name != headers::MSG_ID && !headers::DEAD_LETTER_HEADERS.contains(&name)
         });
         // A new de-duplication id: the original may still be inside the duplicate window.
         out.insert(headers::MSG_ID, uuid::Uuid::now_v7().to_string().as_str());
+        out.insert(headers::REDRIVEN_FROM, letter.original_subject.as_str());
         jetstream
-            .publish_with_headers(letter.original_subject.clone(), out, letter.payload.clone())
-            .await?
+            .publish_with_headers(
+                names::redrive_subject(domain, durable).map_err(anyhow::Error::from)?,
+                out,
+                letter.payload.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::from)?
             .await
             .with_context(|| format!("republishing dead letter {}", letter.sequence))?;
         stream
@@ -351,7 +449,65 @@ pub async fn redrive(
             .with_context(|| format!("deleting dead letter {}", letter.sequence))?;
         redriven += 1;
     }
-    Ok(redriven)
+    let remaining = counts(jetstream).await?.get(durable).copied().unwrap_or(0);
+    Ok(Redriven {
+        redriven,
+        remaining,
+    })
+}
+
+/// The `<service>.redrive_dead_letters` endpoint of a service whose consumers are `durables`:
+/// what the gateway's `POST /api/v1/admin/dead-letters/{consumer}/redrive` asks (admins).
+/// A durable of another service answers not found, as does a sequence it does not hold.
+pub fn redrive_endpoint(
+    jetstream: jetstream::Context,
+    service: &'static str,
+    durables: Vec<String>,
+) -> rpc::Endpoint {
+    let descriptor: &'static rpc::MethodDescriptor = Box::leak(Box::new(rpc::MethodDescriptor {
+        service,
+        method: names::REDRIVE_METHOD,
+        subject: Box::leak(names::redrive_endpoint_subject(service).into_boxed_str()),
+        access: rpc::Access::Admin,
+        request_type: "emporium.gateway.v1.RedriveDeadLettersRequest",
+        response_type: "emporium.gateway.v1.RedriveDeadLettersResponse",
+    }));
+    let durables = std::sync::Arc::new(durables);
+    rpc::Endpoint::with_descriptor(
+        descriptor,
+        move |_ctx: rpc::Context, request: api::gateway::RedriveDeadLettersRequest| {
+            let (jetstream, durables) = (jetstream.clone(), durables.clone());
+            async move {
+                if !durables.contains(&request.consumer) {
+                    return Err(rpc::Error::not_found(format!(
+                        "{service} has no consumer {}",
+                        request.consumer
+                    )));
+                }
+                let selection = match request.sequence {
+                    0 => Selection::All,
+                    sequence => Selection::Sequence(sequence),
+                };
+                match redrive(&jetstream, &request.consumer, selection).await {
+                    Ok(done) => Ok(api::gateway::RedriveDeadLettersResponse {
+                        redriven: done.redriven as u32,
+                        remaining: done.remaining,
+                    }),
+                    Err(RedriveError::NoSuchLetter { durable, sequence }) => {
+                        Err(rpc::Error::not_found(format!(
+                            "{durable} has no dead letter with sequence {sequence}"
+                        )))
+                    }
+                    Err(RedriveError::Failed(error)) => {
+                        tracing::error!(consumer = %request.consumer, error = format!("{error:#}"), "redriving dead letters");
+                        Err(rpc::Error::unavailable(
+                            "the dead letters could not be redriven",
+                        ))
+                    }
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub const DEAD_LETTER_SUBJECT: &str = "Emporium-Dead-Letter-Subject";
 /// How many times the consumer received it.
 pub const DEAD_LETTER_DELIVERIES: &str = "Emporium-Dead-Letter-Deliveries";
 
+/// On a redriven dead letter: the subject it was first published to.
+pub const REDRIVEN_FROM: &str = "Emporium-Redriven-From";
+
 /// Headers a dead letter adds, which a redrive removes again.
 pub(crate) const DEAD_LETTER_HEADERS: [&str; 6] = [
     DEAD_LETTER_REASON,

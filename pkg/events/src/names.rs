@@ -95,6 +95,44 @@ pub fn durable_name(consumer: &str, event: &EventDescriptor) -> Result<String, N
     Ok(format!("{consumer}_{}_{}", event.domain, event.event))
 }
 
+/// The token between the domain and the durable in a redrive subject.
+const REDRIVE_TOKEN: &str = "redrive";
+/// The method every service with consumers serves: put dead letters back on a consumer.
+pub const REDRIVE_METHOD: &str = "redrive_dead_letters";
+
+/// `events.order.redrive.notification_order_paid`: where a redriven dead letter of `durable`
+/// goes. It lies inside the domain's stream, and only that durable's filter takes it (the
+/// filters of the others end in their event's name, and no aggregate is called "redrive"),
+/// so a redrive reaches the consumer that gave the event up and no other.
+pub fn redrive_subject(domain: &str, durable: &str) -> Result<String, NameError> {
+    check_token("domain", domain)?;
+    check_token("durable consumer name", durable)?;
+    Ok(format!(
+        "{EVENTS_PREFIX}.{domain}.{REDRIVE_TOKEN}.{durable}"
+    ))
+}
+
+/// `notification.redrive_dead_letters`: the redrive endpoint of a service with consumers.
+pub fn redrive_endpoint_subject(service: &str) -> String {
+    format!("{service}.{REDRIVE_METHOD}")
+}
+
+/// Every durable consumer the contracts declare: (service, event, durable), sorted by durable.
+pub fn durables() -> Vec<(&'static str, &'static EventDescriptor, String)> {
+    let mut all: Vec<_> = api::EVENTS
+        .iter()
+        .flat_map(|&event| {
+            event.consumers.iter().filter_map(move |service| {
+                durable_name(service, event)
+                    .ok()
+                    .map(|durable| (*service, event, durable))
+            })
+        })
+        .collect();
+    all.sort_by(|a, b| a.2.cmp(&b.2));
+    all
+}
+
 /// `deadletter.>`: everything the dead-letter stream stores.
 pub fn dead_letter_subjects() -> String {
     format!("{DEAD_LETTER_PREFIX}.>")

@@ -304,6 +304,20 @@ impl Host {
         let stop_on_failure = stop.clone().drop_guard();
 
         let mut tasks = Vec::new();
+        // A service with consumers serves the redrive of their dead letters.
+        let durables: Vec<String> = self
+            .consumers
+            .iter()
+            .filter_map(|c| c.durable().map(str::to_owned))
+            .collect();
+        let mut endpoints = endpoints;
+        if !durables.is_empty() {
+            endpoints.push(events::dead_letter::redrive_endpoint(
+                jetstream.clone(),
+                name,
+                durables,
+            ));
+        }
         for consumer in self.consumers {
             let consumer_name = consumer.name().to_owned();
             let task = consumer

@@ -70,6 +70,19 @@ impl Endpoint {
         Self::unary(M::DESCRIPTOR, handler)
     }
 
+    /// Binds `handler` to a method no contract declares as a type: one the host serves for
+    /// every service of a kind, under each service's own subject (the dead-letter redrive).
+    /// Decoding, the access check and the field rules are those of [`Endpoint::bind`].
+    pub fn with_descriptor<Req, Resp, F, Fut>(method: &'static MethodDescriptor, handler: F) -> Self
+    where
+        Req: Message + Validate,
+        Resp: Message,
+        F: Fn(Context, Req) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Error>> + Send + 'static,
+    {
+        Self::unary(method, handler)
+    }
+
     fn unary<Req, Resp, F, Fut>(method: &'static MethodDescriptor, handler: F) -> Self
     where
         Req: Message + Validate,

@@ -209,7 +209,21 @@ fn service_permissions(contract: &'static api::Contract) -> Permissions {
         if let Ok(subject) = events::names::dead_letter_subject(&durable) {
             publish.insert(subject);
         }
+        // A redrive puts a dead letter back on this durable alone.
+        if let Ok(subject) = events::names::redrive_subject(event.domain, &durable) {
+            publish.insert(subject);
+        }
         declare_stream(&mut publish, events::names::DEAD_LETTER_STREAM);
+        // Its redrive endpoint reads the dead letters by sequence and deletes those it put
+        // back (it checks each names one of its own durables).
+        publish.insert(format!(
+            "{JS_API}.STREAM.MSG.GET.{}",
+            events::names::DEAD_LETTER_STREAM
+        ));
+        publish.insert(format!(
+            "{JS_API}.STREAM.MSG.DELETE.{}",
+            events::names::DEAD_LETTER_STREAM
+        ));
         subscribe.insert(events::names::max_deliveries_advisory(&stream, &durable));
         subscribe.insert(events::names::terminated_advisory(&stream, &durable));
     }
@@ -287,6 +301,17 @@ fn gateway_permissions() -> Permissions {
         publish.insert(format!("{JS_API}.CONSUMER.CREATE.{stream}.>"));
         publish.insert(format!("$JS.FC.{stream}.>"));
     }
+    // Dead letters (gateway/src/dead_letters.rs): it reads the DEAD_LETTERS stream (its info
+    // with the count per consumer, messages by sequence) and asks a consuming service's redrive
+    // endpoint to put them back; it never publishes an event or deletes a dead letter itself.
+    let dead_letters = events::names::DEAD_LETTER_STREAM;
+    publish.insert(format!("{JS_API}.STREAM.INFO.{dead_letters}"));
+    publish.insert(format!("{JS_API}.STREAM.MSG.GET.{dead_letters}"));
+    publish.extend(
+        events::names::durables()
+            .into_iter()
+            .map(|(service, _, _)| events::names::redrive_endpoint_subject(service)),
+    );
     Permissions {
         publish,
         subscribe,
@@ -334,6 +359,56 @@ mod tests {
             }
         }
         assert!(!gateway.allow_responses);
+    }
+
+    #[test]
+    fn dead_letters_are_read_by_the_gateway_and_redriven_by_their_consumer_alone() {
+        let gateway = Identity::Gateway.permissions();
+        let gateway_publishes = |subject: &str| Permissions::allows(&gateway.publish, subject);
+        assert!(gateway_publishes("$JS.API.STREAM.INFO.DEAD_LETTERS"));
+        assert!(gateway_publishes("$JS.API.STREAM.MSG.GET.DEAD_LETTERS"));
+        assert!(!gateway_publishes("$JS.API.STREAM.MSG.DELETE.DEAD_LETTERS"));
+        let durables = events::names::durables();
+        assert!(!durables.is_empty());
+        for (service, event, durable) in &durables {
+            // The gateway asks the consuming service, and never publishes an event itself.
+            assert!(gateway_publishes(&events::names::redrive_endpoint_subject(
+                service
+            )));
+            let redrive = events::names::redrive_subject(event.domain, durable).unwrap();
+            assert!(!gateway_publishes(&redrive), "{redrive}");
+            assert!(!gateway_publishes(
+                &events::names::subject(event, "x").unwrap()
+            ));
+            for identity in Identity::all() {
+                if matches!(identity, Identity::Operator) {
+                    continue;
+                }
+                let permissions = identity.permissions();
+                // Only the service that runs the durable may put events back on it (and the
+                // domain's producer, which may publish anything of its domain anyway).
+                assert_eq!(
+                    Permissions::allows(&permissions.publish, &redrive),
+                    identity.name() == *service || identity.name() == event.producer,
+                    "{} publishing {redrive}",
+                    identity.name()
+                );
+            }
+            // Its redrive endpoint is its own subject, which only it serves.
+            let own = Identity::all()
+                .into_iter()
+                .find(|i| i.name() == *service)
+                .unwrap()
+                .permissions();
+            assert!(Permissions::allows(
+                &own.subscribe,
+                &events::names::redrive_endpoint_subject(service)
+            ));
+        }
+        // A service without consumers serves no redrive, so the gateway may not ask it.
+        assert!(!gateway_publishes(
+            &events::names::redrive_endpoint_subject("address")
+        ));
     }
 
     #[test]

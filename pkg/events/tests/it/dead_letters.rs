@@ -109,6 +109,22 @@ async fn a_terminated_message_is_a_dead_letter_with_its_reason_and_redrive_deliv
     .start(env.jetstream.clone(), cancel.clone())
     .await
     .unwrap();
+    // Another service's consumer of the same event, which takes it the first time.
+    let bystander_saw = Arc::new(AtomicUsize::new(0));
+    let saw = bystander_saw.clone();
+    let bystander = Consumer::new(
+        fast_config("bystander"),
+        move |_delivery: Delivery<ProductUpdated>| {
+            let saw = saw.clone();
+            async move {
+                saw.fetch_add(1, Ordering::SeqCst);
+                Outcome::Done
+            }
+        },
+    )
+    .start(env.jetstream.clone(), cancel.clone())
+    .await
+    .unwrap();
     let id = env.append("p1", &product_updated("refused")).await;
     let durable = durable("strict");
     eventually(Duration::from_secs(10), "a dead letter", || async {
@@ -128,11 +144,22 @@ async fn a_terminated_message_is_a_dead_letter_with_its_reason_and_redrive_deliv
     let redriven = dead_letter::redrive(&env.jetstream, &durable, Selection::All)
         .await
         .unwrap();
-    assert_eq!(redriven, 1);
+    assert_eq!(redriven.redriven, 1);
+    assert_eq!(redriven.remaining, 0);
     eventually(Duration::from_secs(10), "the redelivered event", || async {
         handled.load(Ordering::SeqCst) == 1
     })
     .await;
+    // The redrive went to the consumer that gave it up, and to no other: the bystander, which
+    // handled it the first time, never sees it again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bystander_saw.load(Ordering::SeqCst), 1);
+    assert!(
+        dead_letter::redrive(&env.jetstream, &durable, Selection::Sequence(999))
+            .await
+            .is_err(),
+        "a sequence the consumer does not hold is an error"
+    );
     assert!(
         dead_letter::list(&env.jetstream, Some(&durable))
             .await
@@ -147,7 +174,12 @@ async fn a_terminated_message_is_a_dead_letter_with_its_reason_and_redrive_deliv
     assert_eq!(crate::header(again, headers::EVENT_ID), id.to_string());
     assert_ne!(crate::header(again, headers::MSG_ID), id.to_string());
     assert!(crate::header(again, headers::DEAD_LETTER_REASON).is_empty());
+    assert_eq!(
+        crate::header(again, headers::REDRIVEN_FROM),
+        events::names::subject(&api::product::events::PRODUCT_UPDATED, "p1").unwrap()
+    );
     cancel.cancel();
     consumer.await.unwrap();
+    bystander.await.unwrap();
     relay.stop().await;
 }
