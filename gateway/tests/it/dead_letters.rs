@@ -45,32 +45,6 @@ fn count_of(listing: &Value, consumer: &str) -> u64 {
     number(&entry["dead_letters"])
 }
 
-/// Publishes a `user.registered` the user service's consumer can never apply (its user id
-/// is no UUID), as a producer with a bug would; returns its event id.
-async fn publish_poison(platform: &Platform) -> String {
-    let jetstream = async_nats::jetstream::new(platform.operator().await);
-    let event = &api::auth::events::USER_REGISTERED;
-    let id = uuid::Uuid::now_v7().to_string();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(events::headers::EVENT_ID, id.as_str());
-    headers.insert(events::headers::MSG_ID, id.as_str());
-    headers.insert(events::headers::EVENT_TYPE, event.name);
-    headers.insert(events::headers::AGGREGATE_ID, "poison");
-    jetstream
-        .publish_with_headers(
-            events::names::subject(event, "poison").unwrap(),
-            headers,
-            json!({"user_id": "not-a-uuid", "email": "poison@example.com"})
-                .to_string()
-                .into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    id
-}
-
 /// Lists until `done` holds for the listing of `consumer`'s dead letters.
 async fn listing_until(
     platform: &Platform,
@@ -130,7 +104,7 @@ async fn admins_list_dead_letters_and_redrive_them_to_their_consumer_alone() {
     );
     assert_eq!(count_of(&empty, &durable), 0);
 
-    let event_id = publish_poison(&platform).await;
+    let event_id = platform.publish_poisoned_registration("poison").await;
     let listing = listing_until(&platform, &admin, &durable, "the dead letter", |l| {
         !letters(l).is_empty()
     })

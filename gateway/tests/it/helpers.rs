@@ -737,6 +737,31 @@ impl Platform {
         self._nats.connect().await
     }
 
+    /// Publishes a `user.registered` of `aggregate_id` that the user service's consumer can
+    /// never apply (its user id is no UUID), as a producer with a bug would, so that consumer
+    /// gives it up as a dead letter. Returns its event id.
+    pub async fn publish_poisoned_registration(&self, aggregate_id: &str) -> String {
+        let event = &api::auth::events::USER_REGISTERED;
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(events::headers::EVENT_ID, event_id.as_str());
+        headers.insert(events::headers::MSG_ID, event_id.as_str());
+        headers.insert(events::headers::EVENT_TYPE, event.name);
+        headers.insert(events::headers::AGGREGATE_ID, aggregate_id);
+        let payload = serde_json::json!({"user_id": "not-a-uuid", "email": "poison@example.com"});
+        async_nats::jetstream::new(self.operator().await)
+            .publish_with_headers(
+                events::names::subject(event, aggregate_id).expect("the event's subject"),
+                headers,
+                payload.to_string().into(),
+            )
+            .await
+            .expect("publishing the poisoned event")
+            .await
+            .expect("JetStream stores the poisoned event");
+        event_id
+    }
+
     /// The NATS permission violations the server logged so far.
     pub fn nats_violations(&self) -> Vec<String> {
         self._nats.violations()

@@ -4,18 +4,19 @@
 //!
 //! The harness builds the app when its build is missing or older than its sources, seeds a
 //! seller with two approved shops of two products each and an admin (both with password
-//! logins, for the consoles), writes what it seeded to a JSON file (gateway/web/e2e/SEED.md
-//! describes it), and runs `playwright test` with one worker. Screenshots and reports go to
+//! logins, for the consoles) and one dead letter (an event the user service's consumer gives
+//! up on), writes what it seeded to a JSON file (gateway/web/e2e/SEED.md describes it), and
+//! runs `playwright test` with one worker. Screenshots and reports go to
 //! `target/storefront/` (emptied first); the run must leave screenshots at both widths.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Platform, PlatformOptions};
+use crate::helpers::{Platform, PlatformOptions, path_of};
 
 /// The simulated card processor's test cards (apps/payment/src/provider.rs).
 const APPROVED_CARD: &str = "4242 4242 4242 4242";
@@ -252,6 +253,45 @@ async fn seed(platform: &Platform) -> Value {
     })
 }
 
+/// Publishes a `user.registered` the user service's consumer can never apply (its user id is
+/// no UUID), as a producer with a bug would, and waits until the gateway lists the dead letter
+/// that consumer made of it: the operations console's dead letters, as the seed file says them.
+async fn dead_letter(platform: &Platform) -> Value {
+    let event = &api::auth::events::USER_REGISTERED;
+    let consumer =
+        events::names::durable_name("user", event).expect("the user service's durable name");
+    let event_id = platform
+        .publish_poisoned_registration("storefront-poison")
+        .await;
+
+    let list = format!(
+        "{}?consumer={consumer}",
+        path_of(&api::gateway::methods::LIST_DEAD_LETTERS, &[])
+    );
+    let admin = platform.admin_token();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, listing) = platform.get(&list, Some(&admin)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "listing the dead letters: {listing}"
+        );
+        let listed = listing["dead_letters"]
+            .as_array()
+            .is_some_and(|letters| letters.iter().any(|l| l["event_id"] == event_id.as_str()));
+        if listed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{consumer} did not give the poisoned event up within 20 s: {listing}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    json!({"consumer": consumer, "event_id": event_id, "event_type": event.name})
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_storefront_passes_its_browser_tests() {
     let chromium = chromium();
@@ -283,7 +323,8 @@ async fn the_storefront_passes_its_browser_tests() {
     })
     .await;
 
-    let seeded = seed(&platform).await;
+    let mut seeded = seed(&platform).await;
+    seeded["dead_letter"] = dead_letter(&platform).await;
     let seed_file = output.join("seed.json");
     std::fs::write(
         &seed_file,

@@ -13,6 +13,8 @@ export interface Seed {
   }[];
   card: string;
   declined_card: string;
+  /** An event the user service's consumer gave up on: its dead letter is listed. */
+  dead_letter: { consumer: string; event_id: string; event_type: string };
 }
 
 export function seed(): Seed {

@@ -89,3 +89,59 @@ test('a review with a link waits for a moderator, who publishes it', async ({ br
   await expect(page.getByTestId('review').filter({ hasText: title })).toBeVisible();
   await customer.close();
 });
+
+/** The sequence of the one letter of `eventId` listed now. */
+async function sequenceOf(page: Page, eventId: string): Promise<bigint> {
+  const letter = page.getByTestId('dead-letter').filter({ hasText: eventId });
+  await expect(letter).toHaveCount(1, { timeout: 1_000 });
+  return BigInt((await letter.getByTestId('sequence').textContent()) ?? '0');
+}
+
+/** Refreshes the listing until the letter of `eventId` is back with a sequence above `than`. */
+async function backAfter(page: Page, eventId: string, than: bigint): Promise<bigint> {
+  let sequence = 0n;
+  await expect(async () => {
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await expect(page.locator('.loading')).toHaveCount(0, { timeout: 2_000 });
+    sequence = await sequenceOf(page, eventId);
+    expect(sequence).toBeGreaterThan(than);
+  }).toPass({ timeout: 20_000 });
+  return sequence;
+}
+
+test('an admin redrives a dead letter; its consumer gives it up again', async () => {
+  const { dead_letter: seeded } = seed();
+
+  await admin.goto('/admin');
+  await admin.getByRole('navigation', { name: 'Operations' }).getByRole('link', { name: 'Dead letters' }).click();
+  await expect(admin).toHaveURL(/\/admin\/dead-letters$/);
+
+  // The consumer that gave the seeded event up holds one letter, in the table and the filter.
+  const row = admin.getByRole('table', { name: 'Consumers holding dead letters' }).getByRole('row').filter({ hasText: seeded.consumer });
+  await expect(row.locator('td[data-label="Dead letters"]')).toHaveText('1');
+  await expect(row.locator('td[data-label="Event type"]')).toHaveText(seeded.event_type);
+  const filter = admin.getByLabel('Consumer', { exact: true });
+  await expect(filter.locator('option', { hasText: `${seeded.consumer} (1)` })).toHaveCount(1);
+  await filter.selectOption(seeded.consumer);
+
+  // The letter, with why the consumer gave it up.
+  const letter = admin.getByTestId('dead-letter').filter({ hasText: seeded.event_id });
+  await expect(letter).toHaveCount(1);
+  await expect(letter).toContainText(seeded.event_type);
+  await expect(letter.locator('dd').filter({ hasText: /^terminated: user_id/ })).toBeVisible();
+  await expect(letter.getByRole('region', { name: /^Payload of letter/ })).toContainText('not-a-uuid');
+  const first = await sequenceOf(admin, seeded.event_id);
+
+  // Redriven, it reaches the same consumer again, which gives it up again: a new letter.
+  await letter.getByRole('button', { name: `Redrive letter ${first}` }).click();
+  await expect(admin.getByRole('status').filter({ hasText: /^Redriven 1; [01] left$/ })).toBeVisible();
+  const second = await backAfter(admin, seeded.event_id, first);
+  await expect(row.locator('td[data-label="Dead letters"]')).toHaveText('1');
+  await expect(filter.locator('option', { hasText: `${seeded.consumer} (1)` })).toHaveCount(1);
+
+  // "Redrive all" of the consumer does the same with all of its letters: the one.
+  await row.getByRole('button', { name: `Redrive all of ${seeded.consumer}` }).click();
+  await expect(admin.getByRole('status').filter({ hasText: /^Redriven 1; [01] left$/ })).toBeVisible();
+  await backAfter(admin, seeded.event_id, second);
+  await expect(row.locator('td[data-label="Dead letters"]')).toHaveText('1');
+});

@@ -107,6 +107,11 @@ test('the main pages at phone and desktop widths, with no serious accessibility 
     await expect(adminPage.getByRole('heading', { level: 1, name: 'Operations console' })).toBeVisible();
     await expect(adminPage.locator('.loading')).toHaveCount(0);
   });
+  await adminPage.goto('/admin/dead-letters');
+  await check(adminPage, 'admin-dead-letters', async () => {
+    await expect(adminPage.getByTestId('dead-letter').first()).toBeVisible();
+    await expect(adminPage.locator('.loading')).toHaveCount(0);
+  });
   await adminPage.goto('/admin/services');
   await check(adminPage, 'admin-services', async () => {
     await expect(adminPage.getByRole('link', { name: 'Services' })).toHaveAttribute('aria-current', 'page');

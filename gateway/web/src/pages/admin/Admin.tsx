@@ -15,10 +15,12 @@ import {
   useAction,
   useLoad,
 } from '../../components/ui';
+import { DeadLetters } from './DeadLetters';
 
 const TABS = [
   ['services', 'Services'],
   ['sagas', 'Sagas'],
+  ['dead-letters', 'Dead letters'],
   ['shops', 'Shop approval'],
   ['reviews', 'Review moderation'],
   ['settings', 'Settings and flags'],
@@ -40,6 +42,7 @@ export function AdminPage({ tab }: { tab?: string }) {
       </nav>
       {current === 'services' && <Services />}
       {current === 'sagas' && <Sagas />}
+      {current === 'dead-letters' && <DeadLetters />}
       {current === 'shops' && <Shops />}
       {current === 'reviews' && <Reviews />}
       {current === 'settings' && <Settings />}
@@ -238,9 +241,6 @@ function Sagas() {
           </li>
         ))}
       </ul>
-      <p class="hint">
-        Dead letters are redriven with <code>cargo xtask dlq</code>; the HTTP API has no dead-letter routes yet.
-      </p>
     </div>
   );
 }
