@@ -13,8 +13,8 @@
 //! `gateway_discovery_replies_skipped_total{reason}`); it never fails the answer.
 //!
 //! Health is what discovery can tell: `up` when an instance answered both requests, `partial`
-//! when only one of its replies was taken. Readiness (its database, Redis) stays on each
-//! service's admin port.
+//! when only one of its replies was taken. Readiness (its database, Redis) is what the
+//! instance's admin port last said, which the rpc runtime reports with its endpoints' stats.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -370,6 +370,9 @@ fn instance(id: String, replies: Replies) -> ServiceInstance {
                     });
             endpoint.num_requests = counted.num_requests;
             endpoint.num_errors = counted.errors();
+            if let Some(readiness) = counted.readiness() {
+                instance.readiness = readiness.to_owned();
+            }
             endpoint.last_error = counted.last_error;
             endpoint.processing_time = Some(Duration::from_nanos(counted.processing_time).into());
             endpoint.average_processing_time =
@@ -450,7 +453,8 @@ struct EndpointStats {
     average_processing_time: u64,
     #[serde(default)]
     last_error: String,
-    /// What the service's stats handler adds: pkg/rpc reports `{"errors": n}`.
+    /// What the service's stats handler adds: pkg/rpc reports `{"errors": n}`, with
+    /// `"readiness"` when the process runs an admin server.
     #[serde(default)]
     data: Option<serde_json::Value>,
 }
@@ -467,7 +471,17 @@ impl EndpointStats {
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(self.num_errors)
     }
+
+    /// The instance's readiness, which pkg/rpc reports with each endpoint's stats: one of the
+    /// three words its admin port answers, anything else ignored.
+    fn readiness(&self) -> Option<&'static str> {
+        let said = self.data.as_ref()?.get("readiness")?.as_str()?;
+        READINESS.iter().copied().find(|known| *known == said)
+    }
 }
+
+/// What an instance's readiness can be (its admin port's `/health/ready` status).
+const READINESS: [&str; 3] = ["ok", "degraded", "unavailable"];
 
 fn name_ok(value: &str) -> bool {
     !value.is_empty() && value.chars().count() <= MAX_NAME_CHARS
@@ -619,6 +633,23 @@ mod tests {
         assert_eq!(b.started.as_ref().unwrap().nanos, 123_456_789);
         // Without the runtime's count, micro's own is taken.
         assert_eq!(product.instances[0].total_errors, 0);
+    }
+
+    #[test]
+    fn readiness_is_taken_from_the_runtimes_stats_when_it_is_a_known_word() {
+        let endpoint = |data: Value| -> EndpointStats {
+            serde_json::from_value(json!({"name": "get", "data": data})).unwrap()
+        };
+        assert_eq!(
+            endpoint(json!({"errors": 0, "readiness": "degraded"})).readiness(),
+            Some("degraded")
+        );
+        assert_eq!(endpoint(json!({"errors": 0})).readiness(), None);
+        assert_eq!(
+            endpoint(json!({"readiness": "fine\nX-Forged: 1"})).readiness(),
+            None
+        );
+        assert_eq!(endpoint(json!({"readiness": 1})).readiness(), None);
     }
 
     #[test]

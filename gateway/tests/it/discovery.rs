@@ -124,6 +124,8 @@ async fn an_admin_sees_every_running_service_with_its_version_endpoints_and_coun
         assert_eq!(instance["version"], contract.service.version, "{name}");
         assert_eq!(instance["description"], contract.service.description);
         assert_eq!(instance["health"], "up", "{instance}");
+        // Every dependency is up: what its admin port says, carried by its stats.
+        assert_eq!(instance["readiness"], "ok", "{instance}");
         assert!(!instance["id"].as_str().unwrap().is_empty());
         let started: &str = instance["started"].as_str().expect("a start time");
         assert!(started.starts_with("20"), "{started}");

@@ -329,6 +329,7 @@ impl Host {
         let service = rpc::Service::of(self.contract)
             .endpoints(endpoints)
             .limits(self.limits)
+            .readiness(admin.last_readiness())
             .start(self.nats.clone())
             .await
             .with_context(|| format!("starting the {name} service"))?;

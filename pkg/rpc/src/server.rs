@@ -154,6 +154,7 @@ pub struct Service {
     description: String,
     endpoints: Vec<Endpoint>,
     limits: Limits,
+    readiness: Option<telemetry::admin::LastReadiness>,
 }
 
 impl Service {
@@ -164,6 +165,7 @@ impl Service {
             description: String::new(),
             endpoints: Vec::new(),
             limits: Limits::default(),
+            readiness: None,
         }
     }
 
@@ -187,6 +189,14 @@ impl Service {
         self
     }
 
+    /// Reports the process' readiness (its admin server's last evaluation) with each
+    /// endpoint's stats, as `"readiness"`, so that NATS micro discovery (and the gateway's
+    /// service list) shows an instance that answers but cannot serve.
+    pub fn readiness(mut self, readiness: telemetry::admin::LastReadiness) -> Self {
+        self.readiness = Some(readiness);
+        self
+    }
+
     /// Registers the service and its endpoints with NATS and starts serving. When this
     /// returns, the subscriptions are known to the server, so requests will be delivered.
     pub async fn start(self, nats: async_nats::Client) -> anyhow::Result<RunningService> {
@@ -197,6 +207,7 @@ impl Service {
                 .collect(),
         );
         let stats_errors = errors.clone();
+        let readiness = self.readiness.clone();
         let micro = nats
             .service_builder()
             .description(&self.description)
@@ -208,7 +219,12 @@ impl Service {
                     .find(|(name, _)| *name == endpoint)
                     .map(|(_, n)| n.load(Ordering::Relaxed))
                     .unwrap_or(0);
-                serde_json::json!({ "errors": count })
+                match readiness.as_ref().and_then(|r| r.get()) {
+                    Some(readiness) => {
+                        serde_json::json!({ "errors": count, "readiness": readiness })
+                    }
+                    None => serde_json::json!({ "errors": count }),
+                }
             })
             .start(&self.name, &self.version)
             .await

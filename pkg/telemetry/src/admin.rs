@@ -171,6 +171,27 @@ fn process_checks() -> Vec<Arc<dyn Check>> {
 struct AdminState {
     checks: Arc<[Arc<dyn Check>]>,
     metrics: PrometheusHandle,
+    last: LastReadiness,
+}
+
+/// How often a serving admin server evaluates readiness on its own, so [`LastReadiness`] is
+/// never older than this (plus the checks' time).
+pub const READINESS_REFRESH: Duration = Duration::from_secs(5);
+
+/// The readiness an admin server last evaluated, for those who report it elsewhere (the rpc
+/// runtime puts it in its NATS micro stats, so the gateway's service list shows it): `ok`,
+/// `degraded` or `unavailable`, or `None` before the first evaluation.
+#[derive(Clone, Debug, Default)]
+pub struct LastReadiness(Arc<Mutex<Option<&'static str>>>);
+
+impl LastReadiness {
+    pub fn get(&self) -> Option<&'static str> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, label: &'static str) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(label);
+    }
 }
 
 /// The admin HTTP server, bound but not yet serving.
@@ -178,6 +199,7 @@ pub struct AdminServer {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     router: Router,
+    state: AdminState,
 }
 
 impl AdminServer {
@@ -193,17 +215,25 @@ impl AdminServer {
         let state = AdminState {
             checks: checks.into(),
             metrics: crate::metrics(),
+            last: LastReadiness::default(),
         };
         let router = Router::new()
             .route(LIVE_PATH, get(live))
             .route(READY_PATH, get(ready))
             .route(METRICS_PATH, get(render_metrics))
-            .with_state(state);
+            .with_state(state.clone());
         Ok(Self {
             listener,
             local_addr,
             router,
+            state,
         })
+    }
+
+    /// The readiness this server last evaluated (at each probe, and every
+    /// [`READINESS_REFRESH`] while it serves).
+    pub fn last_readiness(&self) -> LastReadiness {
+        self.state.last.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -216,10 +246,19 @@ impl AdminServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, "admin server listening");
-        axum::serve(self.listener, self.router)
+        let state = self.state.clone();
+        let refresher = tokio::spawn(async move {
+            loop {
+                evaluate(&state, false).await;
+                tokio::time::sleep(READINESS_REFRESH).await;
+            }
+        });
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving the admin port")
+            .context("serving the admin port");
+        refresher.abort();
+        served
     }
 }
 
@@ -228,6 +267,16 @@ async fn live() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
+    let (status, label, checks) = evaluate(&state, true).await;
+    (status, Json(json!({ "status": label, "checks": checks })))
+}
+
+/// Runs every check and records the outcome as the last readiness; `log`s each failure (a
+/// probe's evaluation does, the periodic one does not repeat it).
+async fn evaluate(
+    state: &AdminState,
+    log: bool,
+) -> (StatusCode, &'static str, BTreeMap<String, String>) {
     let registered = process_checks();
     let checks = state.checks.iter().chain(&registered);
     let results = futures::future::join_all(checks.map(|check| async move {
@@ -247,7 +296,9 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
             Err(reason) => {
                 all_ok = false;
                 required_ok &= optional;
-                tracing::warn!(check = %name, %reason, "readiness check failed");
+                if log {
+                    tracing::warn!(check = %name, %reason, "readiness check failed");
+                }
                 format!("error: {reason}")
             }
         };
@@ -258,7 +309,8 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
         (true, false) => (StatusCode::OK, "degraded"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
-    (status, Json(json!({ "status": label, "checks": checks })))
+    state.last.set(label);
+    (status, label, checks)
 }
 
 async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {

@@ -85,3 +85,66 @@ async fn an_endpoint_loop_that_ends_while_serving_fails_readiness() {
     let _ = stop_admin.send(());
     admin.await.unwrap().unwrap();
 }
+
+/// The readiness `reporting` puts in its `$SRV.STATS` answer (the first endpoint's data).
+async fn reported(client: &async_nats::Client) -> serde_json::Value {
+    let reply = client
+        .request("$SRV.STATS.reporting", "".into())
+        .await
+        .expect("a STATS answer");
+    let stats: serde_json::Value = serde_json::from_slice(&reply.payload).expect("JSON stats");
+    stats["endpoints"][0]["data"]["readiness"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoints_stats_carry_the_readiness_the_admin_port_last_said() {
+    let nats = testkit::NatsServer::start().await.expect("nats-server");
+    let database_down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let down = database_down.clone();
+    let check = telemetry::admin::check_fn("database", move || {
+        let down = down.clone();
+        async move {
+            if down.load(std::sync::atomic::Ordering::SeqCst) {
+                Err("connection refused".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let admin = AdminServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), vec![check])
+        .await
+        .unwrap();
+    let last = admin.last_readiness();
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(admin.run_until(async {
+        let _ = admin_stopped.await;
+    }));
+    let client = nats.connect().await;
+    let service = Service::new("reporting", "1.0.0")
+        .endpoints(endpoints(Arc::new(Gauge::default())))
+        .readiness(last)
+        .start(client.clone())
+        .await
+        .unwrap();
+
+    // The admin server evaluates on its own: nobody probes it here.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reported(&client).await != "unavailable" {
+        assert!(std::time::Instant::now() < deadline, "never unavailable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The database comes back; within the refresh period (and once other tests' failing
+    // checks, which every admin server of this process counts, are gone) it says ok.
+    database_down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now()
+        + telemetry::admin::READINESS_REFRESH * 2
+        + Duration::from_secs(10);
+    while reported(&client).await != "ok" {
+        assert!(std::time::Instant::now() < deadline, "never ok again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    service.shutdown().await.unwrap();
+    let _ = stop_admin.send(());
+    admin.await.unwrap().unwrap();
+}

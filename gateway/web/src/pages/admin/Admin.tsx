@@ -55,6 +55,7 @@ interface RunningInstance {
   id?: string;
   version?: string;
   health?: string;
+  readiness?: string;
   started?: string;
   total_requests?: number | string;
   total_errors?: number | string;
@@ -93,6 +94,7 @@ function Services() {
             <th scope="col">Instance</th>
             <th scope="col">Version</th>
             <th scope="col">Health</th>
+            <th scope="col">Ready</th>
             <th scope="col">Started</th>
             <th scope="col">Requests</th>
             <th scope="col">Errors</th>
@@ -109,6 +111,9 @@ function Services() {
                 <td data-label="Version">{i.version}</td>
                 <td data-label="Health">
                   <Status value={i.health} />
+                </td>
+                <td data-label="Ready">
+                  <Status value={i.readiness} />
                 </td>
                 <td data-label="Started">
                   <DateTime value={i.started} />
