@@ -249,11 +249,8 @@ fn tracer_provider(
 /// subjects name it (`order` for `order-service`, `gateway`), and `service.version` (the
 /// workspace's version, which every crate shares).
 fn resource(service_name: &'static str) -> Resource {
-    let name = service_name
-        .strip_suffix("-service")
-        .unwrap_or(service_name);
     Resource::builder()
-        .with_service_name(name.replace('-', "_"))
+        .with_service_name(service_label(service_name))
         .with_attribute(KeyValue::new(SERVICE_VERSION, env!("CARGO_PKG_VERSION")))
         .build()
 }
