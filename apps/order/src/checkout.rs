@@ -5,7 +5,7 @@
 //! |---|-------------------|----------------------------------------------|-------------------------|
 //! | 0 | open              | (local) nothing: the order exists, pending   | mark the order failed   |
 //! | 1 | snapshot_address  | address.get_user_address                     |                         |
-//! | 2 | price_cart        | cart.get_checkout_snapshot, shop.get_shop_access, voucher.evaluate | |
+//! | 2 | price_cart        | cart.get_checkout_snapshot, shop.lookup_shops, voucher.evaluate | |
 //! | 3 | record_order      | (local) sub-orders, lines and figures        |                         |
 //! | 4 | reserve_stock     | product.reserve_stock (id = order id)        | product.release_reservation |
 //! | 5 | reserve_voucher   | voucher.reserve_voucher (order id)           | voucher.release_redemption |
@@ -34,7 +34,7 @@ use api::product::{
     CheckAvailabilityRequest, CommitReservationRequest, ProductClient, ReleaseReservationRequest,
     ReservationItem, ReserveStockRequest, RestockReservationRequest,
 };
-use api::shop::{GetShopAccessRequest, ShopClient};
+use api::shop::{LookupShopsRequest, ShopClient};
 use api::voucher::{
     EvaluateVoucherRequest, RedemptionRequest, ReserveVoucherRequest, ShopSubtotal, VoucherClient,
 };
@@ -122,6 +122,46 @@ pub struct Checkout {
     pub hold: Duration,
     /// Each call's deadline.
     pub call_timeout: Duration,
+}
+
+/// A cart priced for checkout, and the voucher's discount when it takes something off.
+#[derive(Clone, Debug)]
+pub(crate) struct Priced {
+    pub order: PricedOrder,
+    pub discount: Option<Discount>,
+}
+
+/// Why a cart could not be priced.
+#[derive(Debug)]
+pub(crate) enum PricingError {
+    /// A checkout now would fail, and this is what its order would say.
+    Refused(FailureRecord),
+    /// A service did not answer as it should: trying again later may succeed. The text is
+    /// for the logs, not the customer.
+    Unavailable(String),
+}
+
+impl PricingError {
+    fn refused(code: &str, message: impl Into<String>) -> Self {
+        PricingError::Refused(FailureRecord {
+            code: code.to_owned(),
+            message: message.into(),
+            ..FailureRecord::default()
+        })
+    }
+
+    fn unavailable(call: &str, error: rpc::Error) -> Self {
+        PricingError::Unavailable(format!("{call}: {error}"))
+    }
+}
+
+impl From<PricingError> for StepError {
+    fn from(error: PricingError) -> Self {
+        match error {
+            PricingError::Refused(record) => refuse(record),
+            PricingError::Unavailable(why) => StepError::transient(why),
+        }
+    }
 }
 
 /// A refusal with the record the failed order will show.
@@ -259,50 +299,112 @@ impl Checkout {
         _ctx: StepContext,
         mut data: CheckoutData,
     ) -> StepResult {
-        let request = GetUserAddressRequest {
-            user_id: data.user_id.to_string(),
-            id: data.shipping_address_id.to_string(),
-        };
-        match self
-            .addresses
-            .get_user_address(&self.context(&data), &request)
-            .await
-        {
-            Ok(a) => {
-                data.address = Some(AddressSnapshot {
-                    recipient_name: a.recipient_name,
-                    phone: a.phone,
-                    line1: a.line1,
-                    line2: a.line2,
-                    city: a.city,
-                    region: a.region,
-                    postal_code: a.postal_code,
-                    country_code: a.country_code,
-                });
-                Ok(Outcome::Done(data))
-            }
-            Err(e) if e.code() == ErrorCode::NotFound => Err(refuse_with(
-                failure::ADDRESS_NOT_FOUND,
-                format!("address {} is not one of yours", data.shipping_address_id),
-            )),
-            Err(e) => Err(transient("address.get_user_address", e)),
-        }
+        let address = self
+            .address_of(&self.context(&data), data.user_id, data.shipping_address_id)
+            .await?;
+        data.address = Some(address);
+        Ok(Outcome::Done(data))
     }
 
     async fn price_cart(self: Arc<Self>, _ctx: StepContext, mut data: CheckoutData) -> StepResult {
-        let context = self.context(&data);
+        let country = data
+            .address
+            .as_ref()
+            .map(|a| a.country_code.clone())
+            .unwrap_or_default();
+        let Priced { order, discount } = self
+            .price(
+                &self.context(&data),
+                data.user_id,
+                data.voucher_code.as_deref(),
+                &data.shipping_method,
+                &country,
+            )
+            .await?;
+        if let Some((expected, expected_currency)) = &data.expected_total
+            && (*expected != order.figures.total || *expected_currency != order.currency)
+        {
+            return Err(refuse(FailureRecord {
+                code: failure::PRICE_CHANGED.into(),
+                message: format!(
+                    "the total is now {} {}, not the {expected} {expected_currency} shown",
+                    order.figures.total, order.currency
+                ),
+                price_changes: order
+                    .sub_orders
+                    .iter()
+                    .flat_map(|s| &s.lines)
+                    .map(|l| PriceNow {
+                        product_id: l.product_id,
+                        unit_price: l.unit_price,
+                    })
+                    .collect(),
+                ..FailureRecord::default()
+            }));
+        }
+        data.discount = discount;
+        data.priced = Some(order);
+        Ok(Outcome::Done(data))
+    }
+
+    /// The customer's address as the order keeps it (snapshot_address, and the quote).
+    pub(crate) async fn address_of(
+        &self,
+        context: &rpc::Context,
+        user_id: Uuid,
+        address_id: Uuid,
+    ) -> Result<AddressSnapshot, PricingError> {
+        let request = GetUserAddressRequest {
+            user_id: user_id.to_string(),
+            id: address_id.to_string(),
+        };
+        match self.addresses.get_user_address(context, &request).await {
+            Ok(a) => Ok(AddressSnapshot {
+                recipient_name: a.recipient_name,
+                phone: a.phone,
+                line1: a.line1,
+                line2: a.line2,
+                city: a.city,
+                region: a.region,
+                postal_code: a.postal_code,
+                country_code: a.country_code,
+            }),
+            Err(e) if e.code() == ErrorCode::NotFound => Err(PricingError::refused(
+                failure::ADDRESS_NOT_FOUND,
+                format!("address {address_id} is not one of yours"),
+            )),
+            Err(e) => Err(PricingError::unavailable("address.get_user_address", e)),
+        }
+    }
+
+    /// Prices the customer's cart as a checkout would now: its lines by shop, the voucher
+    /// (`voucher_code`, else the cart's), shipping by `shipping_method` and tax for
+    /// `country`. Refused with the reason a checkout would fail with when the cart cannot be
+    /// bought. It only reads: the checkout's price step and the quote both price with it, so
+    /// a quote shows exactly what the order will charge.
+    pub(crate) async fn price(
+        &self,
+        context: &rpc::Context,
+        user_id: Uuid,
+        voucher_code: Option<&str>,
+        shipping_method: &str,
+        country: &str,
+    ) -> Result<Priced, PricingError> {
         let cart = self
             .carts
             .get_checkout_snapshot(
-                &context,
+                context,
                 &GetCheckoutSnapshotRequest {
-                    user_id: data.user_id.to_string(),
+                    user_id: user_id.to_string(),
                 },
             )
             .await
-            .map_err(|e| transient("cart.get_checkout_snapshot", e))?;
+            .map_err(|e| PricingError::unavailable("cart.get_checkout_snapshot", e))?;
         if cart.lines.is_empty() {
-            return Err(refuse_with(failure::EMPTY_CART, "the cart is empty"));
+            return Err(PricingError::refused(
+                failure::EMPTY_CART,
+                "the cart is empty",
+            ));
         }
         let short: Vec<Uuid> = cart
             .lines
@@ -311,7 +413,7 @@ impl Checkout {
             .filter_map(|l| Uuid::try_parse(&l.product_id).ok())
             .collect();
         if !short.is_empty() {
-            return Err(refuse(FailureRecord {
+            return Err(PricingError::Refused(FailureRecord {
                 code: failure::OUT_OF_STOCK.into(),
                 message: "some products are not available in the quantities in the cart".into(),
                 product_ids: short,
@@ -325,7 +427,7 @@ impl Checkout {
             .filter_map(|l| Uuid::try_parse(&l.product_id).ok())
             .collect();
         if !gone.is_empty() {
-            return Err(refuse(FailureRecord {
+            return Err(PricingError::Refused(FailureRecord {
                 code: failure::CART_NOT_READY.into(),
                 message: "some products in the cart are no longer sold".into(),
                 product_ids: gone,
@@ -340,12 +442,12 @@ impl Checkout {
                 Uuid::try_parse(&line.shop_id),
                 line.unit_price.as_ref(),
             ) else {
-                return Err(StepError::transient(format!(
+                return Err(PricingError::Unavailable(format!(
                     "the cart answered a line without ids or price: {line:?}"
                 )));
             };
             if price.currency != currency {
-                return Err(refuse_with(
+                return Err(PricingError::refused(
                     failure::CART_NOT_READY,
                     "the cart holds prices in more than one currency",
                 ));
@@ -360,26 +462,30 @@ impl Checkout {
         }
 
         // Only shops that trade now sell: a suspended or closed shop's products stay in
-        // carts but cannot be bought.
-        let mut shops: Vec<Uuid> = lines.iter().map(|l| l.shop_id).collect();
-        shops.sort();
-        shops.dedup();
-        for shop_id in shops {
-            let request = GetShopAccessRequest {
-                shop_id: shop_id.to_string(),
-            };
-            let trading = match self.shops.get_shop_access(&context, &request).await {
-                Ok(access) => access.status == "active",
-                Err(e) if e.code() == ErrorCode::NotFound => false,
-                Err(e) => return Err(transient("shop.get_shop_access", e)),
-            };
-            if !trading {
-                return Err(refuse(FailureRecord {
+        // carts but cannot be bought. The same answer names each shop's sub-order.
+        let mut shop_ids: Vec<Uuid> = lines.iter().map(|l| l.shop_id).collect();
+        shop_ids.sort();
+        shop_ids.dedup();
+        let shops = self
+            .shops
+            .lookup_shops(
+                context,
+                &LookupShopsRequest {
+                    shop_ids: shop_ids.iter().map(Uuid::to_string).collect(),
+                },
+            )
+            .await
+            .map_err(|e| PricingError::unavailable("shop.lookup_shops", e))?
+            .shops;
+        let shop_of = |id: Uuid| shops.iter().find(|s| s.shop_id == id.to_string());
+        for shop_id in &shop_ids {
+            if shop_of(*shop_id).is_none_or(|s| s.status != "active") {
+                return Err(PricingError::Refused(FailureRecord {
                     code: failure::CART_NOT_READY.into(),
                     message: format!("shop {shop_id} is not selling now"),
                     product_ids: lines
                         .iter()
-                        .filter(|l| l.shop_id == shop_id)
+                        .filter(|l| l.shop_id == *shop_id)
                         .map(|l| l.product_id)
                         .collect(),
                     ..FailureRecord::default()
@@ -388,9 +494,8 @@ impl Checkout {
         }
 
         // The code named at checkout, else the one applied to the cart.
-        let code = data
-            .voucher_code
-            .clone()
+        let code = voucher_code
+            .map(str::to_owned)
             .or_else(|| cart.voucher.as_ref().map(|v| v.code.clone()))
             .filter(|c| !c.is_empty());
         let discount = match code {
@@ -410,18 +515,18 @@ impl Checkout {
                 let evaluation = self
                     .vouchers
                     .evaluate_voucher(
-                        &context,
+                        context,
                         &EvaluateVoucherRequest {
                             code: code.clone(),
-                            user_id: data.user_id.to_string(),
+                            user_id: user_id.to_string(),
                             currency: currency.clone(),
                             subtotals,
                         },
                     )
                     .await
-                    .map_err(|e| transient("voucher.evaluate_voucher", e))?;
+                    .map_err(|e| PricingError::unavailable("voucher.evaluate_voucher", e))?;
                 if !evaluation.applies {
-                    return Err(refuse_with(
+                    return Err(PricingError::refused(
                         failure::VOUCHER_UNAVAILABLE,
                         format!("voucher {code:?}: {}", evaluation.message),
                     ));
@@ -434,48 +539,29 @@ impl Checkout {
                 })
             }
         };
-        let country = data
-            .address
-            .as_ref()
-            .map(|a| a.country_code.clone())
-            .unwrap_or_default();
-        let Some(priced) = self.rules.price(
+        let Some(mut order) = self.rules.price(
             &currency,
             &lines,
             discount.as_ref(),
-            &data.shipping_method,
-            &country,
+            shipping_method,
+            country,
         ) else {
-            return Err(refuse_with(
+            return Err(PricingError::refused(
                 failure::SHIPPING_UNAVAILABLE,
                 format!(
-                    "shipping method {:?} is not offered for orders in {currency}",
-                    data.shipping_method
+                    "shipping method {shipping_method:?} is not offered for orders in {currency}"
                 ),
             ));
         };
-        if let Some((expected, expected_currency)) = &data.expected_total
-            && (*expected != priced.figures.total || *expected_currency != currency)
-        {
-            return Err(refuse(FailureRecord {
-                code: failure::PRICE_CHANGED.into(),
-                message: format!(
-                    "the total is now {} {currency}, not the {expected} {expected_currency} shown",
-                    priced.figures.total
-                ),
-                price_changes: lines
-                    .iter()
-                    .map(|l| PriceNow {
-                        product_id: l.product_id,
-                        unit_price: l.unit_price,
-                    })
-                    .collect(),
-                ..FailureRecord::default()
-            }));
+        for sub in &mut order.sub_orders {
+            sub.shop_name = shop_of(sub.shop_id)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
         }
-        data.discount = discount.filter(|d| d.amount > 0);
-        data.priced = Some(priced);
-        Ok(Outcome::Done(data))
+        Ok(Priced {
+            order,
+            discount: discount.filter(|d| d.amount > 0),
+        })
     }
 
     async fn reserve_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {

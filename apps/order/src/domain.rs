@@ -7,7 +7,7 @@ use std::fmt;
 
 use api::order::{
     CheckoutRequest, ListOrdersRequest, ListSagasRequest, ListShopSubOrdersRequest,
-    ShipSubOrderRequest,
+    QuoteCheckoutRequest, ShipSubOrderRequest,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -471,6 +471,10 @@ impl Line {
 pub struct PricedSubOrder {
     pub id: Uuid,
     pub shop_id: Uuid,
+    /// The shop's name as the shop service had it when the cart was priced (empty in a
+    /// checkout priced before names were kept).
+    #[serde(default)]
+    pub shop_name: String,
     pub lines: Vec<Line>,
     pub figures: Figures,
 }
@@ -662,6 +666,7 @@ impl PricingRules {
                 PricedSubOrder {
                     id: Uuid::now_v7(),
                     shop_id,
+                    shop_name: String::new(),
                     lines,
                     figures: Figures {
                         subtotal,
@@ -743,6 +748,53 @@ pub mod failure {
     pub const CANCELLED_BY_CUSTOMER: &str = "cancelled_by_customer";
 }
 
+/// A configured shipping method; the default one when `value` is empty.
+fn shipping_method(value: &str, rules: &PricingRules) -> Result<String, Problem> {
+    let method = match value.trim() {
+        "" => DEFAULT_SHIPPING_METHOD,
+        method => method,
+    };
+    let offered = rules.shipping_methods();
+    if offered.contains_key(method) {
+        Ok(method.to_owned())
+    } else {
+        Err(Problem::from(format!(
+            "must be one of {}",
+            offered.keys().cloned().collect::<Vec<_>>().join(", ")
+        )))
+    }
+}
+
+/// A quote request, validated: the fields a checkout prices with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteOrder {
+    pub shipping_address_id: Uuid,
+    pub shipping_method: String,
+    pub voucher_code: Option<String>,
+}
+
+impl QuoteOrder {
+    pub fn parse(request: &QuoteCheckoutRequest, rules: &PricingRules) -> Result<Self, rpc::Error> {
+        let mut fields = Fields::new();
+        let shipping_address_id = fields.parse(
+            "shipping_address_id",
+            parse_uuid(&request.shipping_address_id),
+        );
+        let shipping_method = fields.parse(
+            "shipping_method",
+            shipping_method(&request.shipping_method, rules),
+        );
+        let code = request.voucher_code.trim();
+        fields.finish(|| {
+            Some(Self {
+                shipping_address_id: shipping_address_id?,
+                shipping_method: shipping_method?,
+                voucher_code: Some(code.to_owned()).filter(|c| !c.is_empty()),
+            })
+        })
+    }
+}
+
 /// A checkout request, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckoutOrder {
@@ -773,21 +825,9 @@ impl CheckoutOrder {
             "shipping_address_id",
             parse_uuid(&request.shipping_address_id),
         );
-        let method = match request.shipping_method.trim() {
-            "" => DEFAULT_SHIPPING_METHOD,
-            method => method,
-        };
-        let offered = rules.shipping_methods();
         let shipping_method = fields.parse(
             "shipping_method",
-            if offered.contains_key(method) {
-                Ok(method.to_owned())
-            } else {
-                Err(Problem::from(format!(
-                    "must be one of {}",
-                    offered.keys().cloned().collect::<Vec<_>>().join(", ")
-                )))
-            },
+            shipping_method(&request.shipping_method, rules),
         );
         let code = request.voucher_code.trim();
         let payment_method_id = fields.parse(
@@ -1000,6 +1040,41 @@ mod tests {
         assert_eq!(
             testkit::bad_fields(&error),
             ["id", "carrier", "tracking_number"]
+        );
+    }
+
+    #[test]
+    fn a_quote_takes_the_checkouts_address_method_and_voucher_rules() {
+        let address = Uuid::now_v7();
+        let quote = QuoteOrder::parse(
+            &QuoteCheckoutRequest {
+                shipping_address_id: address.to_string(),
+                shipping_method: String::new(),
+                voucher_code: "  ".into(),
+            },
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(
+            quote,
+            QuoteOrder {
+                shipping_address_id: address,
+                shipping_method: DEFAULT_SHIPPING_METHOD.into(),
+                voucher_code: None,
+            }
+        );
+        let error = QuoteOrder::parse(
+            &QuoteCheckoutRequest {
+                shipping_address_id: "nope".into(),
+                shipping_method: "drone".into(),
+                voucher_code: "SAVE5".into(),
+            },
+            &rules(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            testkit::bad_fields(&error),
+            ["shipping_address_id", "shipping_method"]
         );
     }
 }

@@ -20,6 +20,14 @@ pub enum Error {
     #[error("shop {0} not found")]
     ShopNotFound(Uuid),
 
+    /// No such address among the caller's: another user's is told the same.
+    #[error("address {0} not found")]
+    AddressNotFound(Uuid),
+
+    /// A service the quote needs did not answer; the cause is logged, not told.
+    #[error("the checkout cannot be priced now; try again in a moment")]
+    PricingUnavailable,
+
     #[error("saga {0} not found")]
     SagaNotFound(Uuid),
 
@@ -59,7 +67,9 @@ impl From<Error> for rpc::Error {
             Error::OrderNotFound(_)
             | Error::SubOrderNotFound(_)
             | Error::ShopNotFound(_)
+            | Error::AddressNotFound(_)
             | Error::SagaNotFound(_) => rpc::Error::not_found(message),
+            Error::PricingUnavailable => rpc::Error::unavailable(message),
             Error::NotNow(_) => rpc::Error::failed_precondition(message),
             Error::KeyReused(_) => rpc::Error::conflict(message),
             // The request's deadline (or the pool's statement timeout) cancelled a statement.

@@ -1,8 +1,9 @@
 //! The RPC handlers of the order contract.
 //!
 //! Who may do what:
-//! - A customer checks out their own cart, lists and reads their own orders (with sub-orders
-//!   and history), reads their sub-orders, and cancels an order before anything shipped.
+//! - A customer quotes and checks out their own cart, lists and reads their own orders (with
+//!   sub-orders and history), reads their sub-orders, and cancels an order before anything
+//!   shipped.
 //! - A seller lists and reads the sub-orders of the shops they own (the shop service says
 //!   who owns a shop) and ships and delivers them; never the order around them.
 //! - Admins read everything, ship and deliver any sub-order, cancel any order, and operate
@@ -13,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::order::{
-    AbortSagaRequest, CancelOrderRequest, CheckoutRequest, CheckoutResponse,
+    AbortSagaRequest, CancelOrderRequest, CheckoutQuote, CheckoutRequest, CheckoutResponse,
     DeliverSubOrderRequest, GetOrderRequest, GetSagaRequest, GetSubOrderRequest, ListOrdersRequest,
     ListOrdersResponse, ListSagasRequest, ListSagasResponse, ListShopSubOrdersRequest,
-    ListSubOrdersResponse, Order, OrderService, OrderWatch, RetrySagaRequest, Saga, SagaStep,
-    ShipSubOrderRequest, SubOrder, WatchOrderRequest,
+    ListSubOrdersResponse, Order, OrderService, OrderWatch, QuoteCheckoutRequest, RetrySagaRequest,
+    Saga, SagaStep, ShipSubOrderRequest, SubOrder, WatchOrderRequest,
 };
 use api::shop::{GetShopAccessRequest, ShopClient};
 use api::timestamp;
@@ -26,9 +27,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::cancellation::{self, CancelData, cancellable};
-use crate::checkout::{self, CheckoutData};
+use crate::checkout::{self, Checkout, CheckoutData, Priced, PricingError};
 use crate::domain::{
-    CheckoutOrder, OrderId, OrderQuery, OrderStatus, PricingRules, SagaQuery, Shipment,
+    CheckoutOrder, OrderId, OrderQuery, OrderStatus, PricingRules, QuoteOrder, SagaQuery, Shipment,
     SubOrderQuery, SubOrderStatus, Transition, fulfilment_status,
 };
 use crate::error::Error;
@@ -39,10 +40,12 @@ use crate::views;
 /// What a checkout keeps of its deadline for answering after the saga's wait.
 const ANSWER_MARGIN: Duration = Duration::from_millis(300);
 
-/// The order service: its database, the saga orchestrator and the shop service it asks.
+/// The order service: its database, the saga orchestrator, the shop service it asks, and the
+/// checkout's pricing (which quotes use too).
 pub struct OrderHandlers {
     pool: PgPool,
     orchestrator: saga::Orchestrator,
+    checkout: Arc<Checkout>,
     shops: ShopClient,
     rules: Arc<PricingRules>,
     /// The longest a checkout or cancellation waits for its saga before answering 202.
@@ -53,6 +56,7 @@ impl OrderHandlers {
     pub fn new(
         pool: PgPool,
         orchestrator: saga::Orchestrator,
+        checkout: Arc<Checkout>,
         nats: rpc::Client,
         rules: Arc<PricingRules>,
         wait: Duration,
@@ -60,6 +64,7 @@ impl OrderHandlers {
         Self {
             pool,
             orchestrator,
+            checkout,
             shops: ShopClient::new(nats),
             rules,
             wait,
@@ -400,6 +405,55 @@ impl OrderService for OrderHandlers {
             .wait(order_id, self.wait_within(&ctx))
             .await;
         self.answer(order_id, 201).await
+    }
+
+    /// Prices the caller's cart with the checkout's own pricing; nothing is reserved or
+    /// written. A cart that cannot be checked out is answered with the reason, not an error,
+    /// so the checkout page can show it beside the cart.
+    async fn quote_checkout(
+        &self,
+        ctx: Context,
+        request: QuoteCheckoutRequest,
+    ) -> Result<CheckoutQuote, rpc::Error> {
+        let principal = ctx.require_principal()?;
+        let user_id = user_id(principal)?;
+        let quote = QuoteOrder::parse(&request, &self.rules)?;
+        let unavailable = |why: String| {
+            tracing::warn!(error = %why, "a checkout quote could not be priced");
+            rpc::Error::from(Error::PricingUnavailable)
+        };
+        let address = match self
+            .checkout
+            .address_of(&ctx, user_id, quote.shipping_address_id)
+            .await
+        {
+            Ok(address) => address,
+            Err(PricingError::Refused(_)) => {
+                return Err(Error::AddressNotFound(quote.shipping_address_id).into());
+            }
+            Err(PricingError::Unavailable(why)) => return Err(unavailable(why)),
+        };
+        match self
+            .checkout
+            .price(
+                &ctx,
+                user_id,
+                quote.voucher_code.as_deref(),
+                &quote.shipping_method,
+                &address.country_code,
+            )
+            .await
+        {
+            Ok(Priced { order, discount }) => Ok(views::quote(
+                &order,
+                discount.as_ref(),
+                &quote.shipping_method,
+            )),
+            Err(PricingError::Refused(problem)) => {
+                Ok(views::quote_problem(problem, &quote.shipping_method))
+            }
+            Err(PricingError::Unavailable(why)) => Err(unavailable(why)),
+        }
     }
 
     async fn list_orders(

@@ -138,7 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
             ..saga::Config::default()
         },
     );
-    orchestrator.register(checkout.definition());
+    orchestrator.register(checkout.clone().definition());
     orchestrator.register(cancellation.definition());
     let runner = orchestrator.clone();
     host.background("saga runner", move |cancel| {
@@ -151,6 +151,7 @@ pub async fn start(config: Config) -> anyhow::Result<host::Serving> {
     let handlers = OrderHandlers::new(
         pool,
         orchestrator,
+        checkout,
         nats,
         rules,
         Duration::from_millis(config.checkout_wait_ms),

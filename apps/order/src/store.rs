@@ -94,6 +94,7 @@ pub struct SubOrderRecord {
     pub id: Uuid,
     pub order_id: Uuid,
     pub shop_id: Uuid,
+    pub shop_name: String,
     pub status: String,
     pub subtotal: i64,
     pub discount: i64,
@@ -114,8 +115,8 @@ impl SubOrderRecord {
     }
 }
 
-const SUB_ORDER_COLUMNS: &str = "id, order_id, shop_id, status, subtotal, discount, shipping, \
-    tax, total, carrier, tracking_number, shipped_at, delivered_at, created_at, updated_at";
+const SUB_ORDER_COLUMNS: &str = "id, order_id, shop_id, shop_name, status, subtotal, discount, \
+    shipping, tax, total, carrier, tracking_number, shipped_at, delivered_at, created_at, updated_at";
 
 #[derive(Clone, Debug, FromRow)]
 pub struct LineRecord {
@@ -257,9 +258,9 @@ pub async fn record_pricing(
     for sub in &priced.sub_orders {
         let f: Figures = sub.figures;
         let inserted = sqlx::query(
-            "INSERT INTO sub_orders (id, order_id, shop_id, status, subtotal, discount, \
-                 shipping, tax, total) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO sub_orders (id, order_id, shop_id, shop_name, status, subtotal, \
+                 discount, shipping, tax, total) \
+             VALUES ($1, $2, $3, $9, 'pending', $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(sub.id)
         .bind(order_id)
@@ -269,6 +270,7 @@ pub async fn record_pricing(
         .bind(f.shipping)
         .bind(f.tax)
         .bind(f.total)
+        .bind(&sub.shop_name)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() == 0 {

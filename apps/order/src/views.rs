@@ -2,14 +2,15 @@
 
 use api::common::Money;
 use api::order::{
-    Failure, Order, OrderLine, OrderWatch, PriceChange, ShippingAddress, StatusChange, SubOrder,
-    SubOrderState,
+    CheckoutQuote, Failure, Order, OrderLine, OrderWatch, PriceChange, ShippingAddress, ShopQuote,
+    StatusChange, SubOrder, SubOrderState,
 };
 use api::timestamp;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::store::{self, HistoryRecord, LineRecord, OrderRecord, SubOrderRecord};
+use crate::domain::{Discount, PricedOrder};
+use crate::store::{self, FailureRecord, HistoryRecord, LineRecord, OrderRecord, SubOrderRecord};
 
 pub fn money(minor_units: i64, currency: &str) -> Option<Money> {
     Some(Money {
@@ -103,26 +104,78 @@ fn assemble(
         payment_id: record.payment_id.map(|p| p.to_string()).unwrap_or_default(),
         payment_method_id: record.payment_method_id,
         sub_orders,
-        failure: record.failure.map(|f| {
-            let f = f.0;
-            Failure {
-                code: f.code,
-                message: f.message,
-                product_ids: f.product_ids.iter().map(Uuid::to_string).collect(),
-                price_changes: f
-                    .price_changes
-                    .iter()
-                    .map(|p| PriceChange {
-                        product_id: p.product_id.to_string(),
-                        unit_price: money(p.unit_price, &currency),
-                    })
-                    .collect(),
-                payment_failure_code: f.payment_failure_code,
-            }
-        }),
+        failure: record.failure.map(|f| failure(f.0, &currency)),
         history: history.into_iter().map(status_change).collect(),
         created_at: timestamp(record.created_at),
         updated_at: timestamp(record.updated_at),
+    }
+}
+
+/// Why an order failed (or a quote's cart cannot be checked out), prices in `currency`.
+fn failure(f: FailureRecord, currency: &str) -> Failure {
+    Failure {
+        code: f.code,
+        message: f.message,
+        product_ids: f.product_ids.iter().map(Uuid::to_string).collect(),
+        price_changes: f
+            .price_changes
+            .iter()
+            .map(|p| PriceChange {
+                product_id: p.product_id.to_string(),
+                unit_price: money(p.unit_price, currency),
+            })
+            .collect(),
+        payment_failure_code: f.payment_failure_code,
+    }
+}
+
+/// The figures of a priced cart as a quote, each shop's as its sub-order would have them.
+pub fn quote(priced: &PricedOrder, discount: Option<&Discount>, method: &str) -> CheckoutQuote {
+    let currency = priced.currency.as_str();
+    let f = priced.figures;
+    CheckoutQuote {
+        currency: currency.to_owned(),
+        shops: priced
+            .sub_orders
+            .iter()
+            .map(|s| ShopQuote {
+                shop_id: s.shop_id.to_string(),
+                shop_name: s.shop_name.clone(),
+                lines: s
+                    .lines
+                    .iter()
+                    .map(|l| OrderLine {
+                        product_id: l.product_id.to_string(),
+                        name: l.name.clone(),
+                        unit_price: money(l.unit_price, currency),
+                        quantity: l.quantity,
+                        line_total: money(l.total(), currency),
+                    })
+                    .collect(),
+                subtotal: money(s.figures.subtotal, currency),
+                discount: money(s.figures.discount, currency),
+                shipping: money(s.figures.shipping, currency),
+                tax: money(s.figures.tax, currency),
+                total: money(s.figures.total, currency),
+            })
+            .collect(),
+        subtotal: money(f.subtotal, currency),
+        discount: money(f.discount, currency),
+        shipping: money(f.shipping, currency),
+        tax: money(f.tax, currency),
+        total: money(f.total, currency),
+        voucher_code: discount.map(|d| d.code.clone()).unwrap_or_default(),
+        shipping_method: method.to_owned(),
+        problem: None,
+    }
+}
+
+/// A quote of a cart that cannot be checked out: no figures, and why.
+pub fn quote_problem(problem: FailureRecord, method: &str) -> CheckoutQuote {
+    CheckoutQuote {
+        shipping_method: method.to_owned(),
+        problem: Some(failure(problem, "")),
+        ..CheckoutQuote::default()
     }
 }
 
@@ -132,6 +185,7 @@ pub fn sub_order(record: SubOrderRecord, lines: &[LineRecord], currency: &str) -
         id: record.id.to_string(),
         order_id: record.order_id.to_string(),
         shop_id: record.shop_id.to_string(),
+        shop_name: record.shop_name,
         status: record.status,
         lines: lines
             .iter()

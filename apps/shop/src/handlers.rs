@@ -5,14 +5,15 @@
 //! then run the store functions; a write runs in one transaction together with its history
 //! row and the record of the change in the outbox. The runtime has already enforced the access
 //! levels of the contract (signed in for writes, admin for approve and suspend, internal for
-//! shop access); the rules that depend on the shop (its owner, its status) are decided here.
+//! shop access and lookups); the rules that depend on the shop (its owner, its status) are decided here.
 //!
 //! A shop the caller may not see or change answers exactly like one that does not exist.
 
 use api::shop::{
     ApproveShopRequest, CloseShopRequest, CreateShopRequest, GetShopAccessRequest, GetShopRequest,
-    ListMyShopsRequest, ListShopsRequest, ListShopsResponse, Shop, ShopAccess, ShopService,
-    SuspendShopRequest, UpdateShopRequest,
+    ListMyShopsRequest, ListShopsRequest, ListShopsResponse, LookupShopsRequest,
+    LookupShopsResponse, Shop, ShopAccess, ShopService, ShopSummary, SuspendShopRequest,
+    UpdateShopRequest,
 };
 use rpc::{Context, Principal};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -259,6 +260,30 @@ impl ShopService for ShopHandlers {
             owner_id: shop.owner_id.to_string(),
             status: shop.status.as_str().to_owned(),
             currency: shop.currency,
+        })
+    }
+
+    async fn lookup_shops(
+        &self,
+        _ctx: Context,
+        request: LookupShopsRequest,
+    ) -> Result<LookupShopsResponse, rpc::Error> {
+        let mut ids = Vec::with_capacity(request.shop_ids.len());
+        for (i, id) in request.shop_ids.iter().enumerate() {
+            ids.push(ShopId::parse_field(&format!("shop_ids[{i}]"), id)?.as_uuid());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let shops = store::find_many(&self.pool, &ids).await?;
+        Ok(LookupShopsResponse {
+            shops: shops
+                .into_iter()
+                .map(|shop| ShopSummary {
+                    shop_id: shop.id.to_string(),
+                    name: shop.name,
+                    status: shop.status.as_str().to_owned(),
+                })
+                .collect(),
         })
     }
 }

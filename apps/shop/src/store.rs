@@ -160,6 +160,22 @@ pub async fn find(
     Ok(query.fetch_optional(executor).await?)
 }
 
+/// The shops of the given ids that exist, whatever their status.
+#[tracing::instrument(skip_all, fields(shops = ids.len()))]
+pub async fn find_many(
+    executor: impl PgExecutor<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<ShopRecord>, Error> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        shop_columns!(),
+        " FROM shops WHERE id = ANY($1) ORDER BY id"
+    ))
+    .bind(ids)
+    .fetch_all(executor)
+    .await?)
+}
+
 /// The shop `id`, locked until the transaction ends so that concurrent changes of it happen
 /// one after another (and record their events in commit order).
 #[tracing::instrument(skip_all, fields(shop_id = %id))]

@@ -41,6 +41,12 @@ test('a guest shops from two shops, registers, pays and follows the order live t
   await fillAddress(page);
   await expect(page.getByRole('radio', { name: /Ada Lovelace/ })).toBeChecked();
   await expect(page.getByText('4242 4242 4242 4242')).toBeVisible();
+  // Before paying, the checkout shows what the order will charge: each shop's part with
+  // shipping and tax, and the total.
+  await expect(page.getByTestId('quote-shop')).toHaveCount(2);
+  await expect(page.getByTestId('quote-shop').filter({ hasText: lampShop!.name })).toContainText(lamp.name);
+  const quoted = (await page.getByTestId('quote-total').textContent())?.trim() ?? '';
+  expect(quoted).toMatch(/\d/);
   await pay(page, data.card);
 
   await expect(page).toHaveURL(/\/orders\/[0-9a-f-]{36}$/);
@@ -48,6 +54,11 @@ test('a guest shops from two shops, registers, pays and follows the order live t
   await expect(page.getByTestId('order-status')).toHaveText('paid');
   await expect(page.getByText('Updates live')).toBeVisible();
   await expect(page.getByTestId('sub-order')).toHaveCount(2);
+  // The order charged the total quoted, and each sub-order says whose shop it is.
+  await expect(page.locator('dl.totals')).toContainText(quoted);
+  await expect(page.getByTestId('sub-order').filter({ hasText: lamp.name }).getByTestId('sub-order-shop')).toHaveText(
+    lampShop!.name,
+  );
   // Marks this document: a reload would lose it.
   await page.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
 

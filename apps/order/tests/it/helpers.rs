@@ -7,8 +7,8 @@ use api::address::{AddressClient, CreateAddressRequest};
 use api::cart::{ApplyVoucherRequest, Cart, CartClient, GetCartRequest, SetItemRequest};
 use api::common::Money;
 use api::order::{
-    CheckoutRequest, CheckoutResponse, GetOrderRequest, Order, OrderClient, ShipSubOrderRequest,
-    SubOrder,
+    CheckoutQuote, CheckoutRequest, CheckoutResponse, GetOrderRequest, Order, OrderClient,
+    QuoteCheckoutRequest, ShipSubOrderRequest, SubOrder,
 };
 use api::payment::{CreatePaymentMethodRequest, ListPaymentsRequest, Payment, PaymentClient};
 use api::product::{
@@ -68,6 +68,7 @@ pub struct Customer {
 pub struct Seller {
     pub ctx: Context,
     pub shop_id: String,
+    pub shop_name: String,
 }
 
 pub fn usd(minor_units: i64) -> Option<Money> {
@@ -173,7 +174,7 @@ impl TestApp {
             .create_shop(
                 &ctx,
                 &CreateShopRequest {
-                    name: slug.clone(),
+                    name: format!("Atelier {slug}"),
                     slug,
                     contact_email: "seller@example.com".into(),
                     currency: "USD".into(),
@@ -194,6 +195,7 @@ impl TestApp {
         Seller {
             ctx,
             shop_id: shop.id,
+            shop_name: shop.name,
         }
     }
 
@@ -356,6 +358,23 @@ impl TestApp {
             payment_method_id: customer.payment_method_id.clone(),
             ..Default::default()
         }
+    }
+
+    /// What checking out `customer`'s cart now would charge, with their address on file.
+    pub async fn quote(
+        &self,
+        customer: &Customer,
+        request: QuoteCheckoutRequest,
+    ) -> Result<CheckoutQuote, rpc::Error> {
+        let request = QuoteCheckoutRequest {
+            shipping_address_id: if request.shipping_address_id.is_empty() {
+                customer.address_id.clone()
+            } else {
+                request.shipping_address_id
+            },
+            ..request
+        };
+        self.client.quote_checkout(&customer.ctx, &request).await
     }
 
     pub async fn checkout_with(

@@ -10,4 +10,5 @@ mod helpers;
 mod idempotency;
 mod operations;
 mod pricing;
+mod quote;
 mod recovery;

@@ -1,7 +1,10 @@
 //! A shop's life: opened pending, approved, suspended, approved again, closed for good; its
 //! fields change while it is open; other services read who owns it.
 
-use api::shop::{CloseShopRequest, GetShopAccessRequest, ShopAccess, UpdateShopRequest};
+use api::shop::{
+    CloseShopRequest, GetShopAccessRequest, LookupShopsRequest, ShopAccess, ShopSummary,
+    UpdateShopRequest,
+};
 use rpc::ErrorCode;
 use uuid::Uuid;
 
@@ -275,5 +278,57 @@ async fn shop_access_tells_other_services_who_owns_a_shop_in_any_status() {
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&error), ["shop_id"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_names_the_shops_that_exist_in_any_status() {
+    let app = TestApp::spawn().await;
+    let seller = User::seller();
+    let pending = app.open(&seller, shop("Pending Place")).await;
+    let other = app.open(&User::seller(), shop("Other Place")).await;
+    app.suspend(&other.id, "Checking papers").await.unwrap();
+    let missing = Uuid::now_v7().to_string();
+    let lookup = |ids: &[&str]| LookupShopsRequest {
+        shop_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+    };
+
+    let answer = app
+        .client
+        .lookup_shops(
+            &anonymous(),
+            &lookup(&[&other.id, &missing, &pending.id, &pending.id]),
+        )
+        .await
+        .expect("looking shops up");
+    let mut shops = answer.shops;
+    shops.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
+    let mut expected = vec![
+        ShopSummary {
+            shop_id: pending.id.clone(),
+            name: "Pending Place".into(),
+            status: "pending".into(),
+        },
+        ShopSummary {
+            shop_id: other.id.clone(),
+            name: "Other Place".into(),
+            status: "suspended".into(),
+        },
+    ];
+    expected.sort_by(|a, b| a.shop_id.cmp(&b.shop_id));
+    assert_eq!(shops, expected);
+
+    let error = app
+        .client
+        .lookup_shops(&anonymous(), &lookup(&[&pending.id, "nope"]))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&error), ["shop_ids[1]"]);
+    let error = app
+        .client
+        .lookup_shops(&anonymous(), &lookup(&[]))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&error), ["shop_ids"]);
     app.stop().await;
 }

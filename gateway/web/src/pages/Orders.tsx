@@ -124,6 +124,11 @@ export function OrderPage({ id }: { id: string }) {
         {(order.sub_orders ?? []).map((s) => (
           <li key={s.id} class="card" data-testid="sub-order">
             <p>
+              {s.shop_name && (
+                <>
+                  <strong data-testid="sub-order-shop">{s.shop_name}</strong> ·{' '}
+                </>
+              )}
               <Status value={s.status} />{' '}
               {s.carrier && s.tracking_number && (
                 <span data-testid="tracking">

@@ -280,11 +280,13 @@ export function ProductPage({ id }: { id: string }) {
         {shop.data && (
           <p class="meta">
             Sold by <strong>{shop.data.name}</strong>
+            {shop.data.description && <span data-testid="shop-description"> — {shop.data.description}</span>}
           </p>
         )}
         <p class="price">
           <Money value={p.price} />
         </p>
+        {p.description && <p data-testid="product-description">{p.description}</p>}
         <p class="availability" data-testid="availability">
           {availability.loading
             ? 'Checking stock…'

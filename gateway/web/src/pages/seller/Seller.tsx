@@ -98,6 +98,7 @@ export function SellerShop({ id }: { id: string }) {
       <h1>
         {shop.data.name} <Status value={shop.data.status} />
       </h1>
+      {shop.data.description && <p class="lead">{shop.data.description}</p>}
       <div role="tablist" class="tabs" aria-label="Shop">
         {(['orders', 'products', 'vouchers'] as const).map((t) => (
           <button
@@ -205,8 +206,9 @@ function ShopOrders({ shopId }: { shopId: string }) {
         {(subs.data?.sub_orders ?? []).map((s) => (
           <li key={s.id} class="card" data-testid="seller-sub-order" data-order-id={s.order_id}>
             <p>
-              Order <strong>{shortId(s.order_id)}</strong> · <DateTime value={s.created_at} /> · <Status value={s.status} /> ·{' '}
-              <Money value={s.total} />
+              Order <strong>{shortId(s.order_id)}</strong>
+              {s.shop_name && <span data-testid="seller-sub-order-shop"> for {s.shop_name}</span>} ·{' '}
+              <DateTime value={s.created_at} /> · <Status value={s.status} /> · <Money value={s.total} />
             </p>
             <ul>
               {(s.lines ?? []).map((l) => (
