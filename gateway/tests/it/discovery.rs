@@ -141,7 +141,10 @@ async fn an_admin_sees_every_running_service_with_its_version_endpoints_and_coun
             .map(|m| m.subject.to_owned())
             .collect();
         // A service with consumers also serves the redrive of their dead letters.
-        if events::names::durables().iter().any(|d| d.0 == name.as_str()) {
+        if events::names::durables()
+            .iter()
+            .any(|d| d.0 == name.as_str())
+        {
             declared.insert(events::names::redrive_endpoint_subject(name));
         }
         let subjects: BTreeSet<String> = subjects.into_iter().map(str::to_owned).collect();
