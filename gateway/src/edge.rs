@@ -79,15 +79,21 @@ pub const APP_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 's
      style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'self'";
 
+/// Whether the client's request came over HTTPS, as [`security_headers`] decided it (for
+/// the `Secure` attribute of cookies).
+#[derive(Clone, Copy, Debug)]
+pub struct Https(pub bool);
+
 /// Adds the security headers to every answer; a content security policy a handler set (the
-/// docs page's) is kept.
+/// docs page's) is kept. Marks the request with [`Https`].
 pub async fn security_headers(
     State(settings): State<SecurityHeaders>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let https = settings.public_tls
         || (settings.trust_forwarded_proto && forwarded_proto_is_https(request.headers()));
+    request.extensions_mut().insert(Https(https));
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(

@@ -4,7 +4,8 @@
 //! Per request, in this order: the access rule (nothing reaches NATS for a caller who may not
 //! call), the rate limit, the body, the `Idempotency-Key` ([`crate::idempotency`]: a repeat
 //! gets the stored answer and never reaches NATS), the request message, the NATS request with
-//! the platform headers, and the reply payload passed back untouched.
+//! the platform headers, and the reply payload passed back untouched (but for a token a
+//! browser asked to get in a cookie instead: [`crate::cookies`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -126,12 +127,27 @@ impl Forwarder {
             None => rate_limit_client,
         };
         let decision = self.rate_limiter.check(route.rate_class, &client).await;
+        let https = parts
+            .extensions
+            .get::<crate::edge::Https>()
+            .is_some_and(|https| https.0);
         let mut response = match decision.to_error() {
             Some(denied) => denied.into_response(),
-            None => {
-                self.serve(route, &mut parts, body, principal, client_ip, arrived)
-                    .await
-            }
+            None => match crate::cookies::requested(route, &parts.headers, https) {
+                Err(refused) => refused.into_response(),
+                Ok(None) => {
+                    self.serve(route, &mut parts, body, principal, client_ip, arrived)
+                        .await
+                }
+                // The answer is kept for an Idempotency-Key as the service gave it; the
+                // token moves into the cookie on the way out, replays included.
+                Ok(Some(delivery)) => {
+                    let response = self
+                        .serve(route, &mut parts, body, principal, client_ip, arrived)
+                        .await;
+                    delivery.apply(response).await
+                }
+            },
         };
         decision.apply_headers(response.headers_mut());
         response
@@ -171,6 +187,7 @@ impl Forwarder {
                 .unwrap_or_else(IntoResponse::into_response);
         };
         let scope = idempotency::caller_scope(principal.as_ref(), client_ip, route, &parts.headers);
+        let scope = crate::cookies::scope(route, &parts.headers, scope);
         let record_key = idempotency::record_key(&key, &scope, route);
         let fingerprint = idempotency::fingerprint(route, parts.uri.query(), &parts.headers, &body);
         // The claim lasts as long as the service may work on the request: to its deadline.

@@ -38,6 +38,7 @@
 pub mod admin;
 pub mod authentication;
 pub mod config;
+pub mod cookies;
 pub mod dead_letters;
 pub mod discovery;
 pub mod edge;
@@ -295,8 +296,10 @@ fn with_middleware(router: Router, config: &Config) -> anyhow::Result<Router> {
     Ok(router.layer(middleware))
 }
 
-/// CORS for browsers on the configured origins; "*" allows any origin (no credentials are
-/// involved: tokens travel in the Authorization header, never in cookies).
+/// CORS for browsers on the configured origins; "*" allows any origin. Credentials are never
+/// allowed across origins: access tokens travel in the Authorization header, and the refresh
+/// token's cookie (SameSite=Strict, asked for with a header CORS does not allow) is for the
+/// web app the gateway serves on its own origin.
 fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
     // Headers the contracts fill request fields from (X-Cart-Token) are a browser's to send.
     let mut allowed_headers = vec![

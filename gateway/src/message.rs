@@ -11,7 +11,9 @@
 //! An empty body is the empty message `{}`.
 //!
 //! A field the contract fills from a request header (`X-Cart-Token`) takes the header's value,
-//! or is removed when the header is absent, whatever the body or query string said.
+//! or is removed when the header is absent, whatever the body or query string said. A field
+//! the contract fills from a cookie takes the cookie's value when the body leaves it empty
+//! ([`crate::cookies::fill`]).
 
 use api::{Field, FieldKind, Route};
 use axum::http::HeaderMap;
@@ -33,7 +35,8 @@ pub fn build(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Bytes, ApiError> {
-    let from_headers = route.header_fields().next().is_some();
+    let from_headers =
+        route.header_fields().next().is_some() || route.cookie_fields().next().is_some();
     if has_body(route) && path_params.is_empty() && query.is_empty() && !from_headers {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Bytes::from_static(b"{}"));
@@ -82,6 +85,7 @@ pub fn build(
             );
         }
     }
+    crate::cookies::fill(route, headers, &mut object)?;
     let bytes =
         serde_json::to_vec(&Value::Object(object)).expect("a JSON object always serializes");
     Ok(Bytes::from(bytes))
@@ -545,6 +549,46 @@ mod tests {
             .unwrap(),
         );
         assert_eq!(message, serde_json::json!({"q": "x", "page_size": 5}));
+    }
+
+    #[test]
+    fn a_cookie_fills_only_an_empty_field_of_a_route_that_reads_it() {
+        let route = |path: &str| {
+            api::ROUTES
+                .iter()
+                .find(|r| r.path == path && r.http_method == "POST")
+                .unwrap()
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", "emporium_refresh=tok-1".parse().unwrap());
+        let refresh = route("/api/v1/auth/refresh");
+        for body in [&b""[..], b"{}", b"{\"refresh_token\":\"\"}"] {
+            let message =
+                json(build(refresh, &[], &[], &headers, Bytes::from_static(body)).unwrap());
+            assert_eq!(message, serde_json::json!({"refresh_token": "tok-1"}));
+        }
+        let message = json(
+            build(
+                refresh,
+                &[],
+                &[],
+                &headers,
+                Bytes::from_static(b"{\"refresh_token\":\"tok-body\"}"),
+            )
+            .unwrap(),
+        );
+        assert_eq!(message, serde_json::json!({"refresh_token": "tok-body"}));
+        // Login reads no cookie: its body is forwarded as it came.
+        let body = Bytes::from_static(b"{\"email\":\"a@b.c\"}");
+        let out = build(
+            route("/api/v1/auth/login"),
+            &[],
+            &[],
+            &headers,
+            body.clone(),
+        )
+        .unwrap();
+        assert_eq!(out, body);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod access;
 mod catalog;
 mod checkout;
+mod cookies;
 mod dead_letters;
 mod discovery;
 mod edge;

@@ -77,18 +77,22 @@ export async function pay(page: Page, card: string): Promise<void> {
 }
 
 /**
- * Signs a browser context in with a refresh token got through the API, as the app keeps it
- * (this tab's sessionStorage), instead of another login: the auth service allows a client (all
- * of these tests are 127.0.0.1) 20 login attempts in 5 minutes. Set only when absent, since the
- * app rotates the token on every load.
+ * Signs a browser context in with a refresh token got through the API, as the app keeps it,
+ * instead of another login (the auth service allows a client, and all of these tests are
+ * 127.0.0.1, 20 login attempts in 5 minutes): the token is exchanged through the context's own
+ * requests, which share its cookies, for the HttpOnly cookie the gateway sets, and the app's
+ * hint that this browser signed in goes into its localStorage (set only when absent).
  */
 export async function signIn(context: BrowserContext, refreshToken: string): Promise<void> {
-  await context.addInitScript(
-    ([key, token]) => {
-      if (!sessionStorage.getItem(key!)) sessionStorage.setItem(key!, token!);
-    },
-    ['emporium.refresh', refreshToken],
-  );
+  const url = new URL('/api/v1/auth/refresh', process.env.STOREFRONT_URL).toString();
+  const exchanged = await context.request.post(url, {
+    data: { refresh_token: refreshToken },
+    headers: { 'X-Refresh-Token-Delivery': 'cookie' },
+  });
+  expect(exchanged.ok(), await exchanged.text()).toBe(true);
+  await context.addInitScript(() => {
+    if (!localStorage.getItem('emporium.signedIn')) localStorage.setItem('emporium.signedIn', '1');
+  });
 }
 
 /** A customer who bought `productIds` through the API (paid), for the pages that need one. */

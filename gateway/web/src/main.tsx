@@ -5,7 +5,7 @@ import { loadCart } from './lib/cart';
 import './styles.css';
 
 const root = document.getElementById('app')!;
-// A reload keeps the session of this tab (its refresh token is in sessionStorage).
+// A reload or a new tab keeps the session (the refresh token is in an HttpOnly cookie).
 void restoreSession()
   .catch(() => undefined)
   .then(() => loadCart().catch(() => null))

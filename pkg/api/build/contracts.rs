@@ -40,7 +40,47 @@ pub struct Method {
     pub status_field: Option<String>,
     /// The error codes it answers with because of what it does (`not_found`, ...).
     pub errors: Vec<&'static str>,
+    /// The cookie the gateway sets or clears for a client that asks for it.
+    pub cookie: Option<Cookie>,
     pub comment: String,
+}
+
+/// A method's `cookie` option: a token of its answer carried in an HttpOnly cookie.
+pub struct Cookie {
+    /// "emporium_refresh"
+    pub name: String,
+    /// The request header whose value `cookie` asks for it.
+    pub opt_in_header: String,
+    /// The cookie's Path, a prefix of the route's path.
+    pub path: String,
+    pub action: CookieAction,
+}
+
+pub enum CookieAction {
+    /// The response's string field `value_field` becomes the cookie, for `max_age_field`
+    /// seconds (an integer field of the response).
+    Set {
+        value_field: String,
+        max_age_field: String,
+    },
+    /// The answer clears the cookie.
+    Clear,
+}
+
+/// Letters, digits, `_` and `-`: a cookie name that needs no quoting anywhere.
+fn is_cookie_name(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `path` is `prefix` or lies under it, whole segments only.
+fn is_under(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| prefix.ends_with('/') || rest.starts_with('/'))
 }
 
 impl Method {
@@ -160,6 +200,8 @@ pub struct Rules {
     pub max_items: u32,
     /// The HTTP request header the gateway fills the field from ("X-Cart-Token").
     pub header: Option<String>,
+    /// The cookie the gateway fills the field from when the body leaves it empty.
+    pub cookie: Option<String>,
 }
 
 /// Whether a field must be present in a request: its rules require it and it is not a proto3
@@ -256,6 +298,7 @@ fn read_rules(
                 maximum: bound("maximum"),
                 max_items: number("max_items"),
                 header: Some(string_field(option, "header")).filter(|h| !h.is_empty()),
+                cookie: Some(string_field(option, "cookie")).filter(|c| !c.is_empty()),
             };
             let is_string = matches!(field.kind(), Kind::String);
             let is_integer = matches!(
@@ -284,6 +327,20 @@ fn read_rules(
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
                     "field {name}: header {header:?} is not an HTTP header name"
+                );
+            }
+            if let Some(cookie) = &rules.cookie {
+                ensure!(
+                    is_string && !field.is_list() && rules.header.is_none(),
+                    "field {name}: only a single string field, not one from a header, can come from a cookie"
+                );
+                ensure!(
+                    is_cookie_name(cookie),
+                    "field {name}: cookie {cookie:?} must be letters, digits, _ and -"
+                );
+                ensure!(
+                    rules.max_len > 0,
+                    "field {name}: a field from a cookie needs a max_len"
                 );
             }
             ensure!(
@@ -519,6 +576,13 @@ impl Contracts {
                         )),
                     })
                     .collect::<Result<Vec<_>>>()?;
+                let cookie = method_options
+                    .has_field_by_name("cookie")
+                    .then(|| method_options.get_field_by_name("cookie"))
+                    .flatten()
+                    .and_then(|v| v.as_message().cloned())
+                    .map(|option| read_cookie(&method, http.as_ref(), &option))
+                    .transpose()?;
                 let file = descriptor.parent_file();
                 let comment = comments
                     .get(&(file.name().to_owned(), method.path().to_vec()))
@@ -534,6 +598,7 @@ impl Contracts {
                     idempotency_key_required,
                     status_field,
                     errors,
+                    cookie,
                     comment,
                 };
                 let subject = format!("{name}.{}", method.name);
@@ -601,6 +666,7 @@ impl Contracts {
             })
             .collect();
         let rules = read_rules(pool, &messages)?;
+        check_cookies(&services, &rules)?;
         Ok(Self {
             services,
             events,
@@ -640,6 +706,135 @@ impl Contracts {
     pub fn field_comment(&self, field: &FieldDescriptor) -> Option<&str> {
         self.comment_of(field.parent_file().name(), field.path())
     }
+}
+
+/// A method's `cookie` option, checked: a named cookie on a route under its path, either
+/// set from a string field of the response for the seconds of an integer one, or cleared.
+fn read_cookie(
+    method: &MethodDescriptor,
+    http: Option<&(String, String)>,
+    option: &DynamicMessage,
+) -> Result<Cookie> {
+    let full_name = method.full_name();
+    let (verb, route_path) =
+        http.with_context(|| format!("method {full_name}: a cookie needs a route"))?;
+    ensure!(
+        verb != "GET",
+        "method {full_name}: only a POST, PUT, PATCH or DELETE route sets or clears a cookie"
+    );
+    let name = string_field(option, "name");
+    ensure!(
+        is_cookie_name(&name),
+        "method {full_name}: cookie name {name:?} must be letters, digits, _ and -"
+    );
+    let opt_in_header = string_field(option, "opt_in_header");
+    ensure!(
+        !opt_in_header.is_empty()
+            && opt_in_header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "method {full_name}: cookie opt_in_header {opt_in_header:?} is not an HTTP header name"
+    );
+    let path = string_field(option, "path");
+    ensure!(
+        path.starts_with('/')
+            && !path.contains(['{', '}', ';', ' '])
+            && is_under(route_path, &path),
+        "method {full_name}: cookie path {path:?} must be a prefix of {route_path}, whole segments"
+    );
+    let value_field = string_field(option, "value_field");
+    let max_age_field = string_field(option, "max_age_field");
+    let clear = option
+        .get_field_by_name("clear")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let action = if clear {
+        ensure!(
+            value_field.is_empty() && max_age_field.is_empty(),
+            "method {full_name}: a cookie is either cleared or set from value_field"
+        );
+        CookieAction::Clear
+    } else {
+        let output = method.output();
+        ensure!(
+            output
+                .get_field_by_name(&value_field)
+                .is_some_and(|f| f.kind() == Kind::String && !f.is_list()),
+            "method {full_name}: cookie value_field {value_field:?} must name a string field of {}",
+            output.full_name()
+        );
+        ensure!(
+            output.get_field_by_name(&max_age_field).is_some_and(|f| {
+                matches!(
+                    f.kind(),
+                    Kind::Int32 | Kind::Int64 | Kind::Uint32 | Kind::Uint64
+                ) && !f.is_list()
+            }),
+            "method {full_name}: cookie max_age_field {max_age_field:?} must name an integer field of {}",
+            output.full_name()
+        );
+        CookieAction::Set {
+            value_field,
+            max_age_field,
+        }
+    };
+    Ok(Cookie {
+        name,
+        opt_in_header,
+        path,
+        action,
+    })
+}
+
+/// Every method that sets or clears a cookie of one name agrees on its path and opt-in header
+/// (a clearing with another path would clear nothing). A request field filled from a cookie
+/// is on a route with a body (POST, PUT or PATCH), and some method sets that cookie with a
+/// path covering the route, so that a browser sends it there: a cookie no route sets, or one
+/// scoped elsewhere, would never arrive.
+fn check_cookies(services: &[Service], rules: &HashMap<String, Rules>) -> Result<()> {
+    let all: Vec<&Cookie> = services
+        .iter()
+        .flat_map(|s| &s.methods)
+        .filter_map(|m| m.cookie.as_ref())
+        .collect();
+    for cookie in &all {
+        ensure!(
+            all.iter().all(|other| other.name != cookie.name
+                || (other.path == cookie.path && other.opt_in_header == cookie.opt_in_header)),
+            "cookie {:?}: every method that sets or clears it gives the same path and opt_in_header",
+            cookie.name
+        );
+    }
+    let set: Vec<&Cookie> = all
+        .into_iter()
+        .filter(|c| matches!(c.action, CookieAction::Set { .. }))
+        .collect();
+    for method in services.iter().flat_map(|s| &s.methods) {
+        for field in method.descriptor.input().fields() {
+            let Some(cookie) = rules.get(field.full_name()).and_then(|r| r.cookie.as_ref()) else {
+                continue;
+            };
+            let full_name = method.descriptor.full_name();
+            let Some((_, path)) = &method.http else {
+                bail!(
+                    "method {full_name}: field {} comes from a cookie but the method has no route",
+                    field.name()
+                );
+            };
+            ensure!(
+                method.has_body(),
+                "method {full_name}: field {} comes from a cookie, which only a POST, PUT or PATCH route reads",
+                field.name()
+            );
+            ensure!(
+                set.iter()
+                    .any(|c| &c.name == cookie && is_under(path, &c.path)),
+                "method {full_name}: field {} comes from the cookie {cookie:?}, which no method sets with a path covering {path}",
+                field.name()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn read_events(

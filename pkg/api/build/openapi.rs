@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use prost_reflect::Kind;
 use serde_json::{Value as Json, json};
 
-use crate::contracts::{Contracts, must_be_present, path_params};
+use crate::contracts::{Contracts, Cookie, CookieAction, must_be_present, path_params};
 use crate::schema::{field_schema, schema_of, schema_ref};
 
 /// The request header that makes a mutating request idempotent (IETF httpapi
@@ -29,6 +29,42 @@ fn idempotency_key_parameter(required: bool) -> Json {
         "description": description,
         "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
     })
+}
+
+/// The header by which a client asks for a route's token in a cookie instead of the body.
+fn cookie_opt_in_parameter(cookie: &Cookie) -> Json {
+    let what = match &cookie.action {
+        CookieAction::Set { value_field, .. } => format!(
+            "`cookie`: the answer's `{value_field}` is set as the HttpOnly cookie `{}` (SameSite=Strict, Path={}, Secure over HTTPS, Max-Age its lifetime) and is the empty string in the body, out of reach of scripts in the page. `body` or absent: the body carries it, as for any API client.",
+            cookie.name, cookie.path
+        ),
+        CookieAction::Clear => format!(
+            "`cookie`: the answer (unless a 5xx or 429) clears the cookie `{}` (Max-Age=0). `body` or absent: the cookie is left as it is.",
+            cookie.name
+        ),
+    };
+    json!({
+        "name": cookie.opt_in_header,
+        "in": "header",
+        "required": false,
+        "description": what,
+        "schema": { "type": "string", "enum": ["cookie", "body"] }
+    })
+}
+
+/// The Set-Cookie header of a route's answer, when the client asked for the cookie.
+fn set_cookie_header(cookie: &Cookie) -> Json {
+    let description = match &cookie.action {
+        CookieAction::Set { .. } => format!(
+            "With `{}: cookie` only: `{}=<token>; HttpOnly; SameSite=Strict; Path={}; Max-Age=<seconds>`, plus `Secure` when the request came over HTTPS.",
+            cookie.opt_in_header, cookie.name, cookie.path
+        ),
+        CookieAction::Clear => format!(
+            "With `{}: cookie` only: `{}=; HttpOnly; SameSite=Strict; Path={}; Max-Age=0`, which clears the cookie.",
+            cookie.opt_in_header, cookie.name, cookie.path
+        ),
+    };
+    json!({ "description": description, "schema": { "type": "string" } })
 }
 
 fn idempotent_replayed_header() -> Json {
@@ -74,6 +110,24 @@ pub fn document(contracts: &Contracts) -> Json {
                     }
                     parameters.push(parameter);
                 }
+                if let Some(cookie) = contracts
+                    .rules
+                    .get(field.full_name())
+                    .and_then(|r| r.cookie.as_ref())
+                {
+                    let mut parameter = json!({
+                        "name": cookie,
+                        "in": "cookie",
+                        "required": false,
+                        "description": format!("Read only when the body leaves `{}` empty: its value stands in for it. No other cookie is read.", field.name()),
+                        "schema": field_schema(contracts, &field),
+                    });
+                    parameter["schema"]["minLength"] = json!(1);
+                    parameters.push(parameter);
+                }
+            }
+            if let Some(cookie) = &method.cookie {
+                parameters.push(cookie_opt_in_parameter(cookie));
             }
             if method.accepts_idempotency_key() {
                 // A request field the header fills (the order service keeps the key too) is
@@ -158,6 +212,16 @@ pub fn document(contracts: &Contracts) -> Json {
                     })
                 }
             };
+            let mut responses = responses;
+            if let Some(cookie) = &method.cookie
+                && let Some(responses) = responses.as_object_mut()
+            {
+                for (status, response) in responses.iter_mut() {
+                    if status.starts_with('2') {
+                        response["headers"]["Set-Cookie"] = set_cookie_header(cookie);
+                    }
+                }
+            }
             let mut operation = json!({
                 "operationId": format!("{}.{}", service.name, method.name),
                 "tags": [service.name],

@@ -12,7 +12,7 @@ use proc_macro2::{Ident, Span, TokenStream};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use quote::{format_ident, quote};
 
-use crate::contracts::{Contracts, Event, Rules, path_params};
+use crate::contracts::{Contracts, CookieAction, Event, Rules, path_params};
 
 /// Formats generated tokens as a Rust source file.
 pub fn pretty(tokens: TokenStream) -> Result<String> {
@@ -82,6 +82,54 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
             })
         })
     });
+    let cookies = contracts.services.iter().flat_map(|service| {
+        service.methods.iter().filter_map(move |method| {
+            let cookie = method.cookie.as_ref()?;
+            let subject = method.subject(service);
+            let (name, header, path) = (&cookie.name, &cookie.opt_in_header, &cookie.path);
+            let action = match &cookie.action {
+                CookieAction::Set {
+                    value_field,
+                    max_age_field,
+                } => quote! {
+                    crate::CookieAction::Set { value_field: #value_field, max_age_field: #max_age_field }
+                },
+                CookieAction::Clear => quote! { crate::CookieAction::Clear },
+            };
+            Some(quote! {
+                crate::Cookie {
+                    subject: #subject,
+                    name: #name,
+                    opt_in_header: #header,
+                    path: #path,
+                    action: #action,
+                }
+            })
+        })
+    });
+    let cookie_fields = contracts.services.iter().flat_map(|service| {
+        service
+            .methods
+            .iter()
+            .filter(|method| method.http.is_some())
+            .flat_map(move |method| {
+                let subject = method.subject(service);
+                method
+                    .descriptor
+                    .input()
+                    .fields()
+                    .filter_map(|field| {
+                        let rules = contracts.rules.get(field.full_name())?;
+                        let cookie = rules.cookie.as_ref()?;
+                        let name = field.name();
+                        let max_len = rules.max_len;
+                        Some(quote! {
+                            crate::CookieField { subject: #subject, field: #name, cookie: #cookie, max_len: #max_len }
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+    });
     let events = contracts.events.iter().map(|event| {
         let module = module_path(event.message.package_name());
         let constant = ident(&event.constant());
@@ -126,6 +174,12 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
 
         /// Every HTTP route of every contract.
         pub static ROUTES: &[crate::Route] = &[#(#routes),*];
+
+        /// The cookies routes set or clear for clients that ask for them, by method subject.
+        pub static COOKIES: &[crate::Cookie] = &[#(#cookies),*];
+
+        /// The request fields routes fill from a cookie, by method subject.
+        pub static COOKIE_FIELDS: &[crate::CookieField] = &[#(#cookie_fields),*];
 
         /// Every domain event every contract declares.
         pub static EVENTS: &[&crate::EventDescriptor] = &[#(#events),*];

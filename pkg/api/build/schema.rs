@@ -22,7 +22,9 @@ pub fn schema_of(
     let mut properties = serde_json::Map::new();
     let mut required = Vec::new();
     for field in message.fields() {
-        if must_be_present(contracts.rules.get(field.full_name()), &field) {
+        // A field a cookie can fill may be left out of the body.
+        let rules = contracts.rules.get(field.full_name());
+        if must_be_present(rules, &field) && rules.is_none_or(|r| r.cookie.is_none()) {
             required.push(field.name().to_owned());
         }
         let mut schema = field_schema(contracts, &field);
@@ -77,7 +79,10 @@ pub fn well_known(message: &MessageDescriptor) -> Option<Json> {
 pub fn field_schema(contracts: &Contracts, field: &FieldDescriptor) -> Json {
     let rules = contracts.rules.get(field.full_name());
     let scalar = match field.kind() {
-        Kind::String => string_schema(rules, rules.is_some_and(|r| r.required)),
+        Kind::String => string_schema(
+            rules,
+            rules.is_some_and(|r| r.required && r.cookie.is_none()),
+        ),
         Kind::Bool => json!({ "type": "boolean" }),
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
             json!({ "type": "integer", "format": "int32" })

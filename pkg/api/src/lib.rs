@@ -133,6 +133,62 @@ impl Route {
     pub fn header_fields(&self) -> impl Iterator<Item = &'static Field> + '_ {
         self.request_fields.iter().filter(|f| f.header.is_some())
     }
+
+    /// The cookie this route sets or clears for a client that asks for it.
+    pub fn cookie(&self) -> Option<&'static Cookie> {
+        COOKIES
+            .iter()
+            .find(|c| c.subject == self.descriptor.subject)
+    }
+
+    /// The fields the gateway fills from a cookie when the body leaves them empty; the only
+    /// cookies it reads for this route.
+    pub fn cookie_fields(&self) -> impl Iterator<Item = &'static CookieField> + '_ {
+        COOKIE_FIELDS
+            .iter()
+            .filter(|f| f.subject == self.descriptor.subject)
+    }
+}
+
+/// A cookie a route sets or clears in place of a token in its JSON body, for a client that
+/// sends `opt_in_header: cookie` (the method option `cookie`). HttpOnly, SameSite=Strict,
+/// scoped to `path`.
+#[derive(Debug)]
+pub struct Cookie {
+    /// The subject of the route's method.
+    pub subject: &'static str,
+    /// "emporium_refresh"
+    pub name: &'static str,
+    /// The request header whose value `cookie` asks for it ("X-Refresh-Token-Delivery").
+    pub opt_in_header: &'static str,
+    /// The cookie's Path ("/api/v1/auth").
+    pub path: &'static str,
+    pub action: CookieAction,
+}
+
+#[derive(Debug)]
+pub enum CookieAction {
+    /// A 2xx answer's top-level string field `value_field` becomes the cookie (and the empty
+    /// string in the body), lasting the seconds of its integer field `max_age_field`.
+    Set {
+        value_field: &'static str,
+        max_age_field: &'static str,
+    },
+    /// The answer clears the cookie.
+    Clear,
+}
+
+/// A top-level request field the gateway fills from a cookie (the field option `cookie`).
+#[derive(Debug)]
+pub struct CookieField {
+    /// The subject of the route's method.
+    pub subject: &'static str,
+    /// The field's name.
+    pub field: &'static str,
+    /// The cookie's name.
+    pub cookie: &'static str,
+    /// The most characters of the field, and so of a cookie value taken for it.
+    pub max_len: u32,
 }
 
 /// A top-level field of a request message.
@@ -351,6 +407,79 @@ mod tests {
                 .unwrap()
                 .accepts_idempotency_key()
         );
+    }
+
+    #[test]
+    fn the_refresh_cookie_is_declared_on_the_auth_routes_and_documented() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        let route = |path: &str| ROUTES.iter().find(|r| r.path == path).unwrap();
+        for path in [
+            "/api/v1/auth/login",
+            "/api/v1/auth/refresh",
+            "/api/v1/auth/logout",
+        ] {
+            let cookie = route(path).cookie().unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(cookie.name, "emporium_refresh");
+            assert_eq!(cookie.path, "/api/v1/auth");
+            assert!(path.starts_with(cookie.path));
+            let operation = &document["paths"][path]["post"];
+            let parameters = operation["parameters"].as_array().unwrap();
+            let opt_in = parameters
+                .iter()
+                .find(|p| p["name"] == cookie.opt_in_header)
+                .unwrap_or_else(|| panic!("{path}: no {}", cookie.opt_in_header));
+            assert_eq!(opt_in["in"], "header");
+            assert_eq!(
+                opt_in["schema"]["enum"],
+                serde_json::json!(["cookie", "body"])
+            );
+            let set_cookie = &operation["responses"]["200"]["headers"]["Set-Cookie"];
+            assert!(
+                set_cookie["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("HttpOnly"),
+                "{path}"
+            );
+            let reads = parameters.iter().any(|p| p["in"] == "cookie");
+            assert_eq!(
+                reads,
+                route(path).cookie_fields().next().is_some(),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            route("/api/v1/auth/login").cookie().unwrap().action,
+            CookieAction::Set {
+                value_field: "refresh_token",
+                max_age_field: "refresh_expires_in"
+            }
+        ));
+        assert!(matches!(
+            route("/api/v1/auth/logout").cookie().unwrap().action,
+            CookieAction::Clear
+        ));
+        // The body may leave a field a cookie fills.
+        let refresh = &document["components"]["schemas"]["auth.v1.RefreshRequest"];
+        assert!(refresh.get("required").is_none(), "{refresh}");
+        let parameter = document["paths"]["/api/v1/auth/refresh"]["post"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["in"] == "cookie")
+            .unwrap();
+        assert_eq!(parameter["name"], "emporium_refresh");
+        assert_eq!(parameter["schema"]["maxLength"], 256);
+        // No other route reads a cookie or has a cookie to set.
+        for route in ROUTES {
+            if !route.path.starts_with("/api/v1/auth/") {
+                assert!(
+                    route.cookie().is_none() && route.cookie_fields().next().is_none(),
+                    "{}",
+                    route.path
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 import createClient, { type Middleware } from 'openapi-fetch';
 import type { components, paths } from './schema';
 import { ApiError, asApiError, toApiError } from './errors';
-import { Store, tabStorage } from '../lib/store';
+import { Store, browserStorage } from '../lib/store';
 
 /** A schema of docs/api/openapi.json by name: `Schema<'order.v1.Order'>`. */
 export type Schema<K extends keyof components['schemas']> = components['schemas'][K];
@@ -17,8 +17,20 @@ export interface Session {
 
 export const session = new Store<Session | null>(null);
 
-/** The refresh token is kept in this tab's sessionStorage (see README.md, "Tokens"). */
-const REFRESH_KEY = 'emporium.refresh';
+/** Login and refresh answer with the refresh token in an HttpOnly cookie (`emporium_refresh`,
+ * Path=/api/v1/auth) that no script can read, instead of the body; refresh and logout take it
+ * from there (see README.md, "Tokens"). The app never holds the refresh token. */
+const COOKIE_DELIVERY = { header: { 'X-Refresh-Token-Delivery': 'cookie' } } as const;
+
+/** A hint, in this browser's localStorage, that a refresh cookie may exist: only then does the
+ * app ask for a new pair at start, so that a guest's visit costs no refresh call. It holds no
+ * token, and the cookie decides: a hint without one is forgotten at the first refusal. */
+export const SIGNED_IN_KEY = 'emporium.signedIn';
+
+/** The name of the lock that keeps the tabs of this browser from refreshing at once: they share
+ * the cookie, and two tabs presenting it together would look like a stolen token to the auth
+ * service, which then ends the session. */
+const REFRESH_LOCK = 'emporium.refresh';
 
 /** A random UUID (v4). crypto.randomUUID exists only in secure contexts; a shop opened over
  * plain HTTP on a LAN address is not one, getRandomValues works everywhere. */
@@ -31,7 +43,12 @@ export function newKey(): string {
 }
 
 /** Routes that take no access token: a stale one must not get in their way. */
-const NO_BEARER = ['/api/v1/auth/login', '/api/v1/auth/register', '/api/v1/auth/refresh'];
+const NO_BEARER = [
+  '/api/v1/auth/login',
+  '/api/v1/auth/register',
+  '/api/v1/auth/refresh',
+  '/api/v1/auth/logout',
+];
 
 const auth: Middleware = {
   onRequest({ request }) {
@@ -82,8 +99,9 @@ function toNumber(value: string | number | undefined, fallback: number): number 
   return typeof n === 'number' && Number.isFinite(n) ? n : fallback;
 }
 
-/** Takes a token pair from login or refresh: the access token into memory, the refresh token
- * into this tab's storage, and a refresh scheduled before the access token expires. */
+/** Takes a token pair from login or refresh: the access token into memory (the refresh token
+ * is in the cookie, the body's is empty), and a refresh scheduled before the access token
+ * expires. */
 export function adopt(pair: Schema<'auth.v1.TokenPair'>): void {
   const expiresIn = toNumber(pair.expires_in, 300);
   session.set({
@@ -92,7 +110,7 @@ export function adopt(pair: Schema<'auth.v1.TokenPair'>): void {
     roles: pair.roles ?? [],
     expiresAt: Date.now() + expiresIn * 1000,
   });
-  if (pair.refresh_token) tabStorage()?.setItem(REFRESH_KEY, pair.refresh_token);
+  browserStorage()?.setItem(SIGNED_IN_KEY, '1');
   clearTimeout(refreshTimer);
   // At four fifths of the lifetime, and never sooner than in 5 s.
   refreshTimer = setTimeout(() => void refresh(), Math.max(5, expiresIn * 0.8) * 1000);
@@ -100,27 +118,43 @@ export function adopt(pair: Schema<'auth.v1.TokenPair'>): void {
 
 function forget(): void {
   clearTimeout(refreshTimer);
-  tabStorage()?.removeItem(REFRESH_KEY);
+  browserStorage()?.removeItem(SIGNED_IN_KEY);
   session.set(null);
 }
 
-/** Exchanges the refresh token for a new pair (once at a time: the old token stops working,
- * and presenting it twice would end the session). False when the session is over. */
+/** Runs `work` while no other tab of this browser runs it. Web Locks exist in secure contexts
+ * (HTTPS, localhost); a shop opened over plain HTTP elsewhere goes without. */
+async function oneTabAtATime<T>(work: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' && 'locks' in navigator ? navigator.locks : null;
+  if (!locks) return work();
+  let result!: T;
+  await locks.request(REFRESH_LOCK, async () => {
+    result = await work();
+  });
+  return result;
+}
+
+/** Exchanges the refresh cookie for a new pair and a new cookie (once at a time, across tabs
+ * too: the old token stops working, and presenting it twice would end the session). False
+ * when the session is over. */
 export function refresh(): Promise<boolean> {
   if (refreshing) return refreshing;
-  const token = tabStorage()?.getItem(REFRESH_KEY);
-  if (!token) return Promise.resolve(false);
   refreshing = (async () => {
     try {
-      const { data, response } = await api.POST('/api/v1/auth/refresh', {
-        body: { refresh_token: token },
+      return await oneTabAtATime(async () => {
+        // No token in the body: the browser sends the cookie.
+        const { data, response } = await api.POST('/api/v1/auth/refresh', {
+          body: {},
+          params: COOKIE_DELIVERY,
+          credentials: 'same-origin',
+        });
+        if (response.ok && data) {
+          adopt(data);
+          return true;
+        }
+        if (response.status === 400 || response.status === 401) forget();
+        return false;
       });
-      if (response.ok && data) {
-        adopt(data);
-        return true;
-      }
-      if (response.status === 400 || response.status === 401) forget();
-      return false;
     } catch {
       return false;
     } finally {
@@ -138,24 +172,33 @@ export async function authorization(): Promise<string | null> {
   return fresh ? `Bearer ${fresh.accessToken}` : null;
 }
 
-/** Restores the session of this tab after a reload, from its refresh token. */
+/** Restores the session at start (a reload, a new tab) from the refresh cookie, when this
+ * browser signed in. */
 export async function restoreSession(): Promise<void> {
-  if (tabStorage()?.getItem(REFRESH_KEY)) await refresh();
+  if (browserStorage()?.getItem(SIGNED_IN_KEY)) await refresh();
 }
 
 export async function login(email: string, password: string): Promise<void> {
-  const pair = await call(() => api.POST('/api/v1/auth/login', { body: { email, password } }));
+  const pair = await call(() =>
+    api.POST('/api/v1/auth/login', {
+      body: { email, password },
+      params: COOKIE_DELIVERY,
+      credentials: 'same-origin',
+    }),
+  );
   adopt(pair);
 }
 
+/** Ends the session through the API, which revokes the refresh token and clears its cookie. */
 export async function logout(): Promise<void> {
-  const token = tabStorage()?.getItem(REFRESH_KEY);
-  if (token) {
-    try {
-      await api.POST('/api/v1/auth/logout', { body: { refresh_token: token } });
-    } catch {
-      // Logged out here either way; the access token expires on its own.
-    }
+  try {
+    await api.POST('/api/v1/auth/logout', {
+      body: {},
+      params: COOKIE_DELIVERY,
+      credentials: 'same-origin',
+    });
+  } catch {
+    // Logged out here either way; the access token expires on its own.
   }
   forget();
 }

@@ -18,6 +18,15 @@ export class Store<T> {
   }
 }
 
+/** localStorage (this browser, every tab), or nothing where it is unavailable. */
+export function browserStorage(): Storage | null {
+  try {
+    return typeof localStorage === 'undefined' ? null : localStorage;
+  } catch {
+    return null;
+  }
+}
+
 /** sessionStorage, or nothing where it is unavailable (private modes, tests). */
 export function tabStorage(): Storage | null {
   try {
