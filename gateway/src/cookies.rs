@@ -35,6 +35,8 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// What a request asked of its route's cookie: decided before the call, applied to its answer.
 #[derive(Debug)]
 pub struct Delivery {
+    /// The route's method subject, for the logs.
+    subject: &'static str,
     cookie: &'static Cookie,
     /// The request came over HTTPS: the cookie is `Secure`.
     secure: bool,
@@ -44,7 +46,7 @@ pub struct Delivery {
 /// client did not ask (no opt-in header, or `body`). An opt-in header with another value, or
 /// given twice, is refused, naming the header.
 pub fn requested(
-    route: &Route,
+    route: &'static Route,
     headers: &HeaderMap,
     secure: bool,
 ) -> Result<Option<Delivery>, ApiError> {
@@ -64,7 +66,11 @@ pub fn requested(
     };
     let value = value.to_str().unwrap_or_default().trim();
     if value.eq_ignore_ascii_case(COOKIE) {
-        Ok(Some(Delivery { cookie, secure }))
+        Ok(Some(Delivery {
+            subject: route.descriptor.subject,
+            cookie,
+            secure,
+        }))
     } else if value.eq_ignore_ascii_case(BODY) {
         Ok(None)
     } else {
@@ -121,7 +127,7 @@ impl Delivery {
             Ok(moved) => moved,
             Err(problem) => {
                 tracing::error!(
-                    route = self.cookie.subject,
+                    route = self.subject,
                     problem,
                     "a token could not be moved into its cookie"
                 );

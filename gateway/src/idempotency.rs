@@ -613,6 +613,8 @@ mod tests {
             status_field: None,
             request_fields: SECRET_FIELDS,
             stream: None,
+            cookie: None,
+            cookie_fields: &[],
         }
     }
 

@@ -280,6 +280,8 @@ mod tests {
             status_field: None,
             request_fields: FIELDS,
             stream: None,
+            cookie: None,
+            cookie_fields: &[],
         }
     }
 

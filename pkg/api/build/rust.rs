@@ -67,6 +67,39 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
                 Some((domain, key)) => quote! { Some(crate::Stream { domain: #domain, key: #key }) },
                 None => quote! { None },
             };
+            let cookie = match &method.cookie {
+                Some(cookie) => {
+                    let (name, header, path) =
+                        (&cookie.name, &cookie.opt_in_header, &cookie.path);
+                    let action = match &cookie.action {
+                        CookieAction::Set {
+                            value_field,
+                            max_age_field,
+                        } => quote! {
+                            crate::CookieAction::Set { value_field: #value_field, max_age_field: #max_age_field }
+                        },
+                        CookieAction::Clear => quote! { crate::CookieAction::Clear },
+                    };
+                    quote! {
+                        Some(crate::Cookie { name: #name, opt_in_header: #header, path: #path, action: #action })
+                    }
+                }
+                None => quote! { None },
+            };
+            let cookie_fields: Vec<TokenStream> = method
+                .descriptor
+                .input()
+                .fields()
+                .filter_map(|field| {
+                    let rules = contracts.rules.get(field.full_name())?;
+                    let cookie = rules.cookie.as_ref()?;
+                    let name = field.name();
+                    let max_len = rules.max_len;
+                    Some(quote! {
+                        crate::CookieField { field: #name, cookie: #cookie, max_len: #max_len }
+                    })
+                })
+                .collect();
             Some(quote! {
                 crate::Route {
                     descriptor: &#module::methods::#constant,
@@ -78,57 +111,11 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
                     status_field: #status_field,
                     request_fields: &[#(#fields),*],
                     stream: #stream,
+                    cookie: #cookie,
+                    cookie_fields: &[#(#cookie_fields),*],
                 }
             })
         })
-    });
-    let cookies = contracts.services.iter().flat_map(|service| {
-        service.methods.iter().filter_map(move |method| {
-            let cookie = method.cookie.as_ref()?;
-            let subject = method.subject(service);
-            let (name, header, path) = (&cookie.name, &cookie.opt_in_header, &cookie.path);
-            let action = match &cookie.action {
-                CookieAction::Set {
-                    value_field,
-                    max_age_field,
-                } => quote! {
-                    crate::CookieAction::Set { value_field: #value_field, max_age_field: #max_age_field }
-                },
-                CookieAction::Clear => quote! { crate::CookieAction::Clear },
-            };
-            Some(quote! {
-                crate::Cookie {
-                    subject: #subject,
-                    name: #name,
-                    opt_in_header: #header,
-                    path: #path,
-                    action: #action,
-                }
-            })
-        })
-    });
-    let cookie_fields = contracts.services.iter().flat_map(|service| {
-        service
-            .methods
-            .iter()
-            .filter(|method| method.http.is_some())
-            .flat_map(move |method| {
-                let subject = method.subject(service);
-                method
-                    .descriptor
-                    .input()
-                    .fields()
-                    .filter_map(|field| {
-                        let rules = contracts.rules.get(field.full_name())?;
-                        let cookie = rules.cookie.as_ref()?;
-                        let name = field.name();
-                        let max_len = rules.max_len;
-                        Some(quote! {
-                            crate::CookieField { subject: #subject, field: #name, cookie: #cookie, max_len: #max_len }
-                        })
-                    })
-                    .collect::<Vec<_>>()
-            })
     });
     let events = contracts.events.iter().map(|event| {
         let module = module_path(event.message.package_name());
@@ -174,12 +161,6 @@ pub fn root(contracts: &Contracts, packages: &[String]) -> TokenStream {
 
         /// Every HTTP route of every contract.
         pub static ROUTES: &[crate::Route] = &[#(#routes),*];
-
-        /// The cookies routes set or clear for clients that ask for them, by method subject.
-        pub static COOKIES: &[crate::Cookie] = &[#(#cookies),*];
-
-        /// The request fields routes fill from a cookie, by method subject.
-        pub static COOKIE_FIELDS: &[crate::CookieField] = &[#(#cookie_fields),*];
 
         /// Every domain event every contract declares.
         pub static EVENTS: &[&crate::EventDescriptor] = &[#(#events),*];

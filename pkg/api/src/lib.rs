@@ -98,6 +98,11 @@ pub struct Route {
     pub request_fields: &'static [Field],
     /// Present when the route answers with server-sent events.
     pub stream: Option<Stream>,
+    /// The cookie the route sets or clears for a client that asks for it.
+    pub cookie: Option<Cookie>,
+    /// The request fields the gateway fills from a cookie when the body leaves them empty;
+    /// the only cookies it reads for this route.
+    pub cookie_fields: &'static [CookieField],
 }
 
 /// A streaming route: the method's reply first (the current state, after its access rules),
@@ -135,18 +140,14 @@ impl Route {
     }
 
     /// The cookie this route sets or clears for a client that asks for it.
-    pub fn cookie(&self) -> Option<&'static Cookie> {
-        COOKIES
-            .iter()
-            .find(|c| c.subject == self.descriptor.subject)
+    pub fn cookie(&self) -> Option<&Cookie> {
+        self.cookie.as_ref()
     }
 
     /// The fields the gateway fills from a cookie when the body leaves them empty; the only
     /// cookies it reads for this route.
     pub fn cookie_fields(&self) -> impl Iterator<Item = &'static CookieField> + '_ {
-        COOKIE_FIELDS
-            .iter()
-            .filter(|f| f.subject == self.descriptor.subject)
+        self.cookie_fields.iter()
     }
 }
 
@@ -155,8 +156,6 @@ impl Route {
 /// scoped to `path`.
 #[derive(Debug)]
 pub struct Cookie {
-    /// The subject of the route's method.
-    pub subject: &'static str,
     /// "emporium_refresh"
     pub name: &'static str,
     /// The request header whose value `cookie` asks for it ("X-Refresh-Token-Delivery").
@@ -181,8 +180,6 @@ pub enum CookieAction {
 /// A top-level request field the gateway fills from a cookie (the field option `cookie`).
 #[derive(Debug)]
 pub struct CookieField {
-    /// The subject of the route's method.
-    pub subject: &'static str,
     /// The field's name.
     pub field: &'static str,
     /// The cookie's name.
