@@ -20,7 +20,6 @@ use std::time::Duration;
 use api::payment::{PaymentClient, RefundPaymentRequest, VoidPaymentRequest};
 use api::product::{ProductClient, RestockReservationRequest};
 use api::voucher::{RedemptionRequest, VoucherClient};
-use events::TraceHeaders;
 use rpc::ErrorCode;
 use saga::{BoxFuture, Definition, LocalStep, Outcome, StepContext, StepError};
 use serde::{Deserialize, Serialize};
@@ -45,21 +44,12 @@ pub struct CancelData {
     pub actor: String,
     pub actor_id: Uuid,
     pub reason: String,
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
     /// Set by the first step, from the order.
     pub payment_id: Option<Uuid>,
     pub voucher: bool,
 }
 
 impl CancelData {
-    fn trace(&self) -> TraceHeaders {
-        TraceHeaders {
-            traceparent: self.traceparent.clone(),
-            tracestate: self.tracestate.clone(),
-        }
-    }
-
     fn actor(&self) -> Actor {
         if self.actor == "admin" {
             Actor::Admin(self.actor_id)
@@ -83,10 +73,10 @@ fn retry(call: &str, error: rpc::Error) -> StepError {
 }
 
 impl Cancellation {
-    fn context(&self, data: &CancelData) -> rpc::Context {
+    fn context(&self, ctx: &StepContext) -> rpc::Context {
         rpc::Context::background()
             .with_timeout(self.call_timeout)
-            .with_trace(data.trace())
+            .with_trace(ctx.current_trace())
     }
 
     pub fn definition(self: Arc<Self>) -> Definition<CancelData> {
@@ -129,7 +119,7 @@ impl Cancellation {
         };
         match self
             .payments
-            .refund_payment(&self.context(&data), &request)
+            .refund_payment(&self.context(&ctx), &request)
             .await
         {
             Ok(_) => Ok(Outcome::Done(data)),
@@ -139,11 +129,7 @@ impl Cancellation {
                     idempotency_key: format!("{}:void", ctx.idempotency_key()),
                     payment_id: payment_id.to_string(),
                 };
-                match self
-                    .payments
-                    .void_payment(&self.context(&data), &void)
-                    .await
-                {
+                match self.payments.void_payment(&self.context(&ctx), &void).await {
                     Ok(_) => Ok(Outcome::Done(data)),
                     Err(v) => Err(retry("payment.refund_payment then void_payment", v)),
                 }
@@ -152,13 +138,13 @@ impl Cancellation {
         }
     }
 
-    async fn restock(self: Arc<Self>, _ctx: StepContext, data: CancelData) -> StepResult {
+    async fn restock(self: Arc<Self>, ctx: StepContext, data: CancelData) -> StepResult {
         let request = RestockReservationRequest {
             reservation_id: data.order_id.to_string(),
         };
         match self
             .products
-            .restock_reservation(&self.context(&data), &request)
+            .restock_reservation(&self.context(&ctx), &request)
             .await
         {
             Ok(_) => Ok(Outcome::Done(data)),
@@ -166,7 +152,7 @@ impl Cancellation {
         }
     }
 
-    async fn return_voucher(self: Arc<Self>, _ctx: StepContext, data: CancelData) -> StepResult {
+    async fn return_voucher(self: Arc<Self>, ctx: StepContext, data: CancelData) -> StepResult {
         if !data.voucher {
             return Ok(Outcome::Done(data));
         }
@@ -175,7 +161,7 @@ impl Cancellation {
         };
         match self
             .vouchers
-            .return_redemption(&self.context(&data), &request)
+            .return_redemption(&self.context(&ctx), &request)
             .await
         {
             Ok(_) => Ok(Outcome::Done(data)),
@@ -211,7 +197,7 @@ impl LocalStep<CancelData> for CancelOrder {
     fn run<'c>(
         &'c self,
         conn: &'c mut PgConnection,
-        _ctx: &'c StepContext,
+        ctx: &'c StepContext,
         data: &'c mut CancelData,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         Box::pin(async move {
@@ -249,7 +235,7 @@ impl LocalStep<CancelData> for CancelOrder {
                 reason: &data.reason,
                 event: Change::Cancelled,
             };
-            outbox::apply(conn, &data.trace(), data.order_id, cancelled)
+            outbox::apply(conn, &ctx.current_trace(), data.order_id, cancelled)
                 .await
                 .map_err(local_error)
         })
@@ -262,7 +248,7 @@ impl LocalStep<CancelData> for MarkRefunded {
     fn run<'c>(
         &'c self,
         conn: &'c mut PgConnection,
-        _ctx: &'c StepContext,
+        ctx: &'c StepContext,
         data: &'c mut CancelData,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         Box::pin(async move {
@@ -278,9 +264,37 @@ impl LocalStep<CancelData> for MarkRefunded {
                 reason: "payment refunded, stock and voucher given back",
                 event: Change::Refunded,
             };
-            outbox::apply(conn, &data.trace(), data.order_id, refunded)
+            outbox::apply(conn, &ctx.current_trace(), data.order_id, refunded)
                 .await
                 .map_err(local_error)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saga_data_stored_with_a_trace_copy_still_loads() {
+        // Cancellations created before the trace lived only with the saga instance carried a
+        // copy of it; those still running during a deploy must go on.
+        let order_id = Uuid::now_v7();
+        let stored = serde_json::json!({
+            "order_id": order_id,
+            "actor": "customer",
+            "actor_id": Uuid::now_v7(),
+            "reason": "changed my mind",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "tracestate": "vendor=1",
+            "payment_id": null,
+            "voucher": true,
+        });
+        let data: CancelData = serde_json::from_value(stored).expect("old cancellation data");
+        assert_eq!(data.order_id, order_id);
+        assert_eq!(data.reason, "changed my mind");
+        assert!(data.voucher);
+        let saved = serde_json::to_value(&data).unwrap();
+        assert!(saved.get("traceparent").is_none(), "{saved}");
     }
 }

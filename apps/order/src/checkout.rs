@@ -38,7 +38,6 @@ use api::shop::{LookupShopsRequest, ShopClient};
 use api::voucher::{
     EvaluateVoucherRequest, RedemptionRequest, ReserveVoucherRequest, ShopSubtotal, VoucherClient,
 };
-use events::TraceHeaders;
 use rpc::ErrorCode;
 use saga::{BoxFuture, Definition, LocalStep, Outcome, StepContext, StepError};
 use serde::{Deserialize, Serialize};
@@ -68,9 +67,6 @@ pub struct CheckoutData {
     pub voucher_code: Option<String>,
     pub payment_method_id: String,
     pub expected_total: Option<(i64, String)>,
-    /// The request's trace, so the saga's calls and events continue it.
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
     pub address: Option<AddressSnapshot>,
     pub priced: Option<PricedOrder>,
     pub discount: Option<Discount>,
@@ -78,13 +74,6 @@ pub struct CheckoutData {
 }
 
 impl CheckoutData {
-    fn trace(&self) -> TraceHeaders {
-        TraceHeaders {
-            traceparent: self.traceparent.clone(),
-            tracestate: self.tracestate.clone(),
-        }
-    }
-
     fn priced(&self) -> Result<&PricedOrder, StepError> {
         self.priced
             .as_ref()
@@ -228,10 +217,10 @@ fn nothing_to_undo(error: &rpc::Error) -> bool {
 }
 
 impl Checkout {
-    fn context(&self, data: &CheckoutData) -> rpc::Context {
+    fn context(&self, ctx: &StepContext) -> rpc::Context {
         rpc::Context::background()
             .with_timeout(self.call_timeout)
-            .with_trace(data.trace())
+            .with_trace(ctx.current_trace())
     }
 
     /// The saga's definition, its steps bound to this service's clients.
@@ -296,17 +285,17 @@ impl Checkout {
 
     async fn snapshot_address(
         self: Arc<Self>,
-        _ctx: StepContext,
+        ctx: StepContext,
         mut data: CheckoutData,
     ) -> StepResult {
         let address = self
-            .address_of(&self.context(&data), data.user_id, data.shipping_address_id)
+            .address_of(&self.context(&ctx), data.user_id, data.shipping_address_id)
             .await?;
         data.address = Some(address);
         Ok(Outcome::Done(data))
     }
 
-    async fn price_cart(self: Arc<Self>, _ctx: StepContext, mut data: CheckoutData) -> StepResult {
+    async fn price_cart(self: Arc<Self>, ctx: StepContext, mut data: CheckoutData) -> StepResult {
         let country = data
             .address
             .as_ref()
@@ -314,7 +303,7 @@ impl Checkout {
             .unwrap_or_default();
         let Priced { order, discount } = self
             .price(
-                &self.context(&data),
+                &self.context(&ctx),
                 data.user_id,
                 data.voucher_code.as_deref(),
                 &data.shipping_method,
@@ -564,8 +553,8 @@ impl Checkout {
         })
     }
 
-    async fn reserve_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
-        let context = self.context(&data);
+    async fn reserve_stock(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
+        let context = self.context(&ctx);
         let items = data.items()?;
         let request = ReserveStockRequest {
             reservation_id: data.order_id.to_string(),
@@ -613,18 +602,18 @@ impl Checkout {
         }
     }
 
-    async fn release_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+    async fn release_stock(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
         let request = ReleaseReservationRequest {
             reservation_id: data.order_id.to_string(),
         };
         let answer = self
             .products
-            .release_reservation(&self.context(&data), &request)
+            .release_reservation(&self.context(&ctx), &request)
             .await;
         undone("product.release_reservation", answer, data)
     }
 
-    async fn reserve_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+    async fn reserve_voucher(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
         let Some(discount) = &data.discount else {
             return Ok(Outcome::Done(data));
         };
@@ -638,7 +627,7 @@ impl Checkout {
         };
         let answer = self
             .vouchers
-            .reserve_voucher(&self.context(&data), &request)
+            .reserve_voucher(&self.context(&ctx), &request)
             .await;
         done_or_refused(
             "voucher.reserve_voucher",
@@ -648,7 +637,7 @@ impl Checkout {
         )
     }
 
-    async fn release_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+    async fn release_voucher(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
         if data.discount.is_none() {
             return Ok(Outcome::Done(data));
         }
@@ -657,7 +646,7 @@ impl Checkout {
         };
         let answer = self
             .vouchers
-            .release_redemption(&self.context(&data), &request)
+            .release_redemption(&self.context(&ctx), &request)
             .await;
         undone("voucher.release_redemption", answer, data)
     }
@@ -673,7 +662,7 @@ impl Checkout {
         };
         match self
             .payments
-            .authorize_payment(&self.context(&data), &request)
+            .authorize_payment(&self.context(&ctx), &request)
             .await
         {
             Ok(payment) => {
@@ -716,12 +705,12 @@ impl Checkout {
         };
         let answer = self
             .payments
-            .void_payment(&self.context(&data), &request)
+            .void_payment(&self.context(&ctx), &request)
             .await;
         undone("payment.void_payment", answer, data)
     }
 
-    async fn commit_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+    async fn commit_voucher(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
         if data.discount.is_none() {
             return Ok(Outcome::Done(data));
         }
@@ -730,7 +719,7 @@ impl Checkout {
         };
         let answer = self
             .vouchers
-            .commit_redemption(&self.context(&data), &request)
+            .commit_redemption(&self.context(&ctx), &request)
             .await;
         done_or_refused(
             "voucher.commit_redemption",
@@ -740,7 +729,7 @@ impl Checkout {
         )
     }
 
-    async fn return_voucher(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+    async fn return_voucher(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
         if data.discount.is_none() {
             return Ok(Outcome::Done(data));
         }
@@ -749,18 +738,18 @@ impl Checkout {
         };
         let answer = self
             .vouchers
-            .return_redemption(&self.context(&data), &request)
+            .return_redemption(&self.context(&ctx), &request)
             .await;
         undone("voucher.return_redemption", answer, data)
     }
 
-    async fn commit_stock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+    async fn commit_stock(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
         let request = CommitReservationRequest {
             reservation_id: data.order_id.to_string(),
         };
         match self
             .products
-            .commit_reservation(&self.context(&data), &request)
+            .commit_reservation(&self.context(&ctx), &request)
             .await
         {
             Ok(_) => Ok(Outcome::Done(data)),
@@ -781,13 +770,13 @@ impl Checkout {
         }
     }
 
-    async fn restock(self: Arc<Self>, _ctx: StepContext, data: CheckoutData) -> StepResult {
+    async fn restock(self: Arc<Self>, ctx: StepContext, data: CheckoutData) -> StepResult {
         let request = RestockReservationRequest {
             reservation_id: data.order_id.to_string(),
         };
         let answer = self
             .products
-            .restock_reservation(&self.context(&data), &request)
+            .restock_reservation(&self.context(&ctx), &request)
             .await;
         undone("product.restock_reservation", answer, data)
     }
@@ -803,7 +792,7 @@ impl Checkout {
         };
         match self
             .payments
-            .capture_payment(&self.context(&data), &request)
+            .capture_payment(&self.context(&ctx), &request)
             .await
         {
             Ok(_) => Ok(Outcome::Done(data)),
@@ -831,7 +820,7 @@ impl Checkout {
         };
         match self
             .carts
-            .complete_checkout(&self.context(&data), &request)
+            .complete_checkout(&self.context(&ctx), &request)
             .await
         {
             Ok(_) => Ok(Outcome::Done(data)),
@@ -912,7 +901,7 @@ impl LocalStep<CheckoutData> for MarkPaid {
     fn run<'c>(
         &'c self,
         conn: &'c mut PgConnection,
-        _ctx: &'c StepContext,
+        ctx: &'c StepContext,
         data: &'c mut CheckoutData,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         Box::pin(async move {
@@ -933,7 +922,7 @@ impl LocalStep<CheckoutData> for MarkPaid {
                 reason: "payment captured",
                 event: Change::Paid,
             };
-            outbox::apply(conn, &data.trace(), data.order_id, paid)
+            outbox::apply(conn, &ctx.current_trace(), data.order_id, paid)
                 .await
                 .map_err(local_error)
         })
@@ -969,7 +958,7 @@ impl LocalStep<CheckoutData> for MarkFailed {
                 reason: &failure.code,
                 event: Change::Failed,
             };
-            outbox::apply(conn, &data.trace(), data.order_id, failed)
+            outbox::apply(conn, &ctx.current_trace(), data.order_id, failed)
                 .await
                 .map_err(local_error)
         })
@@ -1000,5 +989,37 @@ fn failure_of(ctx: &StepContext) -> FailureRecord {
             },
             ..FailureRecord::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saga_data_stored_with_a_trace_copy_still_loads() {
+        // Checkouts created before the trace lived only with the saga instance carried a copy
+        // of it; those still running during a deploy must go on.
+        let order_id = Uuid::now_v7();
+        let stored = serde_json::json!({
+            "order_id": order_id,
+            "user_id": Uuid::now_v7(),
+            "shipping_address_id": Uuid::now_v7(),
+            "shipping_method": "standard",
+            "voucher_code": null,
+            "payment_method_id": "pm_1",
+            "expected_total": [2500, "USD"],
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "tracestate": null,
+            "address": null,
+            "priced": null,
+            "discount": null,
+            "payment_id": null,
+        });
+        let data: CheckoutData = serde_json::from_value(stored).expect("old checkout data");
+        assert_eq!(data.order_id, order_id);
+        assert_eq!(data.expected_total, Some((2500, "USD".to_owned())));
+        let saved = serde_json::to_value(&data).unwrap();
+        assert!(saved.get("traceparent").is_none(), "{saved}");
     }
 }

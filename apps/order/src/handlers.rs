@@ -359,15 +359,13 @@ impl OrderService for OrderHandlers {
                     voucher_code: checkout.voucher_code.clone(),
                     payment_method_id: checkout.payment_method_id.clone(),
                     expected_total: checkout.expected_total.clone(),
-                    traceparent: ctx.trace().traceparent.clone(),
-                    tracestate: ctx.trace().tracestate.clone(),
                     address: None,
                     priced: None,
                     discount: None,
                     payment_id: None,
                 };
                 self.orchestrator
-                    .create(&mut tx, checkout::SAGA, id, &data)
+                    .create(&mut tx, checkout::SAGA, id, &data, ctx.trace())
                     .await
                     .map_err(Error::from)?;
                 tx.commit().await.map_err(Error::from)?;
@@ -589,13 +587,11 @@ impl OrderService for OrderHandlers {
                     } else {
                         reason
                     },
-                    traceparent: ctx.trace().traceparent.clone(),
-                    tracestate: ctx.trace().tracestate.clone(),
                     payment_id: None,
                     voucher: false,
                 };
                 self.orchestrator
-                    .create(&mut tx, cancellation::SAGA, saga_id, &data)
+                    .create(&mut tx, cancellation::SAGA, saga_id, &data, ctx.trace())
                     .await
                     .map_err(Error::from)?;
                 tx.commit().await.map_err(Error::from)?;

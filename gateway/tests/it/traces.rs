@@ -562,9 +562,13 @@ async fn a_checkout_is_one_trace_from_the_http_request_to_the_notification() {
         "the capture is not below the capture_payment step"
     );
 
-    // The order's payment, published by the order service's relay and consumed by the
-    // notification service.
+    // The order's payment, recorded by the mark_paid step (its outbox row keeps the step's
+    // context), published by the order service's relay and consumed by the notification
+    // service.
+    let mark_paid = find(&trace, "order", "checkout mark_paid", SpanKind::Internal);
+    assert_eq!(mark_paid.parent_span_id, process.span_id);
     let published = find(&trace, "order", "send order.paid", SpanKind::Producer);
+    assert_eq!(published.parent_span_id, mark_paid.span_id);
     assert_eq!(published.attribute("messaging.system"), Some("nats"));
     assert!(
         published

@@ -90,7 +90,8 @@
 //!
 //! impl Inventory {
 //!     async fn reserve(&self, ctx: StepContext, mut data: Checkout) -> Result<Outcome<Checkout>, StepError> {
-//!         // Call the inventory service with ctx.idempotency_key() ...
+//!         // Call the inventory service with ctx.idempotency_key(), in the trace
+//!         // ctx.current_trace() ...
 //!         data.reservation = Some(ctx.idempotency_key());
 //!         Ok(Outcome::Done(data))
 //!     }
@@ -148,7 +149,9 @@
 //! let mut tx = pool.begin().await?;
 //! // ... insert the order in `tx` ...
 //! let data = Checkout { order_id: id, reservation: None };
-//! orchestrator.create(&mut tx, "checkout", id, &data).await?;
+//! // The request's incoming trace headers, kept when spans are not exported.
+//! let trace = telemetry::propagation::TraceHeaders::default();
+//! orchestrator.create(&mut tx, "checkout", id, &data, &trace).await?;
 //! tx.commit().await?;
 //! orchestrator.drive(id);
 //! let summary = orchestrator.wait(id, Duration::from_secs(10)).await?;
@@ -156,6 +159,15 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Traces
+//!
+//! [`Orchestrator::create`] keeps the trace context of the request creating the instance
+//! with it (the current span's, else the incoming headers it is given). Each step runs in a
+//! `saga_step` span, a child of that context, whichever replica runs it and whenever. A step
+//! reads the kept context with [`StepContext::trace`] and gives its calls and events
+//! [`StepContext::current_trace`] (the step's span when spans are exported, else the kept
+//! context), so they are children of the step. The saga's data carries no trace.
 //!
 //! # Metrics
 //!
@@ -165,7 +177,7 @@
 //! `saga_step_duration_seconds{saga,step,phase}`; gauges `saga_in_flight{saga}`,
 //! `saga_stuck{saga}` and `saga_oldest_in_flight_seconds{saga}`, refreshed by the runner.
 //! The runner registers the counters at zero when it starts, so they read 0 before the
-//! first instance. Each step runs in a `saga_step` tracing span.
+//! first instance.
 //!
 //! This crate must never know about a particular service or saga: those come in as
 //! definitions. It never runs a step without holding the instance's lease, and never moves

@@ -176,12 +176,18 @@ impl Orchestrator {
     /// and its saga are created atomically), claimed by this replica. Nothing runs until
     /// [`Orchestrator::drive`] or the runner picks it up; should this replica die first, the
     /// runner of another takes it once the claim expires.
+    ///
+    /// The instance keeps the current span's trace context, or `trace` when spans are not
+    /// exported (pass the request's incoming headers, `rpc::Context::trace`): its steps' spans
+    /// are children of it, and [`StepContext::trace`] hands it to the steps, so the saga's
+    /// data need not carry a copy.
     pub async fn create<D: SagaData>(
         &self,
         conn: &mut PgConnection,
         saga: &str,
         id: Uuid,
         data: &D,
+        trace: &TraceHeaders,
     ) -> Result<(), Error> {
         let definition = self
             .inner
@@ -190,7 +196,7 @@ impl Orchestrator {
         let data = serde_json::to_value(data)?;
         // The steps run later, from a poll or another replica: they join the trace of the
         // request creating the instance through the context kept with it.
-        let trace = telemetry::propagation::current(&TraceHeaders::default());
+        let trace = telemetry::propagation::current(trace);
         let inserted = sqlx::query(
             "INSERT INTO saga_instances
                  (id, saga, state, phase, step_index, current_step, data, lease_owner, lease_until,
@@ -802,6 +808,10 @@ impl Inner {
             },
             woken_by_deadline: row.step_waited && signal.is_none(),
             signal: signal.as_ref().map(|(_, payload)| payload.clone()),
+            trace: TraceHeaders {
+                traceparent: row.traceparent.clone(),
+                tracestate: row.tracestate.clone(),
+            },
         };
         let signal_id = signal.map(|(signal_id, _)| signal_id);
         // `<saga> <step>` (`checkout reserve_stock`; `compensate <saga> <step>` when undoing),
@@ -819,13 +829,7 @@ impl Inner {
             instance_id = %id,
             attempt = ctx.attempt,
         );
-        telemetry::propagation::set_parent(
-            &span,
-            &TraceHeaders {
-                traceparent: row.traceparent.clone(),
-                tracestate: row.tracestate.clone(),
-            },
-        );
+        telemetry::propagation::set_parent(&span, &ctx.trace);
         let turn = Turn {
             row: &row,
             definition: &definition,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use telemetry::propagation::TraceHeaders;
 use uuid::Uuid;
 
 /// A boxed, sendable future: what steps return.
@@ -138,6 +139,7 @@ pub struct StepContext {
     pub(crate) refusal: Option<(String, serde_json::Value)>,
     pub(crate) signal: Option<serde_json::Value>,
     pub(crate) woken_by_deadline: bool,
+    pub(crate) trace: TraceHeaders,
 }
 
 impl StepContext {
@@ -188,6 +190,24 @@ impl StepContext {
     pub fn woken_by_deadline(&self) -> bool {
         self.woken_by_deadline
     }
+
+    /// The trace context kept with the instance when it was created
+    /// ([`Orchestrator::create`](crate::Orchestrator::create)): the request that started the
+    /// saga. The step's span is its child. Empty when that request had none.
+    pub fn trace(&self) -> TraceHeaders {
+        self.trace.clone()
+    }
+
+    /// The trace context the step's calls and events carry:
+    /// `telemetry::propagation::current(&ctx.trace())`, that is the current span's (the
+    /// step's, or one inside it) when spans are exported, else the instance's
+    /// [`trace`](Self::trace), so the trace id survives without an exporter. Call it inside
+    /// the step (the runtime runs the step in its span), and pass it where a trace is asked
+    /// for: `rpc::Context::with_trace`, `events::Outbox::append`. The saga's data carries no
+    /// trace of its own: this is the one copy, whichever replica runs the step and whenever.
+    pub fn current_trace(&self) -> TraceHeaders {
+        telemetry::propagation::current(&self.trace)
+    }
 }
 
 /// A step that calls other services: owned context and data in, data out, so it is easy to
@@ -218,5 +238,39 @@ impl<D: 'static> LocalStep<D> for Box<dyn LocalStep<D>> {
         data: &'c mut D,
     ) -> BoxFuture<'c, Result<(), StepError>> {
         (**self).run(conn, ctx, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(trace: TraceHeaders) -> StepContext {
+        StepContext {
+            instance_id: Uuid::nil(),
+            saga: Arc::from("checkout"),
+            step: "reserve_stock",
+            phase: Phase::Action,
+            attempt: 1,
+            refusal: None,
+            signal: None,
+            woken_by_deadline: false,
+            trace,
+        }
+    }
+
+    #[test]
+    fn without_an_exported_span_a_step_sends_the_instances_trace() {
+        let kept = TraceHeaders {
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: Some("vendor=1".into()),
+        };
+        let ctx = context(kept.clone());
+        assert_eq!(ctx.trace(), kept);
+        assert_eq!(ctx.current_trace(), kept);
+        assert_eq!(
+            context(TraceHeaders::default()).current_trace(),
+            TraceHeaders::default()
+        );
     }
 }

@@ -289,7 +289,13 @@ async fn an_instance_whose_data_does_not_fit_fails_without_compensating() {
     let id = uuid::Uuid::now_v7();
     let mut tx = env.pool.begin().await.unwrap();
     orchestrator
-        .create(&mut tx, "checkout", id, &serde_json::json!({ "trail": 7 }))
+        .create(
+            &mut tx,
+            "checkout",
+            id,
+            &serde_json::json!({ "trail": 7 }),
+            &TraceHeaders::default(),
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -305,7 +311,8 @@ async fn an_instance_whose_data_does_not_fit_fails_without_compensating() {
                 &mut env.pool.acquire().await.unwrap(),
                 "refund",
                 uuid::Uuid::now_v7(),
-                &Toy::default()
+                &Toy::default(),
+                &TraceHeaders::default(),
             )
             .await,
         Err(saga::Error::UnknownSaga(_))

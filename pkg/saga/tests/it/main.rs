@@ -18,6 +18,7 @@ use saga::{
 };
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use telemetry::propagation::TraceHeaders;
 use testkit::TestDatabase;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -261,10 +262,21 @@ impl TestEnv {
 
     /// Creates an instance in its own transaction and commits, without driving it.
     pub async fn create(&self, orchestrator: &Orchestrator, saga: &str) -> Uuid {
+        self.create_in_trace(orchestrator, saga, &TraceHeaders::default())
+            .await
+    }
+
+    /// [`TestEnv::create`] by a request whose incoming trace headers are `trace`.
+    pub async fn create_in_trace(
+        &self,
+        orchestrator: &Orchestrator,
+        saga: &str,
+        trace: &TraceHeaders,
+    ) -> Uuid {
         let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await.unwrap();
         orchestrator
-            .create(&mut tx, saga, id, &Toy::default())
+            .create(&mut tx, saga, id, &Toy::default(), trace)
             .await
             .expect("creating the instance");
         tx.commit().await.unwrap();

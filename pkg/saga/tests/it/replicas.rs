@@ -39,7 +39,13 @@ async fn a_dead_replicas_instance_is_taken_over_once_its_lease_expires() {
             let id = uuid::Uuid::now_v7();
             let mut tx = pool.begin().await.unwrap();
             orchestrator
-                .create(&mut tx, "checkout", id, &Toy::default())
+                .create(
+                    &mut tx,
+                    "checkout",
+                    id,
+                    &Toy::default(),
+                    &TraceHeaders::default(),
+                )
                 .await
                 .unwrap();
             tx.commit().await.unwrap();

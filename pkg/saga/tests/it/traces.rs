@@ -15,18 +15,32 @@ use crate::{Runner, TestEnv, Toy, config, finished};
 const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-/// What each step would send to the services it calls: the trace context current in it.
-type Sent = Arc<Mutex<Vec<(String, TraceHeaders)>>>;
+/// What one step saw of the trace.
+#[derive(Clone, Debug)]
+struct Seen {
+    step: String,
+    /// The context current in the step, as a call would send it.
+    current: TraceHeaders,
+    /// What the step's context hands it: the instance's context and the one to send.
+    kept: TraceHeaders,
+    to_send: TraceHeaders,
+}
+
+type Sent = Arc<Mutex<Vec<Seen>>>;
 
 fn traced(sent: &Sent) -> Definition<Toy> {
     let mut definition = Definition::new("traced");
     for step in ["reserve", "charge"] {
         let sent = sent.clone();
-        definition = definition.remote(step, move |_ctx, data| {
+        definition = definition.remote(step, move |ctx, data| {
             let sent = sent.clone();
             async move {
-                let context = telemetry::propagation::current(&TraceHeaders::default());
-                sent.lock().unwrap().push((step.to_owned(), context));
+                sent.lock().unwrap().push(Seen {
+                    step: step.to_owned(),
+                    current: telemetry::propagation::current(&TraceHeaders::default()),
+                    kept: ctx.trace(),
+                    to_send: ctx.current_trace(),
+                });
                 Ok(Outcome::Done(data))
             }
         });
@@ -92,17 +106,68 @@ async fn steps_run_by_another_replica_continue_the_trace_that_created_the_saga()
     runner.stop().await;
 
     let sent = sent.lock().unwrap().clone();
-    let steps: Vec<&str> = sent.iter().map(|(step, _)| step.as_str()).collect();
+    let steps: Vec<&str> = sent.iter().map(|seen| seen.step.as_str()).collect();
     assert_eq!(steps, ["reserve", "charge"]);
     let mut span_ids = Vec::new();
-    for (step, context) in &sent {
-        assert_eq!(context.trace_id(), Some(TRACE_ID), "{step}: {context:?}");
-        let traceparent = context.traceparent.as_deref().unwrap();
+    for Seen {
+        step,
+        current,
+        kept,
+        to_send,
+    } in &sent
+    {
+        assert_eq!(current.trace_id(), Some(TRACE_ID), "{step}: {current:?}");
+        let traceparent = current.traceparent.as_deref().unwrap();
         assert_ne!(
             traceparent, stored,
             "{step} sends its own span as the parent"
         );
         span_ids.push(traceparent.to_owned());
+        // The step is handed the instance's context, and sends its own span's.
+        assert_eq!(kept.traceparent.as_deref(), Some(stored.as_str()), "{step}");
+        assert_eq!(to_send, current, "{step}");
     }
     assert_ne!(span_ids[0], span_ids[1], "each step has a span of its own");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_created_outside_any_span_keeps_the_incoming_trace_headers() {
+    install_tracer();
+    let env = TestEnv::start().await;
+    let sent = Sent::default();
+    // A request whose span has no trace context (nothing exported): the headers it came with
+    // are what the instance keeps, so the trace id still reaches the steps' calls.
+    let incoming = TraceHeaders {
+        traceparent: Some(CALLER.to_owned()),
+        tracestate: Some("vendor=1".to_owned()),
+    };
+    let orchestrator = env.orchestrator(config(), vec![traced(&sent)]);
+    let id = env
+        .create_in_trace(&orchestrator, "traced", &incoming)
+        .await;
+    let stored: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT traceparent, tracestate FROM saga_instances WHERE id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        (incoming.traceparent.clone(), incoming.tracestate.clone())
+    );
+
+    orchestrator.drive(id);
+    assert_eq!(finished(&orchestrator, id).await.state, State::Completed);
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for Seen {
+        step,
+        kept,
+        to_send,
+        ..
+    } in &sent
+    {
+        assert_eq!(kept, &incoming, "{step}");
+        assert_eq!(to_send.trace_id(), Some(TRACE_ID), "{step}: {to_send:?}");
+    }
 }
