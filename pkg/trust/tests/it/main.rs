@@ -362,3 +362,47 @@ async fn the_gateway_gathers_service_discovery_and_services_do_not() {
         );
     }
 }
+
+#[tokio::test]
+async fn only_a_consumers_own_service_puts_its_dead_letters_back() {
+    let server = NatsServer::start().await.unwrap();
+    let event = &api::auth::events::USER_REGISTERED;
+    let durable = events::names::durable_name("user", event).unwrap();
+    let redrive = events::names::redrive_subject(event.domain, &durable).unwrap();
+    let endpoint = events::names::redrive_endpoint_subject("user");
+    let delete = format!(
+        "$JS.API.STREAM.MSG.DELETE.{}",
+        events::names::DEAD_LETTER_STREAM
+    );
+    let user = server.connect_as("user").await;
+    assert!(
+        may_publish(&server, &user, &redrive).await,
+        "user could not put its own letter back: {:#?}",
+        server.violations()
+    );
+    let gateway = server.connect_as("gateway").await;
+    assert!(
+        may_publish(&server, &gateway, &endpoint).await,
+        "the gateway could not ask user to redrive: {:#?}",
+        server.violations()
+    );
+    // notification consumes the same event, but its durable is another.
+    for other in ["notification", "address", "gateway"] {
+        let client = server.connect_as(other).await;
+        assert!(
+            refused(&server, &client, &redrive).await,
+            "{other} put an event on user's durable"
+        );
+    }
+    for other in ["notification", "address", "product"] {
+        let client = server.connect_as(other).await;
+        assert!(
+            refused(&server, &client, &endpoint).await,
+            "{other} asked user to redrive"
+        );
+    }
+    assert!(
+        refused(&server, &gateway, &delete).await,
+        "the gateway deleted a dead letter"
+    );
+}
