@@ -64,7 +64,7 @@ pub fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                         original = letter.original_sequence,
                         event_type = letter.event_type,
                         event_id = letter.event_id,
-                        at = letter.stored_at,
+                        at = letter.stored.to_rfc3339(),
                         payload = String::from_utf8_lossy(&letter.payload),
                     );
                 }

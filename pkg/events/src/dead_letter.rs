@@ -225,8 +225,7 @@ fn copy_headers(from: &HeaderMap, keep: impl Fn(&str) -> bool) -> HeaderMap {
 pub struct DeadLetter {
     /// Its sequence in the dead-letter stream: what `redrive --seq` takes.
     pub sequence: u64,
-    pub stored_at: String,
-    /// The same moment, for answers that carry a timestamp.
+    /// When the dead-letter stream stored it.
     pub stored: chrono::DateTime<chrono::Utc>,
     pub consumer: String,
     pub reason: String,
@@ -251,7 +250,6 @@ impl DeadLetter {
         };
         Self {
             sequence: message.sequence,
-            stored_at: message.time.to_string(),
             stored: chrono::DateTime::from_timestamp_nanos(
                 i64::try_from(message.time.unix_timestamp_nanos()).unwrap_or(i64::MAX),
             ),
