@@ -13,8 +13,6 @@ use api::gateway::{
     ConsumerDeadLetters, DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse,
     RedriveDeadLettersRequest,
 };
-use axum::body::Body;
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
 use events::dead_letter;
@@ -117,7 +115,7 @@ pub async fn list(
             .collect(),
         next_after: next_after.unwrap_or(0),
     };
-    json(&response)
+    crate::discovery::json_answer(&response, "the dead letters")
 }
 
 /// The service that runs `consumer`, and the subject of its redrive endpoint, for
@@ -166,19 +164,6 @@ fn shown(payload: &Bytes) -> (String, bool) {
 
 fn unavailable(message: &str) -> ApiError {
     ApiError::service(rpc::ErrorCode::Unavailable, message)
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(value).map_err(|error| {
-        tracing::error!(%error, "encoding the dead letters");
-        ApiError::service(rpc::ErrorCode::Internal, "the answer could not be encoded")
-    })?;
-    let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(rpc::headers::JSON),
-    );
-    Ok(response)
 }
 
 #[cfg(test)]

@@ -81,11 +81,19 @@ pub async fn list_services(
     if gathered.skipped.total() > 0 {
         tracing::warn!(skipped = ?gathered.skipped.by_reason, "service discovery replies skipped");
     }
-    let body = serde_json::to_vec(&gathered.into_response()).map_err(|e| {
-        tracing::error!(error = %e, "encoding the service list");
+    json_answer(&gathered.into_response(), "the service list")
+}
+
+/// The JSON answer of one of the gateway's own routes: `what` names it in the error.
+pub(crate) fn json_answer<T: serde::Serialize>(
+    value: &T,
+    what: &str,
+) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| {
+        tracing::error!(error = %e, "encoding {what}");
         ApiError::service(
             rpc::ErrorCode::Internal,
-            "the service list could not be encoded",
+            format!("{what} could not be encoded"),
         )
     })?;
     let mut response = Response::new(Body::from(body));

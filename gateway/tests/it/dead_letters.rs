@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Platform, expect_error, path_of};
+use crate::helpers::{Platform, expect_error, json_u64, path_of};
 
 fn list_path() -> String {
     path_of(&api::gateway::methods::LIST_DEAD_LETTERS, &[])
@@ -18,15 +18,6 @@ fn redrive_path(consumer: &str) -> String {
         &api::gateway::methods::REDRIVE_DEAD_LETTERS,
         &[("consumer", consumer)],
     )
-}
-
-/// A 64-bit number, which canonical JSON writes as a string.
-fn number(value: &Value) -> u64 {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("a 64-bit number as a string: {value}"))
-        .parse()
-        .unwrap()
 }
 
 fn letters(listing: &Value) -> &Vec<Value> {
@@ -42,7 +33,7 @@ fn count_of(listing: &Value, consumer: &str) -> u64 {
         .iter()
         .find(|c| c["consumer"] == consumer)
         .unwrap_or_else(|| panic!("{consumer} is not among the consumers: {listing}"));
-    number(&entry["dead_letters"])
+    json_u64(&entry["dead_letters"])
 }
 
 /// Lists until `done` holds for the listing of `consumer`'s dead letters.
@@ -127,12 +118,12 @@ async fn admins_list_dead_letters_and_redrive_them_to_their_consumer_alone() {
             .starts_with("terminated: user_id"),
         "{letter}"
     );
-    assert_eq!(number(&letter["deliveries"]), 1);
+    assert_eq!(json_u64(&letter["deliveries"]), 1);
     assert!(letter["payload"].as_str().unwrap().contains("not-a-uuid"));
     assert_eq!(letter["payload_truncated"], false);
     assert!(letter["stored_at"].is_string(), "{letter}");
     assert_eq!(count_of(&listing, &durable), 1);
-    let first = number(&letter["sequence"]);
+    let first = json_u64(&letter["sequence"]);
 
     // Bad requests are refused with what is wrong.
     let (status, body) = platform
@@ -174,7 +165,7 @@ async fn admins_list_dead_letters_and_redrive_them_to_their_consumer_alone() {
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(letters(&page).len(), 1);
-    assert_eq!(number(&page["next_after"]), 0, "the only letter: {page}");
+    assert_eq!(json_u64(&page["next_after"]), 0, "the only letter: {page}");
 
     // The redrive goes through the user service, which puts the event back on its own
     // consumer; that consumer gives it up again, so it comes back as a new dead letter.
@@ -190,7 +181,7 @@ async fn admins_list_dead_letters_and_redrive_them_to_their_consumer_alone() {
     let again = listing_until(&platform, &admin, &durable, "the letter back", |l| {
         letters(l)
             .iter()
-            .any(|letter| number(&letter["sequence"]) > first)
+            .any(|letter| json_u64(&letter["sequence"]) > first)
     })
     .await;
     assert_eq!(letters(&again).len(), 1, "the old one is gone: {again}");
@@ -203,7 +194,7 @@ async fn admins_list_dead_letters_and_redrive_them_to_their_consumer_alone() {
     );
 
     // Redrive all: the same again, through the same path.
-    let second = number(&letter["sequence"]);
+    let second = json_u64(&letter["sequence"]);
     let (status, done) = platform
         .post(&redrive_path(&durable), json!({}), Some(&admin))
         .await;
@@ -212,7 +203,7 @@ async fn admins_list_dead_letters_and_redrive_them_to_their_consumer_alone() {
     listing_until(&platform, &admin, &durable, "the letter back again", |l| {
         letters(l)
             .iter()
-            .any(|letter| number(&letter["sequence"]) > second)
+            .any(|letter| json_u64(&letter["sequence"]) > second)
     })
     .await;
 

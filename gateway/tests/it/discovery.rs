@@ -10,7 +10,7 @@ use serde_json::Value;
 use testkit::Companion;
 
 use crate::helpers::{
-    Platform, PlatformOptions, TestApp, assert_nothing_arrives, expect_error, path_of,
+    Platform, PlatformOptions, TestApp, assert_nothing_arrives, expect_error, json_u64, path_of,
     product_path, products_path,
 };
 
@@ -48,15 +48,6 @@ fn endpoint<'a>(instance: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|e| e["name"] == name)
         .unwrap_or_else(|| panic!("no endpoint {name}: {instance}"))
-}
-
-/// A 64-bit count, which canonical JSON writes as a string.
-fn count(value: &Value) -> u64 {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("a count as a string: {value}"))
-        .parse()
-        .unwrap()
 }
 
 /// Every served contract's service name: what a whole platform runs.
@@ -174,10 +165,10 @@ async fn an_admin_sees_every_running_service_with_its_version_endpoints_and_coun
 
     // Calls are counted: two product lists, and a product that does not exist (an error).
     let product = &instances(service(&listing, "product"))[0];
-    let lists_before = count(&endpoint(product, "list_products")["num_requests"]);
-    let gets_before = count(&endpoint(product, "get_product")["num_requests"]);
-    let get_errors_before = count(&endpoint(product, "get_product")["num_errors"]);
-    let errors_before = count(&product["total_errors"]);
+    let lists_before = json_u64(&endpoint(product, "list_products")["num_requests"]);
+    let gets_before = json_u64(&endpoint(product, "get_product")["num_requests"]);
+    let get_errors_before = json_u64(&endpoint(product, "get_product")["num_errors"]);
+    let errors_before = json_u64(&product["total_errors"]);
     for _ in 0..2 {
         let (status, _) = platform.get(&products_path(), None).await;
         assert_eq!(status, StatusCode::OK);
@@ -189,27 +180,27 @@ async fn an_admin_sees_every_running_service_with_its_version_endpoints_and_coun
     let listing = listing_with(&platform.http, &url, &admin, &everything).await;
     let product = &instances(service(&listing, "product"))[0];
     let list = endpoint(product, "list_products");
-    assert_eq!(count(&list["num_requests"]), lists_before + 2, "{list}");
+    assert_eq!(json_u64(&list["num_requests"]), lists_before + 2, "{list}");
     assert_eq!(list["queue_group"], "q");
     assert!(
         list["processing_time"].as_str().unwrap().ends_with('s'),
         "{list}"
     );
     let get = endpoint(product, "get_product");
-    assert_eq!(count(&get["num_requests"]), gets_before + 1, "{get}");
+    assert_eq!(json_u64(&get["num_requests"]), gets_before + 1, "{get}");
     assert_eq!(
-        count(&get["num_errors"]),
+        json_u64(&get["num_errors"]),
         get_errors_before + 1,
         "the not found is an error: {get}"
     );
-    assert_eq!(count(&product["total_errors"]), errors_before + 1);
+    assert_eq!(json_u64(&product["total_errors"]), errors_before + 1);
     let total: u64 = product["endpoints"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| count(&e["num_requests"]))
+        .map(|e| json_u64(&e["num_requests"]))
         .sum();
-    assert_eq!(count(&product["total_requests"]), total);
+    assert_eq!(json_u64(&product["total_requests"]), total);
 
     let violations: Vec<String> = platform
         .nats_violations()

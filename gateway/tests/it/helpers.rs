@@ -361,6 +361,15 @@ pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) 
     body
 }
 
+/// A 64-bit integer of an answer, which canonical proto3 JSON writes as a string.
+pub fn json_u64(value: &Value) -> u64 {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("a 64-bit integer as a string: {value}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("a 64-bit integer: {value}: {e}"))
+}
+
 /// The fields an error body names, in order.
 pub fn bad_fields(body: &Value) -> Vec<String> {
     body["details"]
